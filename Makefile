@@ -1,0 +1,41 @@
+# recipe-keras: `make demo` sets everything up and trains a fresh project; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(abspath $(VENV))/bin/python
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test lint format benchmark clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(VENV)/.installed ## Create .venv with recipe-keras (editable), all three backends and the test tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: setup ## Render the template with its defaults into scratch/ and train it (offline)
+	rm -rf scratch
+	$(PY) -m recipe_keras.cli new --no-input --output-dir scratch
+	# --no-deps: setup installed everything, and keeps recipe-keras editable in .venv.
+	$(MAKE) -C scratch/digits_classifier install train PYTHON=$(PY) PIP_FLAGS="--no-deps --no-build-isolation"
+
+test: setup ## Run the whole test suite (three backends in parallel processes)
+	$(PY) scripts/run_tests.py
+
+lint: setup ## ruff check and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup ## Format with ruff
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+benchmark: setup ## Print the benchmarks' side-by-side ratios
+	$(PY) benchmarks/train_overhead.py
+
+clean: ## Remove the venv, scratch projects and build outputs
+	rm -rf $(VENV) scratch dist build test-artifacts

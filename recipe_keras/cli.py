@@ -1,0 +1,55 @@
+"""The ``recipe-keras`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _answers(pairs: list[str]) -> dict[str, str]:
+    answers = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"recipe-keras new: {pair!r} is not KEY=VALUE (e.g. backend=jax)")
+        answers[key] = value
+    return answers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="recipe-keras", description="Karpathy's training recipe as Keras 3 tools."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    new = commands.add_parser(
+        "new",
+        help="create a project from the template this package carries (works offline)",
+        description="Create a project; answers not given as KEY=VALUE are prompted for.",
+    )
+    new.add_argument("answers", nargs="*", metavar="KEY=VALUE", help="e.g. backend=jax")
+    new.add_argument("-o", "--output-dir", default=".", help="where the project folder goes")
+    new.add_argument("--no-input", action="store_true", help="take defaults, ask nothing")
+    args = parser.parse_args(argv)
+
+    if args.command == "new":
+        from cookiecutter.exceptions import CookiecutterException
+
+        from recipe_keras.new import new_project
+
+        try:
+            project = new_project(args.output_dir, _answers(args.answers), args.no_input)
+        except CookiecutterException as exc:
+            # The pre-gen hook has printed which answer is wrong; cookiecutter removed the folder.
+            print(f"recipe-keras new: no project written ({exc})", file=sys.stderr)
+            return 1
+        except ValueError as exc:  # cookiecutter's check of a choice answer
+            print(f"recipe-keras new: no project written: {exc}", file=sys.stderr)
+            return 1
+        print(f"Created {project}\nNext: cd {project} && make install && make train")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

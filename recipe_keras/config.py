@@ -1,0 +1,249 @@
+"""The project's one typed config: ``config.toml`` read into dataclasses.
+
+Every key has a type, a default and a comment; an unknown key or a bad value
+raises :class:`ConfigError` naming the key, the value received and what is
+allowed, so a typo never silently falls back to a default. Standard library
+only: it runs before Keras is imported, because the backend is chosen here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "BACKENDS",
+    "EMBEDDED_DATASETS",
+    "MODELS",
+    "TASKS",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "dataset_kind",
+    "load_config",
+    "select_backend",
+]
+
+BACKENDS = ("jax", "tensorflow", "torch")
+TASKS = ("image_classification",)
+EMBEDDED_DATASETS = ("digits",)
+MODELS = ("linear", "mlp", "cnn")
+
+
+class ConfigError(ValueError):
+    """A config key is unknown or its value is not allowed."""
+
+
+# A TFDS catalog name, optionally with a config and a version: "mnist", "mnist:3.*.*",
+# "cifar10_corrupted/brightness_1". The template's pre-gen hook applies the same rule.
+_TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.-]+)?(:[0-9*]+(\.[0-9*]+){0,2})?$")
+
+
+def dataset_kind(dataset: str) -> str:
+    """Say where ``data.dataset`` points: "embedded", "folder" or "tfds".
+
+    A path (absolute, ``~``, ``./``, or an existing folder) is an image folder;
+    an embedded name wins over the TFDS catalog; anything else must look like a
+    TFDS catalog name.
+    """
+    path = Path(dataset).expanduser()
+    if dataset.startswith(("/", "~", ".")) or path.is_dir():
+        if not path.is_dir():
+            raise ConfigError(
+                f"data.dataset = {dataset!r}: no such folder; an image folder must exist "
+                "and be laid out split/label/image"
+            )
+        return "folder"
+    if dataset in EMBEDDED_DATASETS:
+        return "embedded"
+    if _TFDS_NAME.match(dataset):
+        return "tfds"
+    raise ConfigError(
+        f"data.dataset = {dataset!r} is not allowed; expected an embedded name "
+        f"({', '.join(EMBEDDED_DATASETS)}), a TFDS catalog name such as 'mnist', "
+        "or the path of an image folder"
+    )
+
+
+def _choices(*allowed: str) -> dict[str, Any]:
+    return {"choices": allowed}
+
+
+def _at_least(low: float) -> dict[str, Any]:
+    return {"min": low}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # An embedded name ("digits": offline, ships with recipe-keras), a TFDS catalog name
+    # such as "mnist" (downloaded once by TFDS), or a folder laid out split/label/image.
+    dataset: str = "digits"
+    # Where TFDS prepares datasets; "" means $TFDS_DATA_DIR or ~/tensorflow_datasets.
+    data_dir: str = ""
+    # TFDS split expressions; slicing carves validation out of train.
+    train_split: str = "train[:90%]"
+    val_split: str = "train[90%:]"
+    test_split: str = "test"
+    # [height, width] to resize to; [] keeps the stored size (a folder: its first image's).
+    image_size: list[int] = field(default_factory=list)
+    # 1 or 3 to convert to; 0 keeps what is stored (an image folder decodes as 3).
+    channels: int = field(default=0, metadata=_choices(0, 1, 3))
+    batch_size: int = field(default=64, metadata=_at_least(1))
+    # Examples in the shuffle buffer (training split only; seeded, so repeatable).
+    shuffle_buffer: int = field(default=10_000, metadata=_at_least(1))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # A model-zoo entry (R3.1, "don't be a hero"): linear, mlp or cnn.
+    name: str = field(default="cnn", metadata=_choices(*MODELS))
+    # Base width: units of the MLP's hidden layers, filters of the CNN's first convolution.
+    width: int = field(default=32, metadata=_at_least(1))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = field(default=20, metadata=_at_least(1))
+    # Adam at 3e-4 with a constant rate is the recipe's safe default (R3.2, R3.4).
+    learning_rate: float = field(default=3e-4, metadata=_at_least(0.0))
+    # Where train.json and the figures go, relative to the project.
+    reports_dir: str = "reports"
+    # The trained model, in Keras's native format (loads on any backend).
+    model_path: str = "artifacts/model.keras"
+    # Epoch-end backups: an interrupted `make train` resumes where it stopped
+    # (keras.callbacks.BackupAndRestore); deleted when training finishes.
+    backup_dir: str = "artifacts/backup"
+    # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
+    verbose: int = field(default=2, metadata=_choices(0, 1, 2))
+
+
+@dataclass(frozen=True)
+class Config:
+    # Keras backend; the KERAS_BACKEND environment variable wins, so
+    # `KERAS_BACKEND=torch make train` switches without editing this file.
+    backend: str = field(default="tensorflow", metadata=_choices(*BACKENDS))
+    task: str = field(default="image_classification", metadata=_choices(*TASKS))
+    # One seed for Python, NumPy, the backend and the input pipeline (R2.1).
+    seed: int = field(default=42, metadata=_at_least(0))
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_config(path: str | os.PathLike[str] = "config.toml") -> Config:
+    """Read and validate a project's config.toml."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"no config file at {str(path)!r}; run from the project folder or pass its path"
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return from_dict(raw, source=str(path))
+
+
+def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    """Build a validated :class:`Config` from nested dicts (as TOML gives them)."""
+    return _build(Config, raw, prefix="", source=source)
+
+
+def select_backend(config: Config | str | os.PathLike[str] = "config.toml") -> str:
+    """Set KERAS_BACKEND from the config unless the environment already chose one.
+
+    Keras reads the variable once, at import, so this must run first; a Keras
+    already imported with another backend is an error, not a silent mismatch.
+    A config path that does not exist leaves the environment as it is.
+    """
+    if not isinstance(config, Config):
+        path = Path(config)
+        config = load_config(path) if path.is_file() else None
+    if config is not None:
+        os.environ.setdefault("KERAS_BACKEND", config.backend)
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"KERAS_BACKEND={backend!r} is not a supported backend; allowed: {', '.join(BACKENDS)}"
+        )
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.backend() != backend:
+        raise RuntimeError(
+            f"keras was imported with backend {keras.backend.backend()!r} before "
+            f"select_backend() asked for {backend!r}; call it before importing keras"
+        )
+    return backend
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [{where}] must be a table, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, fields, n=1)
+        hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"{source}: unknown key {prefix + key!r}{hint}; "
+            f"allowed in {where}: {', '.join(sorted(fields))}"
+        )
+    values = {}
+    for name, value in raw.items():
+        key, hint = prefix + name, hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, prefix=key + ".", source=source)
+        else:
+            values[name] = _check(key, value, hint, fields[name].metadata, source)
+    built = cls(**values)
+    if isinstance(built, DataConfig):
+        dataset_kind(built.dataset)  # fails loudly on a name that can be nothing
+    return built
+
+
+def _check(key: str, value: Any, hint: Any, meta: Any, source: str) -> Any:
+    def fail(allowed: str) -> typing.NoReturn:
+        raise ConfigError(f"{source}: {key} = {value!r} is not allowed; expected {allowed}")
+
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list) or not all(_is(v, item) for v in value):
+            fail("a list of integers")
+        if key.endswith("image_size") and value and (len(value) != 2 or min(value) < 1):
+            fail("[] or [height, width] with positive sizes")
+        return list(value)
+    if not _is(value, hint):
+        fail(_NAMES[hint])
+    if "choices" in meta and value not in meta["choices"]:
+        fail("one of " + ", ".join(repr(c) for c in meta["choices"]))
+    if "min" in meta and value < meta["min"]:
+        fail(f"{_NAMES[hint]} >= {meta['min']}")
+    return float(value) if hint is float else value
+
+
+_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _is(value: Any, hint: type) -> bool:
+    if isinstance(value, bool):  # TOML's true is not a number
+        return hint is bool
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)

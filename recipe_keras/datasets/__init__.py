@@ -1,0 +1,1 @@
+"""Datasets that ship with recipe-keras, as TFDS builders (no network needed)."""

@@ -1,0 +1,67 @@
+"""``recipe-keras new``: render the template this installed package carries, offline.
+
+The wheel carries ``template/`` as ``recipe_keras/_template``; a source checkout
+uses the folder itself. The project's dependency on recipe-keras is filled in
+with where this copy was installed from, so ``make install`` resolves it with no
+package index that knows recipe-keras.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["installed_requirement", "new_project", "template_dir"]
+
+
+def template_dir() -> Path:
+    """The cookiecutter template: inside the wheel, or beside the package in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_template", here.parent / "template"):
+        if (candidate / "cookiecutter.json").is_file():
+            return candidate
+    raise RuntimeError(f"recipe-keras is installed without its template (looked in {here})")
+
+
+def installed_requirement() -> str:
+    """A pip requirement that reinstalls this very copy of recipe-keras.
+
+    PEP 610's direct_url.json says where pip took it from (a folder, a wheel
+    file, a git URL); a copy from an index is pinned to its version.
+    """
+    dist = metadata.distribution("recipe-keras")
+    direct = dist.read_text("direct_url.json")
+    if not direct:
+        return f"recipe-keras=={dist.version}"
+    info = json.loads(direct)
+    url = info["url"]
+    vcs = info.get("vcs_info")
+    if vcs:
+        return f"recipe-keras @ {vcs['vcs']}+{url}@{vcs['commit_id']}"
+    return f"recipe-keras @ {url}"
+
+
+def new_project(
+    output_dir: str | os.PathLike[str] = ".",
+    answers: dict[str, str] | None = None,
+    no_input: bool = False,
+) -> Path:
+    """Render a project and return its folder; hooks validate the answers."""
+    from cookiecutter.main import cookiecutter
+
+    answers = dict(answers or {})
+    answers.setdefault("recipe_keras_requirement", installed_requirement())
+    dataset = answers.get("dataset")
+    if dataset and Path(dataset).expanduser().is_dir():
+        # The project runs from its own folder: a path relative to here would break there.
+        answers["dataset"] = str(Path(dataset).expanduser().resolve())
+    return Path(
+        cookiecutter(
+            str(template_dir()),
+            no_input=no_input,
+            extra_context=answers,
+            output_dir=str(output_dir),
+        )
+    )

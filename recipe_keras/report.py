@@ -1,0 +1,67 @@
+"""The one schema of ``reports/<step>.json``: every step writes through here.
+
+A report says which step ran, which recipe ids it covers, a verdict per id
+(pass / warn / fail), the numbers measured and the figures drawn, plus the run's
+context (backend, seed, time). Readers (tests, the HTML report) load it back
+with :func:`read_report`, which checks the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SCHEMA_VERSION", "VERDICTS", "Report", "read_report", "write_report"]
+
+SCHEMA_VERSION = 1
+VERDICTS = ("pass", "warn", "fail")
+
+
+@dataclass
+class Report:
+    step: str
+    recipe_ids: list[str]
+    # One verdict per recipe id this step judged.
+    verdicts: dict[str, str] = field(default_factory=dict)
+    # Measured numbers, flat and JSON-friendly: {"test_accuracy": 0.97, ...}.
+    numbers: dict[str, Any] = field(default_factory=dict)
+    # Paths of figures relative to the reports folder.
+    figures: list[str] = field(default_factory=list)
+    # Anything else a step records (per-epoch history, the config used, ...).
+    details: dict[str, Any] = field(default_factory=dict)
+    backend: str = field(default_factory=lambda: os.environ.get("KERAS_BACKEND", ""))
+    created: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
+    python: str = field(default_factory=platform.python_version)
+    schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in self.verdicts.items() if v not in VERDICTS}
+        if bad:
+            raise ValueError(f"verdicts {bad} are not allowed; a verdict is one of {VERDICTS}")
+
+
+def write_report(report: Report, reports_dir: str | os.PathLike[str]) -> Path:
+    """Write ``<reports_dir>/<step>.json`` atomically (a crash never leaves half a file)."""
+    path = Path(reports_dir) / f"{report.step}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(asdict(report), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_report(path: str | os.PathLike[str]) -> Report:
+    """Load a report written by :func:`write_report`."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    if raw.get("schema") != SCHEMA_VERSION:
+        raise ValueError(
+            f"{path}: schema {raw.get('schema')!r} is not the supported {SCHEMA_VERSION}"
+        )
+    return Report(**raw)

@@ -1,0 +1,81 @@
+"""Validate every answer before anything is written; stdlib only, one clear line on failure.
+
+Cookiecutter renders this file with Jinja first, then runs it in whatever
+Python runs cookiecutter (recipe-keras may not be installed there). A non-zero
+exit makes cookiecutter delete the half-made project.
+"""
+
+import keyword
+import re
+import sys
+from pathlib import Path
+
+ANSWERS = {
+    "project_slug": {{cookiecutter.project_slug | tojson}},
+    "backend": {{cookiecutter.backend | tojson}},
+    "task": {{cookiecutter.task | tojson}},
+    "dataset": {{cookiecutter.dataset | tojson}},
+    "model": {{cookiecutter.model | tojson}},
+    "epochs": {{cookiecutter.epochs | tojson}},
+    "batch_size": {{cookiecutter.batch_size | tojson}},
+    "seed": {{cookiecutter.seed | tojson}},
+    "python_version": {{cookiecutter.python_version | tojson}},
+    "recipe_keras_requirement": {{cookiecutter.recipe_keras_requirement | tojson}},
+}
+CHOICES = {
+    "backend": ("jax", "tensorflow", "torch"),
+    "task": ("image_classification",),
+    "model": ("linear", "mlp", "cnn"),
+}
+EMBEDDED = ("digits",)
+# Same rule as recipe_keras.config.dataset_kind (this hook cannot import recipe_keras).
+TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.-]+)?(:[0-9*]+(\.[0-9*]+){0,2})?$")
+# Names a package must not take: they would shadow what the project imports.
+SHADOWED = {"keras", "tensorflow", "torch", "jax", "numpy", "recipe_keras", "tests", "test"}
+
+
+def problem() -> str | None:
+    """The first invalid answer, as one line naming the value and what is allowed."""
+    slug = ANSWERS["project_slug"]
+    if not slug.isidentifier() or keyword.iskeyword(slug):
+        return f"project_slug {slug!r} is not a valid Python identifier (letters, digits, _)"
+    if slug in sys.stdlib_module_names or slug in SHADOWED:
+        return f"project_slug {slug!r} would shadow the module of that name; pick another"
+    for key, allowed in CHOICES.items():
+        if ANSWERS[key] not in allowed:
+            return f"{key} {ANSWERS[key]!r} is not allowed; choose one of {', '.join(allowed)}"
+    dataset = ANSWERS["dataset"]
+    path = Path(dataset).expanduser()
+    if dataset.startswith(("/", "~", ".")):
+        if not path.is_absolute():
+            return f"dataset {dataset!r}: give an image folder as an absolute path"
+        if not path.is_dir():
+            return f"dataset {dataset!r}: no such folder (an image folder is laid out split/label/image)"
+    elif dataset not in EMBEDDED and not TFDS_NAME.match(dataset):
+        return (
+            f"dataset {dataset!r} is not allowed; give an embedded name ({', '.join(EMBEDDED)}), "
+            "a TFDS catalog name such as 'mnist', or an image folder's absolute path"
+        )
+    for key in ("epochs", "batch_size", "seed"):
+        value = str(ANSWERS[key])
+        if not value.isdigit() or (key != "seed" and int(value) < 1):
+            return f"{key} {value!r} is not allowed; give a whole number" + (
+                "" if key == "seed" else " >= 1"
+            )
+    version = ANSWERS["python_version"]
+    if not re.fullmatch(r"3\.\d+", version) or int(version.split(".")[1]) < 10:
+        return f"python_version {version!r} is not allowed; give 3.10 or newer, as 3.X"
+    requirement = ANSWERS["recipe_keras_requirement"]
+    if not re.match(r"recipe[-_]keras\b", requirement):
+        return (
+            f"recipe_keras_requirement {requirement!r} is not allowed; it must start with "
+            "'recipe-keras' (e.g. 'recipe-keras @ git+https://...' or 'recipe-keras==0.1.0')"
+        )
+    return None
+
+
+if __name__ == "__main__":
+    message = problem()
+    if message:
+        print(f"ERROR: {message}", file=sys.stderr)
+        sys.exit(1)

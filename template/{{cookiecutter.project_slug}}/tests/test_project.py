@@ -1,0 +1,52 @@
+"""The project's own tests: fast checks that its config, data and model fit together.
+
+`make test` runs them; they pass at birth and should keep passing as you edit.
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from recipe_keras.config import load_config
+
+from {{ cookiecutter.project_slug }}.data import load_data
+from {{ cookiecutter.project_slug }}.model import build_model
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config("config.toml")
+
+
+@pytest.fixture(scope="module")
+def splits(config):
+    return load_data(config)
+
+
+def test_backend_is_the_configured_one(config):
+    import os
+
+    assert keras.backend.backend() == os.environ.get("KERAS_BACKEND", config.backend)
+
+
+def test_batches_are_normalised_images_with_valid_labels(splits, config):
+    images, labels = next(iter(splits.train))
+    images, labels = np.asarray(images), np.asarray(labels)
+    assert images.shape[1:] == splits.input_shape
+    assert images.shape[0] <= config.data.batch_size
+    assert images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert set(labels.tolist()) <= set(range(splits.num_classes))
+
+
+def test_model_starts_at_the_uniform_loss(splits, config):
+    # R2.4: a fresh model should be unsure of every class, loss ~ -log(1/C).
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(splits.input_shape, splits.num_classes, config.model)
+    images, labels = next(iter(splits.train))
+    logits = model(images, training=False)
+    assert tuple(logits.shape) == (images.shape[0], splits.num_classes)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    expected = -math.log(1 / splits.num_classes)
+    assert abs(float(loss) - expected) < 0.25 * expected

@@ -1,0 +1,115 @@
+"""The config: every default documented in the template, every bad value a loud error."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+
+import pytest
+
+from recipe_keras.config import (
+    Config,
+    ConfigError,
+    dataset_kind,
+    from_dict,
+    load_config,
+    select_backend,
+)
+from tests.conftest import render
+
+
+def test_rendered_config_holds_the_library_defaults(tmp_path):
+    # The template's config.toml lists every key with the library's default value.
+    project = render(tmp_path)
+    assert load_config(project / "config.toml") == Config()
+    text = (project / "config.toml").read_text()
+    for section in dataclasses.fields(Config):
+        value = getattr(Config(), section.name)
+        if dataclasses.is_dataclass(value):
+            for key in dataclasses.fields(value):
+                assert f"\n{key.name} = " in text, f"{section.name}.{key.name} is not documented"
+
+
+def test_answers_reach_the_config(tmp_path):
+    project = render(tmp_path, backend="torch", model="mlp", epochs="3", batch_size="16", seed="7")
+    config = load_config(project / "config.toml")
+    assert (config.backend, config.model.name, config.seed) == ("torch", "mlp", 7)
+    assert (config.train.epochs, config.data.batch_size) == (3, 16)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"trian": {}}, "unknown key 'trian' (did you mean 'train'?)"),
+        ({"train": {"epoch": 3}}, "unknown key 'train.epoch' (did you mean 'train.epochs'?)"),
+        ({"train": {"epochs": "ten"}}, "train.epochs = 'ten' is not allowed; expected an integer"),
+        ({"train": {"epochs": 0}}, "train.epochs = 0 is not allowed; expected an integer >= 1"),
+        ({"train": {"epochs": True}}, "train.epochs = True is not allowed"),
+        ({"train": {"learning_rate": -1}}, "train.learning_rate = -1 is not allowed"),
+        ({"backend": "theano"}, "backend = 'theano' is not allowed; expected one of 'jax'"),
+        ({"model": {"name": "resnet"}}, "model.name = 'resnet' is not allowed; expected one of"),
+        ({"data": {"image_size": [8]}}, "data.image_size = [8] is not allowed"),
+        ({"data": {"image_size": ["8", 8]}}, "expected a list of integers"),
+        ({"data": {"channels": 2}}, "data.channels = 2 is not allowed; expected one of 0, 1, 3"),
+        ({"data": 3}, "[data] must be a table"),
+        ({"data": {"dataset": "My Data!"}}, "data.dataset = 'My Data!' is not allowed"),
+    ],
+)
+def test_bad_config_names_key_value_and_what_is_allowed(raw, expected):
+    with pytest.raises(ConfigError) as err:
+        from_dict(raw)
+    assert expected in str(err.value)
+
+
+def test_float_keys_take_integers_and_stay_floats():
+    assert from_dict({"train": {"learning_rate": 1}}).train.learning_rate == 1.0
+    assert isinstance(from_dict({"train": {"learning_rate": 1}}).train.learning_rate, float)
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="no config file"):
+        load_config(tmp_path / "config.toml")
+    (tmp_path / "config.toml").write_text("backend = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path / "config.toml")
+
+
+def test_dataset_kind(tmp_path):
+    assert dataset_kind("digits") == "embedded"
+    assert dataset_kind("mnist") == "tfds"
+    assert dataset_kind("mnist:3.*.*") == "tfds"
+    assert dataset_kind("cifar10_corrupted/brightness_1") == "tfds"
+    assert dataset_kind(str(tmp_path)) == "folder"
+    with pytest.raises(ConfigError, match="no such folder"):
+        dataset_kind(str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="an embedded name"):
+        dataset_kind("Not A Name")
+
+
+def test_environment_backend_wins_over_config(monkeypatch):
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert select_backend(Config(backend="torch")) == "jax"
+    monkeypatch.delenv("KERAS_BACKEND")
+    assert select_backend(Config(backend="torch")) == "torch"
+    monkeypatch.setenv("KERAS_BACKEND", "theano")
+    with pytest.raises(ConfigError, match="KERAS_BACKEND='theano'"):
+        select_backend(Config())
+
+
+def test_select_backend_reads_a_config_path_and_tolerates_none(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    (tmp_path / "config.toml").write_text('backend = "jax"\n')
+    assert select_backend(tmp_path / "config.toml") == "jax"
+    monkeypatch.delenv("KERAS_BACKEND")
+    assert select_backend(tmp_path / "absent.toml") == "tensorflow"  # Keras's own default
+
+
+def test_select_backend_refuses_a_keras_imported_with_another_backend(monkeypatch):
+    fake = types.SimpleNamespace(backend=types.SimpleNamespace(backend=lambda: "tensorflow"))
+    monkeypatch.setitem(sys.modules, "keras", fake)
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    with pytest.raises(RuntimeError, match="before importing keras"):
+        select_backend(Config())

@@ -1,0 +1,164 @@
+"""The template: every choice renders a lint-clean project; every bad answer stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from recipe_keras.config import load_config
+from recipe_keras.new import installed_requirement, template_dir
+from tests.conftest import PYTHON, ROOT, render, run
+
+PROJECT_FILES = [
+    "config.toml",
+    "Makefile",
+    "README.md",
+    "pyproject.toml",
+    ".gitignore",
+    ".cookiecutter.json",
+    ".github/workflows/ci.yml",
+    "tests/test_project.py",
+    "digits_classifier/__init__.py",
+    "digits_classifier/data.py",
+    "digits_classifier/model.py",
+    "digits_classifier/train.py",
+]
+
+
+def test_default_render_from_the_repository_root(tmp_path):
+    project = render(tmp_path)
+    assert project.name == "digits_classifier"
+    for name in PROJECT_FILES:
+        assert (project / name).is_file(), name
+    answers = json.loads((project / ".cookiecutter.json").read_text())
+    assert answers["backend"] == "tensorflow" and answers["dataset"] == "digits"
+    assert answers["_template"] == str(ROOT / "template")
+    assert not any(key.startswith("_") and key != "_template" for key in answers)
+    config = load_config(project / "config.toml")
+    assert (config.backend, config.data.dataset, config.model.name) == (
+        "tensorflow",
+        "digits",
+        "cnn",
+    )
+
+
+def test_directory_flag_renders_the_same_template(tmp_path):
+    a = render(tmp_path / "a")
+    b = render(tmp_path / "b", directory="template")
+    assert (a / "config.toml").read_text() == (b / "config.toml").read_text()
+
+
+def test_the_cookiecutter_command_works_with_no_flag(tmp_path):
+    run(
+        [sys.executable, "-m", "cookiecutter", str(ROOT), "--no-input", "-o", str(tmp_path)],
+        cwd=tmp_path,
+        HOME=str(tmp_path),
+    )
+    assert (tmp_path / "digits_classifier" / "config.toml").is_file()
+
+
+# Every option of every choice is rendered somewhere (the defaults by the test above).
+CHOICES = [
+    {"backend": "jax"},
+    {"backend": "torch", "model": "mlp", "license": "Apache-2.0"},
+    {"model": "linear", "license": "BSD-3-Clause", "ci": "none"},
+    {"license": "Proprietary", "dataset": "mnist", "project_name": "My MNIST-Net"},
+    {"dataset": "FOLDER", "python_version": "3.12"},
+]
+
+
+@pytest.mark.parametrize(
+    "answers", CHOICES, ids=lambda a: ",".join(f"{k}={v}" for k, v in a.items())
+)
+def test_every_choice_renders_a_lint_clean_project(tmp_path, answers, digits_folder):
+    answers = {k: str(digits_folder) if v == "FOLDER" else v for k, v in answers.items()}
+    project = render(tmp_path, **answers)
+    config = load_config(project / "config.toml")
+    assert config.backend == answers.get("backend", "tensorflow")
+    assert config.model.name == answers.get("model", "cnn")
+    assert config.data.dataset == answers.get("dataset", "digits")
+    pyproject = (project / "pyproject.toml").read_text()
+    assert f'"recipe-keras[{config.backend}]"' in pyproject
+    assert answers.get("license", "MIT") in pyproject
+    workflow = project / ".github" / "workflows" / "ci.yml"
+    if answers.get("ci") == "none":
+        assert not (project / ".github").exists()
+    else:
+        text = workflow.read_text()
+        assert f'python-version: "{answers.get("python_version", "3.11")}"' in text
+        assert ("download.pytorch.org/whl/cpu" in text) == (config.backend == "torch")
+    run([PYTHON, "-m", "ruff", "check", "--no-cache", "."], cwd=project)
+    run([PYTHON, "-m", "ruff", "format", "--check", "--no-cache", "."], cwd=project)
+
+
+def test_project_name_derives_the_slug(tmp_path):
+    project = render(tmp_path, project_name="My MNIST-Net")
+    assert project.name == "my_mnist_net"
+    assert (project / "my_mnist_net" / "train.py").is_file()
+    assert 'name = "my-mnist-net"' in (project / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("project_slug=class", "project_slug 'class' is not a valid Python identifier"),
+        ("project_slug=1st", "project_slug '1st' is not a valid Python identifier"),
+        ("project_slug=json", "project_slug 'json' would shadow the module of that name"),
+        ("project_slug=keras", "project_slug 'keras' would shadow the module of that name"),
+        # Choices are checked by cookiecutter itself, before the hook runs.
+        ("backend=theano", "theano provided for choice variable backend, but the choices are"),
+        ("task=segment", "segment provided for choice variable task, but the choices are"),
+        ("model=resnet", "resnet provided for choice variable model, but the choices are"),
+        ("dataset=My Data!", "dataset 'My Data!' is not allowed"),
+        ("dataset=/no/such/folder", "dataset '/no/such/folder': no such folder"),
+        ("dataset=./images", "dataset './images': give an image folder as an absolute path"),
+        ("epochs=ten", "epochs 'ten' is not allowed; give a whole number >= 1"),
+        ("batch_size=0", "batch_size '0' is not allowed"),
+        ("python_version=2.7", "python_version '2.7' is not allowed"),
+        ("recipe_keras_requirement=numpy", "recipe_keras_requirement 'numpy' is not allowed"),
+    ],
+)
+def test_bad_answer_fails_clearly_and_leaves_nothing(tmp_path, answer, message):
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", str(ROOT), "--no-input", "-o", str(out), answer],
+        capture_output=True,
+        text=True,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    assert list(out.iterdir()) == []
+
+
+def test_recipe_keras_new_fills_in_its_own_source_and_absolute_folder(
+    tmp_path, digits_folder, monkeypatch
+):
+    from recipe_keras.cli import main
+
+    # A source checkout (editable install) points generated projects at this folder.
+    assert installed_requirement() == f"recipe-keras @ {ROOT.as_uri()}"
+    assert template_dir() == ROOT / "template"
+    relative = digits_folder.relative_to(digits_folder.parent.parent)
+    monkeypatch.chdir(digits_folder.parent.parent)
+    code = main(["new", "--no-input", "-o", str(tmp_path), f"dataset={relative}", "seed=3"])
+    assert code == 0
+    project = tmp_path / "digits_classifier"
+    assert load_config(project / "config.toml").data.dataset == str(digits_folder)
+    assert f'"recipe-keras @ {ROOT.as_uri()}"' in (project / "pyproject.toml").read_text()
+
+
+def test_recipe_keras_new_reports_bad_answers(tmp_path, capsys):
+    from recipe_keras.cli import main
+
+    assert main(["new", "--no-input", "-o", str(tmp_path), "backend=theano"]) == 1
+    assert "no project written: theano provided for choice" in capsys.readouterr().err
+    assert main(["new", "--no-input", "-o", str(tmp_path), "epochs=-1"]) == 1
+    assert "no project written" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(SystemExit, match="'backend' is not KEY=VALUE"):
+        main(["new", "--no-input", "-o", str(tmp_path), "backend"])
