@@ -57,10 +57,7 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     label = builder.info.features[label_key]
     stored = tuple(builder.info.features[image_key].shape)
     splits = {"train": cfg.train_split, "val": cfg.val_split, "test": cfg.test_split}
-    raw = {
-        name: builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-        for name, split in splits.items()
-    }
+    raw = {name: _read(builder, split) for name, split in splits.items()}
     height, width = cfg.image_size or _stored_size(stored, raw["train"])
     input_shape = (height, width, cfg.channels or stored[-1])
     return Splits(
@@ -70,7 +67,7 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         input_shape=input_shape,
         num_classes=label.num_classes,
         class_names=tuple(label.names),
-        sizes={name: builder.info.splits[split].num_examples for name, split in splits.items()},
+        sizes={name: _size(ds) for name, ds in raw.items()},
     )
 
 
@@ -100,6 +97,39 @@ def make_pipeline(
     if training:
         ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _read(builder: tfds.core.DatasetBuilder, split: str) -> tf.data.Dataset:
+    """``builder.as_dataset``, plus split slicing ("train[:90%]") for image folders.
+
+    TFDS's ImageFolder takes whole split names only; its examples come in a
+    fixed (seeded) order, so a slice is a stable skip/take of that order.
+    """
+    if not isinstance(builder, tfds.folder_dataset.ImageFolder) or split in builder.info.splits:
+        return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    known = dict(builder.info.splits.items())
+    try:
+        parts = tfds.core.ReadInstruction.from_spec(split).to_absolute(known)
+    except (AssertionError, ValueError) as exc:
+        raise ValueError(
+            f"split {split!r} does not fit the image folder's splits {sorted(known)}: {exc}"
+        ) from exc
+    pieces = []
+    for part in parts:
+        ds = builder.as_dataset(split=part.splitname, as_supervised=True, shuffle_files=False)
+        start = part.from_ or 0
+        stop = known[part.splitname].num_examples if part.to is None else part.to
+        pieces.append(ds.skip(start).take(stop - start))
+    ds = pieces[0]
+    for piece in pieces[1:]:
+        ds = ds.concatenate(piece)
+    return ds
+
+
+def _size(ds: tf.data.Dataset) -> int:
+    """Examples in a split: TFDS usually knows; otherwise count them once."""
+    known = int(ds.cardinality())
+    return known if known >= 0 else int(ds.reduce(0, lambda n, _: n + 1))
 
 
 def _stored_size(stored: tuple, train: tf.data.Dataset) -> tuple[int, int]:

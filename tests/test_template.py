@@ -21,6 +21,7 @@ PROJECT_FILES = [
     ".cookiecutter.json",
     ".github/workflows/ci.yml",
     "tests/test_project.py",
+    "tests/conftest.py",
     "digits_classifier/__init__.py",
     "digits_classifier/data.py",
     "digits_classifier/model.py",

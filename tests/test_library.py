@@ -1,0 +1,227 @@
+"""recipe_keras on the current Keras backend: data, zoo, seeding, training, resuming.
+
+Run once per backend by scripts/run_tests.py (KERAS_BACKEND is set per process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from recipe_keras import data, models
+from recipe_keras.config import MODELS, Config, DataConfig, TrainConfig, from_dict
+from recipe_keras.datasets.digits import TEST_SIZE
+from recipe_keras.report import read_report
+from recipe_keras.seed import set_seed
+from recipe_keras.train import compile_model, fit_and_evaluate
+from tests.conftest import digits_images
+
+pytestmark = pytest.mark.backend
+
+
+def _config(tmp_path, tfds_dir, **sections) -> Config:
+    raw = {
+        "data": {"data_dir": str(tfds_dir)},
+        "train": {
+            "epochs": 2,
+            "verbose": 0,
+            "reports_dir": str(tmp_path / "reports"),
+            "model_path": str(tmp_path / "artifacts" / "model.keras"),
+            "backup_dir": str(tmp_path / "artifacts" / "backup"),
+        },
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return from_dict(raw)
+
+
+def _collect(ds) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = zip(*((np.asarray(x), np.asarray(y)) for x, y in ds), strict=True)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+@pytest.fixture(scope="module")
+def digits(tfds_dir):
+    return data.load_splits(DataConfig(data_dir=str(tfds_dir)), seed=0)
+
+
+def test_the_backend_is_the_one_asked_for():
+    import os
+
+    assert keras.backend.backend() == os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def test_embedded_digits_are_sklearns_digits_split_without_overlap(digits):
+    images, labels = digits_images()
+    assert digits.sizes == {"train": 1293, "val": 144, "test": TEST_SIZE}
+    assert digits.input_shape == (8, 8, 1) and digits.num_classes == 10
+    assert digits.class_names == tuple(str(d) for d in range(10))
+    # Together the three splits are exactly scikit-learn's 1,797 images, each once.
+    parts = [_collect(getattr(digits, name)) for name in ("train", "val", "test")]
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    assert x.dtype == np.float32 and x.shape == (1797, 8, 8, 1)
+    reference = images.astype(np.float32)[..., None] / 255.0
+    order_ours = np.lexsort(x.reshape(len(x), -1).T)
+    order_ref = np.lexsort(reference.reshape(len(reference), -1).T)
+    np.testing.assert_allclose(x[order_ours], reference[order_ref], atol=1e-7)
+    np.testing.assert_array_equal(np.sort(y), np.sort(labels))
+
+
+def test_evaluation_pipelines_cover_the_whole_split_in_a_fixed_order(digits):
+    x1, y1 = _collect(digits.test)
+    x2, y2 = _collect(digits.test)
+    assert len(y1) == TEST_SIZE
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(x1, x2)
+
+
+def test_training_pipeline_reshuffles_each_epoch_but_repeats_with_the_seed(tfds_dir):
+    cfg = DataConfig(data_dir=str(tfds_dir))
+    a = data.load_splits(cfg, seed=5)
+    b = data.load_splits(cfg, seed=5)
+    epoch1, epoch2 = _collect(a.train)[1], _collect(a.train)[1]
+    assert not np.array_equal(epoch1, epoch2)  # reshuffled
+    np.testing.assert_array_equal(epoch1, _collect(b.train)[1])  # same seed, same order
+
+
+def test_image_folder_through_tfds_imagefolder(digits_folder):
+    images, labels = digits_images()
+    gray = data.load_splits(
+        DataConfig(dataset=str(digits_folder), channels=1, train_split="train", val_split="test"),
+        seed=0,
+    )
+    assert gray.input_shape == (8, 8, 1)
+    assert gray.class_names == tuple(f"digit_{d}" for d in range(10))
+    assert gray.sizes == {"train": 200, "val": 100, "test": 100}
+    x, y = _collect(gray.test)
+    # PNG is lossless: the pixels are the digits written by the fixture (sorted to compare).
+    ref = images[200:300].astype(np.float32)[..., None] / 255.0
+    np.testing.assert_allclose(np.sort(x.ravel()), np.sort(ref.ravel()), atol=1e-6)
+    np.testing.assert_array_equal(np.sort(y), np.sort(labels[200:300]))
+    # Channels kept as decoded (3) and a resize, with TFDS split slicing.
+    rgb = data.load_splits(
+        DataConfig(
+            dataset=str(digits_folder),
+            image_size=[16, 12],
+            train_split="train[:75%]",
+            val_split="train[75%:]",
+        ),
+        seed=0,
+    )
+    assert rgb.input_shape == (16, 12, 3)
+    assert rgb.sizes == {"train": 150, "val": 50, "test": 100}
+    assert _collect(rgb.val)[0].shape == (50, 16, 12, 3)
+
+
+def test_tfds_catalog_name_uses_the_same_path(tmp_path):
+    # A real download hangs here; mock_data stands in for the catalog's files.
+    with tfds.testing.mock_data(num_examples=20):
+        splits = data.load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path)), seed=0)
+        x, y = _collect(splits.train)
+    assert splits.input_shape == (28, 28, 1) and splits.num_classes == 10
+    assert x.shape == (20, 28, 28, 1) and 0.0 <= x.min() and x.max() <= 1.0
+    assert set(y.tolist()) <= set(range(10))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_zoo_models_output_logits_for_each_class(name):
+    assert tuple(models.ZOO) == MODELS
+    keras.utils.set_random_seed(0)
+    model = models.build(name, (8, 8, 1), 10, width=4)
+    x = np.random.default_rng(0).random((5, 8, 8, 1), dtype=np.float32)
+    out = keras.ops.convert_to_numpy(model(x))
+    assert out.shape == (5, 10)
+    # Logits, not probabilities: rows do not sum to one and may be negative.
+    assert not np.allclose(out.sum(axis=1), 1.0) and out.min() < 0
+    expected_params = {
+        "linear": (64 + 1) * 10,
+        "mlp": (64 + 1) * 16 + (16 + 1) * 16 + (16 + 1) * 10,
+        "cnn": (9 * 1 + 1) * 4 + (9 * 4 + 1) * 8 + (2 * 2 * 8 + 1) * 10,
+    }
+    assert model.count_params() == expected_params[name]
+    with pytest.raises(ValueError, match="unknown model 'resnet'; the zoo has: linear, mlp, cnn"):
+        models.build("resnet", (8, 8, 1), 10)
+
+
+def _train(cfg: Config, callbacks=()):
+    set_seed(cfg.seed)
+    splits = data.load_splits(cfg.data, seed=cfg.seed)
+    model = models.build(cfg.model.name, splits.input_shape, splits.num_classes, cfg.model.width)
+    compile_model(model, cfg.train)
+    return fit_and_evaluate(model, splits, cfg, callbacks=callbacks)
+
+
+def test_same_seed_same_losses_other_seed_other_losses(tmp_path, tfds_dir):
+    # R2.1: two runs with one seed are identical to the last bit; another seed differs.
+    cfg = _config(tmp_path, tfds_dir)
+    first = _train(cfg).details["history"]
+    second = _train(cfg).details["history"]
+    assert first == second
+    other = _train(dataclasses.replace(cfg, seed=cfg.seed + 1)).details["history"]
+    assert other["loss"] != first["loss"]
+
+
+def test_train_report_and_saved_model(tmp_path, tfds_dir):
+    cfg = _config(tmp_path, tfds_dir, train={"epochs": 3}, model={"name": "linear"})
+    report = _train(cfg)
+    on_disk = read_report(tmp_path / "reports" / "train.json")
+    assert on_disk.numbers == report.numbers and on_disk.step == "train"
+    n = report.numbers
+    assert report.backend == keras.backend.backend()
+    assert (n["seed"], n["epochs"], n["epochs_run"]) == (42, 3, 3)
+    for split in ("train", "val", "test"):
+        assert 0.0 <= n[f"{split}_accuracy"] <= 1.0 and n[f"{split}_loss"] > 0
+    # The loss starts near -log(1/C) and falls (R2.4, R2.9 in their simplest form).
+    history = report.details["history"]
+    assert abs(history["loss"][0] - math.log(10)) < 0.5
+    assert history["loss"][-1] < history["loss"][0]
+    assert (tmp_path / "reports" / "train_curves.png").stat().st_size > 10_000
+    # The saved model reloads on this backend and scores the reported test accuracy.
+    model = keras.models.load_model(cfg.train.model_path)
+    splits = data.load_splits(cfg.data, seed=cfg.seed)
+    x, y = _collect(splits.test)
+    predicted = np.argmax(keras.ops.convert_to_numpy(model.predict(x, verbose=0)), axis=1)
+    assert np.mean(predicted == y) == pytest.approx(n["test_accuracy"], abs=1e-6)
+    assert not (tmp_path / "artifacts" / "backup").exists()  # removed after a finished run
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _StopAfter(keras.callbacks.Callback):
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise _Interrupt
+
+
+def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path, tfds_dir):
+    cfg = _config(tmp_path, tfds_dir, train={"epochs": 4}, model={"name": "linear"})
+    with pytest.raises(_Interrupt):
+        _train(cfg, callbacks=[_StopAfter(2)])
+    assert (tmp_path / "artifacts" / "backup").is_dir()
+    report = _train(cfg)
+    assert report.numbers["epochs_run"] == 2  # epochs 3 and 4 only
+    assert not (tmp_path / "artifacts" / "backup").exists()
+
+
+def test_recipe_defaults(tmp_path, tfds_dir):
+    # R3.2/R3.4: Adam at 3e-4 with a constant rate; R2.2: nothing but the model in the graph.
+    cfg = TrainConfig()
+    model = compile_model(models.build("linear", (8, 8, 1), 10), cfg)
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(3e-4)
+    assert not isinstance(
+        model.optimizer.learning_rate, keras.optimizers.schedules.LearningRateSchedule
+    )
+    assert model.loss.get_config()["from_logits"] is True
