@@ -125,7 +125,7 @@ def test_tfds_catalog_name_uses_the_same_path(tmp_path):
         splits = data.load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path)), seed=0)
         x, y = _collect(splits.train)
     assert splits.input_shape == (28, 28, 1) and splits.num_classes == 10
-    assert x.shape == (20, 28, 28, 1) and 0.0 <= x.min() and x.max() <= 1.0
+    assert x.shape == (20, 28, 28, 1) and x.min() >= 0.0 and x.max() <= 1.0
     assert set(y.tolist()) <= set(range(10))
 
 
