@@ -34,6 +34,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "dataset_kind",
+    "from_dict",
     "load_config",
     "select_backend",
 ]

@@ -225,3 +225,14 @@ def test_recipe_defaults(tmp_path, tfds_dir):
         model.optimizer.learning_rate, keras.optimizers.schedules.LearningRateSchedule
     )
     assert model.loss.get_config()["from_logits"] is True
+
+
+def test_public_surface_is_declared_and_real():
+    # ruff's RUF022 keeps each __all__ sorted; this holds that every name exists.
+    import importlib
+
+    for name in ("config", "data", "models", "report", "seed", "train", "figures", "new", "cli"):
+        module = importlib.import_module(f"recipe_keras.{name}")
+        assert len(set(module.__all__)) == len(module.__all__), name
+        for member in module.__all__:
+            assert hasattr(module, member), f"recipe_keras.{name}.{member}"
