@@ -28,6 +28,7 @@ __all__ = [
     "EMBEDDED_DATASETS",
     "MODELS",
     "TASKS",
+    "CheckConfig",
     "Config",
     "ConfigError",
     "DataConfig",
@@ -133,6 +134,19 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class CheckConfig:
+    # Training steps behind the baselines, loss-decrease, capacity and dynamics checks
+    # (R2.7, R2.9, R2.11), on batches of the project's own training pipeline.
+    steps: int = field(default=150, metadata=_at_least(10))
+    # Step budget to overfit one batch of 8 examples to ~zero loss (R2.8).
+    overfit_steps: int = field(default=500, metadata=_at_least(1))
+    # Test accuracy by which the model must beat the input-independent baseline (R2.7).
+    baseline_margin: float = field(default=0.1, metadata=_at_least(0.0))
+    # Test examples on the sheet `make human-sheet` draws for you to label (R2.6).
+    human_examples: int = field(default=40, metadata=_at_least(1))
+
+
+@dataclass(frozen=True)
 class Config:
     # Keras backend; the KERAS_BACKEND environment variable wins, so
     # `KERAS_BACKEND=torch make train` switches without editing this file.
@@ -143,6 +157,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    check: CheckConfig = field(default_factory=CheckConfig)
 
 
 def load_config(path: str | os.PathLike[str] = "config.toml") -> Config:

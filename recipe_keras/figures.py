@@ -9,9 +9,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["plot_curves"]
+__all__ = ["plot_curves", "plot_dynamics", "plot_image_grid", "plot_overfit"]
+
+
+def _save(fig, path: str | os.PathLike[str]) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def plot_curves(
@@ -34,9 +44,59 @@ def plot_curves(
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def plot_image_grid(
+    images: np.ndarray, titles: list[str], path: str | os.PathLike[str], columns: int = 8
+) -> Path:
+    """Images (N, H, W, C) with values in [0, 1], one title each, in a grid."""
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, title in zip(axes.ravel(), images, titles, strict=False):
+        image = np.clip(image, 0.0, 1.0)
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+    return _save(fig, path)
+
+
+def plot_overfit(
+    probabilities: np.ndarray, labels: np.ndarray, path: str | os.PathLike[str]
+) -> Path:
+    """R2.8: predicted class probabilities per example, true labels marked."""
+    n, classes = probabilities.shape
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * classes + 2), max(2.5, 0.4 * n + 1)))
+    im = ax.imshow(probabilities, vmin=0, vmax=1, cmap="Blues", aspect="auto")
+    ax.scatter(
+        labels,
+        np.arange(n),
+        marker="o",
+        facecolors="none",
+        edgecolors="red",
+        s=80,
+        label="true label",
+    )
+    ax.set_xlabel("class")
+    ax.set_ylabel("example")
+    ax.set_xticks(range(classes))
+    ax.set_yticks(range(n))
+    ax.legend(loc="upper right", fontsize=8)
+    fig.colorbar(im, ax=ax, label="predicted probability")
+    return _save(fig, path)
+
+
+def plot_dynamics(
+    steps: list[int], probabilities: np.ndarray, labels: np.ndarray, path: str | os.PathLike[str]
+) -> Path:
+    """R2.11: p(true class) of each watched example over training steps."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i in range(probabilities.shape[1]):
+        ax.plot(steps, probabilities[:, i], marker=".", label=f"#{i} (y={labels[i]})")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("p(true class)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)

@@ -6,6 +6,7 @@ This is what a user does on day one; run once per backend by scripts/run_tests.p
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -38,8 +39,49 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     run([*MAKE, "test"], cwd=project, KERAS_BACKEND=None)
     run([*MAKE, "lint"], cwd=project)
     help_text = run(["make", "help"], cwd=project).stdout
-    for target in ("install", "train", "test", "lint", "clean"):
+    for target in ("install", "check", "human-sheet", "human-score", "train", "test", "lint"):
         assert f"make {target} " in help_text
+
+    # Step 2 on the project's own pipeline and model: every check passes, exit 0.
+    proc = run([*MAKE, "check"], cwd=project, KERAS_BACKEND=None)
+    assert "R2.12" in proc.stdout and "FAIL" not in proc.stdout
+    check = read_json(project / "reports" / "check.json")
+    assert set(check["verdicts"].values()) == {"pass"} and check["backend"] == BACKEND
+    run([*MAKE, "human-sheet"], cwd=project, KERAS_BACKEND=None)
+    assert (project / "reports" / "human" / "sheet.csv").is_file()
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the exit code is backend-independent")
+def test_make_check_fails_on_a_planted_bug(tmp_path, tfds_dir):
+    project = render(tmp_path, backend=BACKEND)
+    data_py = project / "digits_classifier" / "data.py"
+    # A pipeline bug: every input becomes zeros. The model cannot beat the baselines.
+    data_py.write_text(
+        data_py.read_text()
+        + """
+
+_load_data = load_data
+
+
+def load_data(config):
+    import dataclasses
+
+    import tensorflow as tf
+
+    splits = _load_data(config)
+    def zero(ds):
+        return ds.map(lambda x, y: (tf.zeros_like(x), y))
+
+    return dataclasses.replace(
+        splits, train=zero(splits.train), val=zero(splits.val), test=zero(splits.test)
+    )
+"""
+    )
+    proc = subprocess.run([*MAKE, "check"], cwd=project, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "R2.7 FAIL: the model does no better than one that never sees its inputs" in proc.stdout
+    check = read_json(project / "reports" / "check.json")
+    assert check["verdicts"]["R2.7"] == "fail"
 
 
 def test_keras_backend_switches_without_regenerating(tmp_path, tfds_dir):

@@ -1,0 +1,126 @@
+"""R2.12 use backprop to chart dependencies.
+
+(a) Batch independence: the gradient of example i's output with respect to the
+whole input batch must be zero everywhere but at row i; a reshape that mixes
+the batch axis, or a statistic taken over it, shows as non-zero rows j != i.
+(b) Causality, for sequence models: output t must not depend on inputs after t.
+
+Measured pitfalls this module avoids: the model runs in inference mode
+(BatchNorm in training mode mixes the batch legitimately); each output is
+projected on random weights (the gradient of summed softmax outputs is only
+rounding noise); a zero gradient at i itself makes the test vacuous, reported as
+a warning, never a pass. Integer token inputs have no gradient: check the model
+from its embedding output instead.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from recipe_keras._gradients import input_gradient
+from recipe_keras.checks.result import CheckResult
+
+__all__ = ["batch_dependencies", "check_batch_independence", "check_causality", "time_dependencies"]
+
+
+def _projected(model: keras.Model, index, weights: np.ndarray):
+    """A scalar function of the input: the model's output at ``index`` times fixed weights."""
+
+    def fn(x):
+        out = model(x, training=False)
+        return keras.ops.sum(out[index] * keras.ops.convert_to_tensor(weights))
+
+    return fn
+
+
+def _norms(grad: np.ndarray, axis: int) -> np.ndarray:
+    moved = np.moveaxis(np.abs(grad), axis, 0)
+    return moved.reshape(moved.shape[0], -1).max(axis=1)
+
+
+def batch_dependencies(
+    model: keras.Model, x: np.ndarray, seed: int = 0, tolerance: float = 1e-6
+) -> tuple[list[tuple[int, int]], list[int]]:
+    """(pairs (i, j): output i depends on input j != i; examples whose own gradient is zero)."""
+    rng = np.random.default_rng(seed)
+    out_shape = tuple(model(x[:1], training=False).shape[1:])
+    offending, vacuous = [], []
+    for i in range(len(x)):
+        weights = rng.standard_normal(out_shape).astype("float32")
+        norms = _norms(input_gradient(_projected(model, i, weights), x), axis=0)
+        if norms[i] == 0:
+            vacuous.append(i)
+        scale = max(norms[i], 1e-30)
+        offending += [(i, j) for j in range(len(x)) if j != i and norms[j] > tolerance * scale]
+    return offending, vacuous
+
+
+def time_dependencies(
+    model: keras.Model, x: np.ndarray, seed: int = 0, tolerance: float = 1e-6
+) -> tuple[list[tuple[int, int]], list[int]]:
+    """(pairs (t, s): output t depends on input s > t; steps whose own gradient is zero)."""
+    rng = np.random.default_rng(seed)
+    out = model(x, training=False)
+    steps = int(out.shape[1])
+    offending, vacuous = [], []
+    for t in range(steps):
+        weights = rng.standard_normal(tuple(out.shape[:1]) + tuple(out.shape[2:])).astype("float32")
+        index = (slice(None), t)
+        norms = _norms(input_gradient(_projected(model, index, weights), x), axis=1)
+        if norms[: t + 1].max() == 0:
+            vacuous.append(t)
+        scale = max(norms[: t + 1].max(), 1e-30)
+        offending += [(t, s) for s in range(t + 1, len(norms)) if norms[s] > tolerance * scale]
+    return offending, vacuous
+
+
+def _verdict(offending: list, vacuous: list, what: str, fix: str) -> tuple[str, str]:
+    if offending:
+        return "fail", f"{what}; {fix}"
+    if vacuous:
+        return "warn", (
+            f"vacuous at {vacuous[:8]}: the gradient is zero even where it must not be "
+            "(all-zero inputs? dead units?); rerun on real or random inputs"
+        )
+    return "pass", ""
+
+
+def check_batch_independence(model: keras.Model, x: np.ndarray, seed: int = 0) -> CheckResult:
+    """R2.12a on a batch of real inputs (8 examples are plenty)."""
+    offending, vacuous = batch_dependencies(model, x, seed)
+    verdict, advice = _verdict(
+        offending,
+        vacuous,
+        f"outputs depend on other examples, (output, input) pairs {offending[:8]}",
+        "look for a reshape/transpose that mixes the batch axis or a statistic over axis 0",
+    )
+    return CheckResult(
+        "R2.12",
+        "batch independence (backprop)",
+        verdict,
+        measured=f"{len(offending)} cross-example dependencies, {len(vacuous)} vacuous rows",
+        expected="0 and 0",
+        advice=advice,
+        numbers={"offending": offending[:64], "vacuous": vacuous, "examples": len(x)},
+    )
+
+
+def check_causality(model: keras.Model, x: np.ndarray, seed: int = 0) -> CheckResult:
+    """R2.12b for a sequence model mapping (batch, time, ...) to (batch, time, ...)."""
+    offending, vacuous = time_dependencies(model, x, seed)
+    verdict, advice = _verdict(
+        offending,
+        vacuous,
+        f"outputs see the future, (output step, input step) pairs {offending[:8]}",
+        "use causal padding or a mask that hides steps after t",
+    )
+    return CheckResult(
+        "R2.12",
+        "causality (backprop)",
+        verdict,
+        measured=f"{len(offending)} dependencies on later steps",
+        expected="0",
+        advice=advice,
+        numbers={"offending": offending[:64], "vacuous": vacuous},
+    )

@@ -1,0 +1,82 @@
+"""R2.13 special case first: check a vectorised function against its loop reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from recipe_keras.checks.result import CheckResult
+
+__all__ = ["check_equivalent", "check_model_batching", "loop_over_batch"]
+
+
+def loop_over_batch(fn: Callable) -> Callable:
+    """The loop reference of a batched ``fn``: call it one example at a time and stack."""
+
+    def looped(x):
+        return np.concatenate([np.asarray(fn(x[i : i + 1])) for i in range(len(x))])
+
+    return looped
+
+
+def check_equivalent(
+    vectorised: Callable,
+    reference: Callable,
+    make_input: Callable[[np.random.Generator], np.ndarray],
+    trials: int = 5,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    seed: int = 0,
+    name: str = "vectorised == loop reference",
+) -> CheckResult:
+    """Compare ``vectorised(x)`` with ``reference(x)`` on ``trials`` random inputs."""
+    rng = np.random.default_rng(seed)
+    worst, where = 0.0, None
+    for trial in range(trials):
+        x = make_input(rng)
+        a = np.asarray(keras.ops.convert_to_numpy(vectorised(x)))
+        b = np.asarray(keras.ops.convert_to_numpy(reference(x)))
+        if a.shape != b.shape:
+            return CheckResult(
+                "R2.13",
+                name,
+                "fail",
+                f"shape {a.shape}",
+                f"shape {b.shape}",
+                "the vectorised version returns a different shape than the loop",
+            )
+        excess = np.abs(a - b) - (atol + rtol * np.abs(b))
+        if excess.max() > 0 and (where is None or np.abs(a - b).max() > worst):
+            worst = float(np.abs(a - b).max())
+            where = (trial, tuple(int(i) for i in np.unravel_index(excess.argmax(), a.shape)))
+    ok = where is None
+    return CheckResult(
+        "R2.13",
+        name,
+        "pass" if ok else "fail",
+        measured="equal within tolerance" if ok else f"max |difference| {worst:.3g} at {where}",
+        expected=f"|a - b| <= {atol} + {rtol}|b| on {trials} random inputs",
+        advice=""
+        if ok
+        else "the vectorised code differs from its loop reference at the index shown",
+        numbers={"max_difference": worst, "first_mismatch": where},
+    )
+
+
+def check_model_batching(model: keras.Model, x: np.ndarray) -> CheckResult:
+    """R2.13 applied to the model: a batched call equals calling it one example at a time."""
+
+    def batched(inputs):
+        return keras.ops.convert_to_numpy(model(inputs, training=False))
+
+    return check_equivalent(
+        batched,
+        loop_over_batch(batched),
+        lambda rng: x,
+        trials=1,
+        rtol=1e-4,
+        atol=1e-5,
+        name="model on a batch == model example by example",
+    )

@@ -1,0 +1,93 @@
+"""R2.6 human baseline: label a sample of test examples yourself, then score it.
+
+``write_sheet`` draws N numbered test images (no labels) to a PNG and writes a
+CSV with an empty ``label`` column to fill in, plus the answer key beside it;
+``score_sheet`` reads the filled CSV back and gives your accuracy, which the
+report puts next to the model's.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from recipe_keras.checks.inputs import decode
+from recipe_keras.checks.subject import to_numpy
+from recipe_keras.report import Report, read_report, write_report
+
+__all__ = ["record_human_score", "score_sheet", "write_sheet"]
+
+
+def write_sheet(
+    dataset: tf.data.Dataset,
+    class_names: tuple[str, ...],
+    out_dir: str | os.PathLike[str],
+    n: int = 40,
+    seed: int = 0,
+) -> Path:
+    """Write sheet.png, sheet.csv (to fill in) and key.json into ``out_dir``; returns the CSV."""
+    from recipe_keras.figures import plot_image_grid
+
+    xs, ys = zip(*((to_numpy(x), to_numpy(y)) for x, y in dataset), strict=True)
+    x, y = np.concatenate(xs), np.concatenate(ys).astype(int).ravel()
+    if n < 1 or n > len(y):
+        raise ValueError(f"n = {n} is not allowed; the split has {len(y)} examples")
+    pick = np.sort(np.random.default_rng(seed).choice(len(y), size=n, replace=False))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_image_grid(decode(x[pick]) / 255.0, [f"#{i}" for i in range(n)], out / "sheet.png")
+    with (out / "sheet.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["number", "label"])
+        writer.writerows([i, ""] for i in range(n))
+    key = {"class_names": list(class_names), "labels": [class_names[i] for i in y[pick]]}
+    (out / "key.json").write_text(json.dumps(key, indent=2) + "\n")
+    return out / "sheet.csv"
+
+
+def score_sheet(sheet: str | os.PathLike[str]) -> dict[str, float | int]:
+    """Accuracy of the filled-in ``sheet.csv`` against the ``key.json`` beside it."""
+    sheet = Path(sheet)
+    key = json.loads((sheet.parent / "key.json").read_text())
+    names, truth = key["class_names"], key["labels"]
+    with sheet.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    answers = {}
+    for row in rows:
+        label = (row.get("label") or "").strip()
+        number = int(row["number"])
+        if not label:
+            raise ValueError(f"{sheet}: example #{number} has no label; fill in every row")
+        if label not in names:
+            raise ValueError(
+                f"{sheet}: example #{number} has label {label!r}, which is not a class; "
+                f"allowed: {', '.join(names)}"
+            )
+        answers[number] = label
+    missing = sorted(set(range(len(truth))) - set(answers))
+    if missing:
+        raise ValueError(f"{sheet}: rows {missing[:10]} are missing; every example needs a label")
+    correct = sum(answers[i] == truth[i] for i in range(len(truth)))
+    return {"human_accuracy": correct / len(truth), "examples": len(truth), "correct": correct}
+
+
+def record_human_score(
+    sheet: str | os.PathLike[str], reports_dir: str | os.PathLike[str] = "reports"
+) -> Report:
+    """Score the sheet and write ``human.json``, with the model's test accuracy beside it."""
+    score = score_sheet(sheet)
+    numbers: dict[str, float | int | None] = dict(score)
+    train = Path(reports_dir) / "train.json"
+    numbers["model_test_accuracy"] = (
+        read_report(train).numbers.get("test_accuracy") if train.is_file() else None
+    )
+    report = Report(
+        step="human", recipe_ids=["R2.6"], numbers=numbers, details={"sheet": str(sheet)}
+    )
+    write_report(report, reports_dir)
+    return report

@@ -1,0 +1,150 @@
+"""R2.4 verify the loss at init, R2.5 initialise the final layer from the data.
+
+A fresh classifier should be unsure of every class: its loss is -log(1/C), or,
+once its final bias holds the log class priors (R2.5), the entropy of those
+priors. A start far above that is over-confident (raw 0-255 pixels, a final
+layer at a large scale) and wastes the first steps undoing it. This check cannot
+see a double softmax (softmax of probabilities is near uniform, so the loss sits
+at ln C by construction): R2.8 catches that one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from recipe_keras.checks.result import CheckResult
+
+__all__ = [
+    "check_bias_init",
+    "check_init_loss",
+    "class_priors",
+    "expected_init_loss",
+    "init_final_bias",
+    "measure_loss",
+]
+
+
+def class_priors(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Frequency of each class among ``labels``."""
+    counts = np.bincount(np.asarray(labels).astype(int).ravel(), minlength=num_classes)
+    return counts / counts.sum()
+
+
+def expected_init_loss(num_classes: int, priors: np.ndarray | None = None) -> float:
+    """-log(1/C), or the priors' entropy when the final bias holds log priors."""
+    if priors is None:
+        return math.log(num_classes)
+    p = priors[priors > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def measure_loss(model: keras.Model, batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """The compiled loss over ``batches``, in inference mode, with no training."""
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])
+    return float(model.evaluate(x, y, verbose=0, return_dict=True)["loss"])
+
+
+def check_init_loss(
+    model: keras.Model,
+    batches: Sequence[tuple[np.ndarray, np.ndarray]],
+    num_classes: int,
+    priors: np.ndarray | None = None,
+    tolerance: float = 0.1,
+) -> CheckResult:
+    """R2.4: the untrained model's loss against its expected value (relative tolerance)."""
+    measured = measure_loss(model, batches)
+    expected = expected_init_loss(num_classes, priors)
+    deviation = abs(measured - expected) / expected
+    verdict = (
+        "pass" if deviation <= tolerance else "warn" if deviation <= 2.5 * tolerance else "fail"
+    )
+    if verdict == "pass":
+        advice = ""
+    elif measured > expected:
+        advice = (
+            "the model starts over-confident: normalise the inputs (e.g. pixels to [0, 1]) "
+            "and check the final layer's initial scale"
+        )
+    else:
+        advice = (
+            "the loss is below chance before any training: do labels leak into the inputs, "
+            "or does the model output probabilities where the loss expects logits?"
+        )
+    what = "-log(1/C)" if priors is None else "entropy of the class priors"
+    return CheckResult(
+        "R2.4",
+        "loss at init",
+        verdict,
+        measured=f"{measured:.4f}",
+        expected=f"{expected:.4f} = {what} (±{tolerance:.0%})",
+        advice=advice,
+        numbers={"init_loss": measured, "expected": expected, "deviation": deviation},
+    )
+
+
+def _final_bias(model: keras.Model, num_classes: int):
+    for layer in reversed(model.layers):
+        bias = getattr(layer, "bias", None)
+        if bias is not None and tuple(bias.shape) == (num_classes,):
+            return bias
+    return None
+
+
+def init_final_bias(model: keras.Model, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """R2.5: set the final layer's bias to the log class priors of ``labels``.
+
+    The model then starts by predicting the class frequencies, so its first
+    steps go to learning, not to discovering the imbalance. Returns the bias.
+    """
+    bias = _final_bias(model, num_classes)
+    if bias is None:
+        raise ValueError(
+            f"no layer with a bias of shape ({num_classes},) to initialise; "
+            "the model's last Dense layer needs use_bias=True"
+        )
+    priors = class_priors(labels, num_classes)
+    value = np.log(np.maximum(priors, 1e-6)).astype("float32")
+    bias.assign(value)
+    return value
+
+
+def check_bias_init(
+    model: keras.Model,
+    batches: Sequence[tuple[np.ndarray, np.ndarray]],
+    train_labels: np.ndarray,
+    num_classes: int,
+) -> CheckResult:
+    """R2.5: init loss before and after setting the final bias from the class priors."""
+    before = measure_loss(model, batches)
+    try:
+        init_final_bias(model, train_labels, num_classes)
+    except ValueError as exc:
+        return CheckResult(
+            "R2.5", "init final bias from priors", "warn", "not applicable", "", str(exc)
+        )
+    after = measure_loss(model, batches)
+    priors = class_priors(train_labels, num_classes)
+    expected = expected_init_loss(num_classes, priors)
+    imbalance = float(priors.max() / max(priors.min(), 1e-12))
+    verdict = "pass" if after <= before + 0.05 * expected else "warn"
+    return CheckResult(
+        "R2.5",
+        "init final bias from priors",
+        verdict,
+        measured=f"loss {before:.4f} -> {after:.4f}",
+        expected=f"<= {before:.4f}, near {expected:.4f} (prior entropy)",
+        advice=""
+        if verdict == "pass"
+        else "log-prior bias did not lower the init loss: is the final layer linear (logits)?",
+        numbers={
+            "loss_before": before,
+            "loss_after": after,
+            "prior_entropy": expected,
+            "imbalance_ratio": imbalance,
+        },
+    )

@@ -1,0 +1,77 @@
+"""What the checks examine: the project's own pipeline and model, plus a step loop."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from recipe_keras.config import ModelConfig
+from recipe_keras.data import Splits
+
+__all__ = ["Subject", "fit_steps", "to_numpy"]
+
+
+@dataclass
+class Subject:
+    """The project under check.
+
+    ``load_splits`` builds the data pipeline (the same call ``make train`` makes);
+    ``build`` returns a fresh *compiled* model for a model config, so checks can
+    ask for a wider one (R2.9); ``seed`` is the project's seed; ``preloaded``
+    saves loading the splits again when the caller already has them.
+    """
+
+    load_splits: Callable[[], Splits]
+    build: Callable[[ModelConfig], keras.Model]
+    model_config: ModelConfig
+    seed: int
+    preloaded: Splits | None = None
+
+    @functools.cached_property
+    def splits(self) -> Splits:
+        return self.preloaded if self.preloaded is not None else self.load_splits()
+
+    def model(self, **changes) -> keras.Model:
+        """A fresh compiled model, seeded, optionally with other model-config values."""
+        from dataclasses import replace
+
+        keras.utils.set_random_seed(self.seed)
+        return self.build(replace(self.model_config, **changes))
+
+    def train_batches(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The first ``n`` batches of the training pipeline, exactly as fit receives them."""
+        return [(to_numpy(x), to_numpy(y)) for x, y in self.splits.train.take(n)]
+
+
+def to_numpy(x) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def fit_steps(
+    model: keras.Model,
+    batches: Sequence[tuple[np.ndarray, np.ndarray]],
+    steps: int,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    stop_below: float | None = None,
+) -> list[float]:
+    """Train ``steps`` steps cycling over ``batches``; the loss of each step.
+
+    ``train_on_batch`` reports each step's own loss (fit reports a running mean),
+    and Keras callbacks are driven as fit would drive them.
+    """
+    hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
+    hooks.on_train_begin()
+    losses = []
+    for step in range(steps):
+        x, y = batches[step % len(batches)]
+        logs = model.train_on_batch(x, y, return_dict=True)
+        losses.append(float(logs["loss"]))
+        hooks.on_train_batch_end(step, logs)
+        if stop_below is not None and losses[-1] < stop_below:
+            break
+    hooks.on_train_end()
+    return losses

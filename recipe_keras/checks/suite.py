@@ -1,0 +1,120 @@
+"""``make check``: every step-2 check on the project's own pipeline and model.
+
+Prints a line per check as it finishes, then a table (id, check, verdict,
+measured vs expected) with one line of advice per warning or failure, writes
+``reports/check.json`` and the figures, and says whether any check failed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recipe_keras.checks.dependencies import check_batch_independence
+from recipe_keras.checks.dynamics import PredictionDynamics, check_dynamics
+from recipe_keras.checks.equivalence import check_model_batching
+from recipe_keras.checks.init import check_bias_init, check_init_loss
+from recipe_keras.checks.inputs import check_inputs
+from recipe_keras.checks.result import CheckResult, worst
+from recipe_keras.checks.subject import Subject, to_numpy
+from recipe_keras.checks.training import (
+    check_baselines,
+    check_capacity,
+    check_determinism,
+    check_loss_decreases,
+    check_overfit_batch,
+)
+from recipe_keras.config import CheckConfig
+from recipe_keras.report import Report, write_report
+
+__all__ = ["format_table", "run_checks"]
+
+
+def run_checks(
+    subject: Subject,
+    reports_dir: str | os.PathLike[str] = "reports",
+    config: CheckConfig | None = None,
+    verbose: bool = True,
+) -> list[CheckResult]:
+    """Run the suite; write ``<reports_dir>/check.json`` and figures; return the results."""
+    config = config or CheckConfig()
+    steps = config.steps
+    out = Path(reports_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    results: list[CheckResult] = []
+
+    def record(result: CheckResult) -> None:
+        results.append(result)
+        if verbose:
+            print(
+                f"  {result.recipe_id:<6} {result.verdict:<5} {result.name} "
+                f"({time.perf_counter() - start:.1f} s)",
+                flush=True,
+            )
+
+    splits = subject.splits
+    batches = subject.train_batches(steps)
+    x, _ = batches[0]
+    probe = x[:8]
+    train_labels = np.concatenate([to_numpy(y) for _, y in splits.train]).astype(int).ravel()
+    record(check_determinism(subject))
+    record(check_init_loss(subject.model(), batches[:4], splits.num_classes))
+    record(check_bias_init(subject.model(), batches[:4], train_labels, splits.num_classes))
+    record(check_inputs(splits.train, splits.class_names, out / "check_inputs.png"))
+    record(check_batch_independence(subject.model(), probe, seed=subject.seed))
+    record(check_model_batching(subject.model(), probe))
+    record(check_overfit_batch(subject, out / "check_overfit.png", max_steps=config.overfit_steps))
+    val_x, val_y = next(iter(splits.val))
+    dynamics = PredictionDynamics(
+        to_numpy(val_x)[:8], to_numpy(val_y)[:8], every_n_batches=max(1, steps // 30)
+    )
+    baselines, model, losses = check_baselines(
+        subject, batches, steps, margin=config.baseline_margin, callbacks=[dynamics]
+    )
+    record(baselines)
+    record(check_dynamics(dynamics, out / "check_dynamics.png"))
+    record(check_loss_decreases(losses))
+    record(check_capacity(subject, model, losses, batches))
+    seconds = time.perf_counter() - start
+
+    verdicts: dict[str, list[str]] = {}
+    for r in results:
+        verdicts.setdefault(r.recipe_id, []).append(r.verdict)
+    write_report(
+        Report(
+            step="check",
+            recipe_ids=sorted(verdicts, key=lambda i: tuple(map(int, i[1:].split(".")))),
+            verdicts={rid: worst(v) for rid, v in verdicts.items()},
+            numbers={
+                "checks": len(results),
+                "failed": sum(r.verdict == "fail" for r in results),
+                "warned": sum(r.verdict == "warn" for r in results),
+                "seconds": round(seconds, 2),
+            },
+            figures=[f for r in results for f in r.figures],
+            details={"checks": [dataclasses.asdict(r) for r in results]},
+        ),
+        out,
+    )
+    if verbose:
+        print(format_table(results))
+    return results
+
+
+def format_table(results: list[CheckResult]) -> str:
+    """A plain-text table, then the advice for each warning and failure."""
+    rows = [("id", "check", "verdict", "measured", "expected")]
+    rows += [(r.recipe_id, r.name, r.verdict.upper(), r.measured, r.expected) for r in results]
+    widths = [min(max(len(row[i]) for row in rows), 72) for i in range(5)]
+    lines = [
+        "  ".join(cell[:72].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    advice = [f"{r.recipe_id} {r.verdict.upper()}: {r.advice}" for r in results if r.advice]
+    return "\n".join([*lines, "", *advice] if advice else lines)

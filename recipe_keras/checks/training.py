@@ -1,0 +1,239 @@
+"""Checks that train a little: R2.1 determinism, R2.7 baselines, R2.8 overfit one batch,
+R2.9 loss falls and capacity helps.
+
+Each trains for a fixed number of steps on batches taken from the project's own
+training pipeline, with the project's own compiled model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from recipe_keras import models
+from recipe_keras.checks.result import CheckResult
+from recipe_keras.checks.subject import Subject, fit_steps, to_numpy
+from recipe_keras.config import TrainConfig
+from recipe_keras.seed import set_seed
+from recipe_keras.train import compile_model
+
+__all__ = [
+    "check_baselines",
+    "check_capacity",
+    "check_determinism",
+    "check_loss_decreases",
+    "check_overfit_batch",
+    "double_softmax_stall",
+]
+
+Batches = Sequence[tuple[np.ndarray, np.ndarray]]
+
+
+def check_determinism(subject: Subject, steps: int = 10) -> CheckResult:
+    """R2.1: two runs from one seed (data pipeline and model rebuilt) give the same losses."""
+    runs = []
+    for _ in range(2):
+        set_seed(subject.seed)
+        splits = subject.load_splits()
+        batches = [(to_numpy(x), to_numpy(y)) for x, y in splits.train.take(steps)]
+        runs.append(fit_steps(subject.model(), batches, steps))
+    diff = float(np.max(np.abs(np.subtract(*runs))))
+    same = runs[0] == runs[1]
+    return CheckResult(
+        "R2.1",
+        f"same seed, same losses ({keras.backend.backend()})",
+        "pass" if same else "fail",
+        measured=f"max loss difference {diff:.3g} over {steps} steps",
+        expected="0 (bit-identical)",
+        advice=""
+        if same
+        else "something random is not seeded: a shuffle or generator without the seed, "
+        "or a non-deterministic op (on GPU)",
+        numbers={"max_difference": diff, "steps": steps, "losses": runs[0]},
+    )
+
+
+def _accuracy(model: keras.Model, dataset: tf.data.Dataset) -> float:
+    labels = np.concatenate([to_numpy(y) for _, y in dataset]).astype(int).ravel()
+    predictions = np.argmax(to_numpy(model.predict(dataset, verbose=0)), axis=-1).ravel()
+    return float(np.mean(predictions == labels))
+
+
+def _zeros(batches: Batches) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(np.zeros_like(x), y) for x, y in batches]
+
+
+def check_baselines(
+    subject: Subject,
+    batches: Batches,
+    steps: int,
+    margin: float = 0.1,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> tuple[CheckResult, keras.Model, list[float]]:
+    """R2.7: the model against dumb baselines after the same training steps.
+
+    Baselines: majority class, the same model trained on all-zero inputs (input-
+    independent), and a linear model. The model must beat the input-independent
+    baseline by ``margin`` test accuracy. Returns the trained model and its
+    per-step losses, which R2.9 reuses.
+    """
+    splits = subject.splits
+    test = splits.test
+    train_labels = np.concatenate([to_numpy(y) for _, y in splits.train]).astype(int).ravel()
+    test_labels = np.concatenate([to_numpy(y) for _, y in test]).astype(int).ravel()
+    majority = float(np.mean(test_labels == np.bincount(train_labels).argmax()))
+
+    zero_model = subject.model()
+    fit_steps(zero_model, _zeros(batches), steps)
+    zero = _accuracy(zero_model, test.map(lambda x, y: (tf.zeros_like(x), y)))
+
+    keras.utils.set_random_seed(subject.seed)
+    linear = compile_model(models.linear(splits.input_shape, splits.num_classes, 0), TrainConfig())
+    fit_steps(linear, batches, steps)
+    linear_acc = _accuracy(linear, test)
+
+    model = subject.model()
+    losses = fit_steps(model, batches, steps, callbacks=callbacks)
+    accuracy = _accuracy(model, test)
+
+    ok = accuracy >= zero + margin
+    table = {
+        "model": accuracy,
+        "linear": linear_acc,
+        "input_independent": zero,
+        "majority": majority,
+    }
+    result = CheckResult(
+        "R2.7",
+        "beats the dumb baselines",
+        "pass" if ok else "fail",
+        measured=f"test accuracy {accuracy:.3f}; zero inputs {zero:.3f}, "
+        f"majority {majority:.3f}, linear {linear_acc:.3f}",
+        expected=f">= input-independent + {margin}",
+        advice=""
+        if ok
+        else "the model does no better than one that never sees its inputs: are the inputs "
+        "reaching it (a pipeline feeding zeros or constants), and can it learn at all?",
+        numbers={"test_accuracy": table, "steps": steps},
+    )
+    return result, model, losses
+
+
+def _tail_mean(losses: list[float]) -> float:
+    k = max(1, len(losses) // 10)
+    return float(np.mean(losses[-k:]))
+
+
+def check_loss_decreases(losses: list[float], factor: float = 0.97) -> CheckResult:
+    """R2.9: over a short run the training loss falls (last tenth vs first tenth)."""
+    k = max(1, len(losses) // 10)
+    first, last = float(np.mean(losses[:k])), _tail_mean(losses)
+    ok = math.isfinite(last) and last < factor * first
+    return CheckResult(
+        "R2.9",
+        "training loss decreases",
+        "pass" if ok else "fail",
+        measured=f"{first:.4f} -> {last:.4f} over {len(losses)} steps",
+        expected=f"last < {factor} x first",
+        advice=""
+        if ok
+        else "the training loss does not fall: check the learning rate (not 0, not huge), "
+        "that gradients reach the weights, and that labels match inputs",
+        numbers={"first": first, "last": last},
+    )
+
+
+def check_capacity(
+    subject: Subject, base: keras.Model, base_losses: list[float], batches: Batches
+) -> CheckResult:
+    """R2.9: a model twice as wide reaches a lower training loss in the same steps."""
+    width = subject.model_config.width
+    wider = subject.model(width=2 * width)
+    name = "a wider model fits better"
+    if wider.count_params() <= base.count_params():
+        return CheckResult(
+            "R2.9",
+            name,
+            "warn",
+            "not applicable",
+            "more parameters at width x2",
+            "the model ignores model.width, so no wider version could be built",
+        )
+    losses = fit_steps(wider, batches, len(base_losses))
+    base_last, wide_last = _tail_mean(base_losses), _tail_mean(losses)
+    ok = wide_last < base_last
+    return CheckResult(
+        "R2.9",
+        name,
+        "pass" if ok else "warn",
+        measured=f"width {2 * width}: {wide_last:.4f} vs width {width}: {base_last:.4f}",
+        expected="wider < base",
+        advice=""
+        if ok
+        else "more capacity did not fit the training data better: the optimisation, "
+        "not the size, may be what limits the model",
+        numbers={"base": base_last, "wider": wide_last, "width": width},
+    )
+
+
+def double_softmax_stall(num_classes: int) -> float:
+    """Where a double softmax's loss stalls: ln(1 + (C - 1) / e)."""
+    return math.log(1 + (num_classes - 1) / math.e)
+
+
+def check_overfit_batch(
+    subject: Subject,
+    figure: str | os.PathLike[str],
+    examples: int = 8,
+    max_steps: int = 500,
+    threshold: float = 0.05,
+) -> CheckResult:
+    """R2.8: a handful of examples must be learnt to ~zero loss within a step budget."""
+    from recipe_keras.figures import plot_overfit
+
+    x, y = subject.train_batches(1)[0]
+    x, y = x[:examples], y[:examples]
+    model = subject.model()
+    losses = fit_steps(model, [(x, y)], max_steps, stop_below=threshold)
+    probs = to_numpy(keras.ops.softmax(model(x, training=False), axis=-1))
+    accuracy = float(np.mean(np.argmax(probs, axis=-1) == y.astype(int).ravel()))
+    final = losses[-1]
+    ok = final < threshold and accuracy == 1.0
+    stall = double_softmax_stall(subject.splits.num_classes)
+    if ok:
+        advice = ""
+    elif not math.isfinite(final):
+        advice = "the loss became NaN: the learning rate is far too high"
+    elif abs(final - losses[0]) < 1e-3 * max(losses[0], 1e-12):
+        advice = "the loss never moved: a learning rate of 0, frozen weights, or no gradient"
+    elif abs(final - stall) < 0.1:
+        advice = (
+            f"the loss stalls near ln(1+(C-1)/e) = {stall:.3f}: a softmax applied twice? "
+            "(a softmax output compiled with from_logits=True)"
+        )
+    else:
+        advice = (
+            "could not memorise a few examples: too little capacity, a learning rate too "
+            "low, or labels that do not belong to their inputs"
+        )
+    path = plot_overfit(probs, y.astype(int).ravel(), figure)
+    return CheckResult(
+        "R2.8",
+        f"overfit {len(y)} examples",
+        "pass" if ok else "fail",
+        measured=f"loss {final:.4f}, accuracy {accuracy:.0%} after {len(losses)} steps",
+        expected=f"loss < {threshold}, accuracy 100% within {max_steps} steps",
+        advice=advice,
+        numbers={
+            "final_loss": final,
+            "accuracy": accuracy,
+            "steps": len(losses),
+            "double_softmax_stall": stall,
+        },
+        figures=[path.name],
+    )

@@ -1,0 +1,402 @@
+"""Step-2 checks on the current backend: each planted bug is caught by the check that
+targets it, and the correct project passes every check.
+
+Run once per backend by scripts/run_tests.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from recipe_keras import data, models
+from recipe_keras.checks.dependencies import check_batch_independence, check_causality
+from recipe_keras.checks.dynamics import PredictionDynamics, check_dynamics
+from recipe_keras.checks.equivalence import check_equivalent, loop_over_batch
+from recipe_keras.checks.human import record_human_score, score_sheet, write_sheet
+from recipe_keras.checks.init import (
+    check_init_loss,
+    class_priors,
+    expected_init_loss,
+    init_final_bias,
+    measure_loss,
+)
+from recipe_keras.checks.inputs import check_inputs, decode, inputs_as_fed
+from recipe_keras.checks.subject import Subject, fit_steps
+from recipe_keras.checks.suite import run_checks
+from recipe_keras.checks.training import (
+    check_baselines,
+    check_determinism,
+    check_loss_decreases,
+    check_overfit_batch,
+    double_softmax_stall,
+)
+from recipe_keras.config import CheckConfig, DataConfig, ModelConfig, TrainConfig
+from recipe_keras.report import Report, read_report, write_report
+from recipe_keras.train import compile_model
+
+pytestmark = pytest.mark.backend
+
+
+@pytest.fixture(scope="module")
+def data_config(tfds_dir) -> DataConfig:
+    return DataConfig(data_dir=str(tfds_dir))
+
+
+def subject_for(
+    data_config: DataConfig,
+    transform=None,
+    head=None,
+    learning_rate: float = 3e-4,
+    model: str = "cnn",
+) -> Subject:
+    """A digits project, optionally with a planted bug in its pipeline or model."""
+
+    def load() -> data.Splits:
+        splits = data.load_splits(data_config, seed=1)
+        if transform is None:
+            return splits
+        return dataclasses.replace(
+            splits, **{k: getattr(splits, k).map(transform) for k in ("train", "val", "test")}
+        )
+
+    def build(mc: ModelConfig) -> keras.Model:
+        net = models.build(mc.name, (8, 8, 1), 10, mc.width)
+        if head is not None:
+            net = keras.Sequential([net, head()])
+        return compile_model(net, TrainConfig(learning_rate=learning_rate))
+
+    return Subject(load, build, ModelConfig(name=model, width=16), seed=1)
+
+
+class HandSoftmax(keras.layers.Layer):
+    """A softmax written by hand after the logits: a bug with from_logits=True."""
+
+    def call(self, x):
+        e = keras.ops.exp(x - keras.ops.max(x, axis=-1, keepdims=True))
+        return e / keras.ops.sum(e, axis=-1, keepdims=True)
+
+
+class MixBatch(keras.layers.Layer):
+    """Reshapes (batch, features) as (features, batch) and back: mixes examples."""
+
+    def call(self, x):
+        flat = keras.ops.reshape(x, (-1, x.shape[0]))
+        return keras.ops.reshape(keras.ops.transpose(flat), x.shape)
+
+
+class CenterOverBatch(keras.layers.Layer):
+    """Subtracts the batch mean: a statistic over the batch axis."""
+
+    def call(self, x):
+        return x - keras.ops.mean(x, axis=0, keepdims=True)
+
+
+class PeekNext(keras.layers.Layer):
+    """A running sum whose mask is off by one: step t also sees step t + 1."""
+
+    def call(self, x):
+        nxt = keras.ops.concatenate([x[:, 1:], keras.ops.zeros_like(x[:, :1])], axis=1)
+        return keras.ops.cumsum(x, axis=1) + nxt
+
+
+def _digits_batch(data_config, n=8) -> np.ndarray:
+    return subject_for(data_config).train_batches(1)[0][0][:n]
+
+
+# --- the correct project passes; the report holds every check ---------------------------
+
+
+def test_correct_project_passes_every_check(data_config, tmp_path):
+    results = run_checks(subject_for(data_config), tmp_path, CheckConfig(steps=100), verbose=False)
+    failed = [(r.recipe_id, r.name, r.advice) for r in results if r.verdict != "pass"]
+    assert failed == []
+    report = read_report(tmp_path / "check.json")
+    expected = ["R2.1", "R2.4", "R2.5", "R2.7", "R2.8", "R2.9", "R2.10", "R2.11", "R2.12", "R2.13"]
+    assert report.recipe_ids == expected
+    assert set(report.verdicts.values()) == {"pass"}
+    for figure in report.figures:
+        assert (tmp_path / figure).stat().st_size > 5_000
+
+
+# --- R2.1 ------------------------------------------------------------------------------
+
+
+def test_determinism_passes_and_catches_an_unseeded_pipeline(data_config):
+    assert check_determinism(subject_for(data_config)).verdict == "pass"
+
+    # Noise from a generator built without the seed (OS entropy) differs run to run.
+    def unseeded_noise(x):
+        return x + np.random.default_rng().random(x.shape).astype("float32") * 0.1
+
+    noisy = subject_for(
+        data_config,
+        transform=lambda x, y: (tf.numpy_function(unseeded_noise, [x], tf.float32), y),
+    )
+    result = check_determinism(noisy)
+    assert result.verdict == "fail" and result.numbers["max_difference"] > 0
+
+
+# --- R2.4 / R2.5 ---------------------------------------------------------------------------
+
+
+def test_init_loss_catches_unnormalised_inputs(data_config):
+    good = subject_for(data_config)
+    batches = good.train_batches(4)
+    result = check_init_loss(good.model(), batches, 10)
+    assert result.verdict == "pass"
+    assert result.numbers["expected"] == pytest.approx(math.log(10))
+    raw = subject_for(data_config, transform=lambda x, y: (x * 255.0, y))
+    result = check_init_loss(raw.model(), raw.train_batches(4), 10)
+    assert result.verdict == "fail" and "normalise the inputs" in result.advice
+    assert result.numbers["init_loss"] > 2 * math.log(10)
+
+
+def test_init_loss_cannot_see_a_double_softmax(data_config):
+    # Measured: softmax of probabilities is near uniform, so the init loss is ~ln C.
+    double = subject_for(data_config, head=HandSoftmax)
+    assert check_init_loss(double.model(), double.train_batches(4), 10).verdict == "pass"
+
+
+def test_final_bias_from_priors_reaches_the_prior_entropy():
+    # Imbalanced labels: 70% class 0. A zero kernel isolates the bias's effect.
+    labels = np.array([0] * 70 + [1] * 20 + [2] * 10)
+    model = compile_model(models.build("linear", (4, 4, 1), 3), TrainConfig())
+    model.layers[-1].kernel.assign(np.zeros((16, 3), "float32"))
+    x = np.random.default_rng(0).random((100, 4, 4, 1)).astype("float32")
+    batches = [(x, labels)]
+    assert measure_loss(model, batches) == pytest.approx(math.log(3), abs=1e-5)
+    bias = init_final_bias(model, labels, 3)
+    np.testing.assert_allclose(bias, np.log([0.7, 0.2, 0.1]), rtol=1e-6)
+    entropy = -(0.7 * math.log(0.7) + 0.2 * math.log(0.2) + 0.1 * math.log(0.1))
+    assert expected_init_loss(3, class_priors(labels, 3)) == pytest.approx(entropy)
+    assert measure_loss(model, batches) == pytest.approx(entropy, abs=1e-5)
+    assert check_init_loss(model, batches, 3, priors=class_priors(labels, 3)).verdict == "pass"
+
+
+def test_final_bias_needs_a_bias():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False)])
+    with pytest.raises(ValueError, match=r"no layer with a bias of shape \(2,\)"):
+        init_final_bias(model, np.array([0, 1]), 2)
+
+
+# --- R2.7 / R2.9 -------------------------------------------------------------------------
+
+
+def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
+    zeros = subject_for(data_config, transform=lambda x, y: (tf.zeros_like(x), y))
+    result, _, losses = check_baselines(zeros, zeros.train_batches(60), steps=60)
+    assert result.verdict == "fail" and "never sees its inputs" in result.advice
+    good = subject_for(data_config)
+    result, _, losses = check_baselines(good, good.train_batches(60), steps=60)
+    acc = result.numbers["test_accuracy"]
+    assert result.verdict == "pass" and acc["model"] >= acc["input_independent"] + 0.1
+    # Majority-class accuracy against a NumPy count of the same splits.
+    labels = np.concatenate([np.asarray(y) for _, y in good.splits.test])
+    train = np.concatenate([np.asarray(y) for _, y in good.splits.train])
+    assert acc["majority"] == pytest.approx(np.mean(labels == np.bincount(train).argmax()))
+    assert check_loss_decreases(losses).verdict == "pass"
+
+
+def test_loss_decrease_fails_on_a_flat_or_nan_loss():
+    assert check_loss_decreases([2.3] * 50).verdict == "fail"
+    assert check_loss_decreases([2.3] * 25 + [float("nan")] * 25).verdict == "fail"
+
+
+# --- R2.8 --------------------------------------------------------------------------------
+
+
+def test_overfit_one_batch_catches_double_softmax_and_zero_lr(data_config, tmp_path):
+    good = check_overfit_batch(subject_for(data_config), tmp_path / "good.png")
+    assert good.verdict == "pass" and good.numbers["final_loss"] < 0.05
+
+    double = check_overfit_batch(
+        subject_for(data_config, head=HandSoftmax), tmp_path / "double.png", max_steps=300
+    )
+    assert double.verdict == "fail"
+    assert double.numbers["final_loss"] == pytest.approx(double_softmax_stall(10), abs=0.1)
+    assert "softmax applied twice" in double.advice
+
+    frozen = check_overfit_batch(
+        subject_for(data_config, learning_rate=0.0), tmp_path / "lr0.png", max_steps=50
+    )
+    assert frozen.verdict == "fail" and "learning rate of 0" in frozen.advice
+    assert (tmp_path / "lr0.png").stat().st_size > 5_000
+
+
+# --- R2.10 -------------------------------------------------------------------------------
+
+
+def test_input_grid_shows_the_exact_tensors_fit_receives(data_config, tmp_path):
+    splits = subject_for(data_config).splits
+    clean = inputs_as_fed(splits.test)
+    flipped_ds = splits.test.map(lambda x, y: (tf.image.flip_left_right(x), y))
+    result = check_inputs(flipped_ds, splits.class_names, tmp_path / "grid.png")
+    shown = inputs_as_fed(flipped_ds)
+    # The decoded tensors are the flipped ones (a label-blind transform is visible) ...
+    np.testing.assert_array_equal(decode(shown[0]), decode(clean[0][:, :, ::-1]))
+    np.testing.assert_array_equal(shown[1], clean[1])
+    # ... and decoding undoes the pipeline's scaling exactly: the stored uint8 pixels.
+    assert decode(shown[0]).dtype == np.uint8 and decode(shown[0]).max() == 255
+    assert result.verdict == "pass" and (tmp_path / "grid.png").stat().st_size > 5_000
+    raw = check_inputs(
+        splits.test.map(lambda x, y: (x * 255, y)), splits.class_names, tmp_path / "raw.png"
+    )
+    assert raw.verdict == "warn" and "leave [0, 1]" in raw.advice
+
+
+# --- R2.11 -------------------------------------------------------------------------------
+
+
+def _dynamics(subject: Subject, steps: int) -> PredictionDynamics:
+    batches = subject.train_batches(steps)
+    x, y = batches[0]
+    callback = PredictionDynamics(x[:8], y[:8], every_n_batches=2)
+    fit_steps(subject.model(), batches, steps, callbacks=[callback])
+    return callback
+
+
+def test_prediction_dynamics_flags_standstill_and_jitter(data_config, tmp_path):
+    healthy = _dynamics(subject_for(data_config), 40)
+    assert healthy.probabilities.shape == (21, 8)  # before training, then every 2 steps
+    assert check_dynamics(healthy, tmp_path / "ok.png").verdict == "pass"
+    still = check_dynamics(
+        _dynamics(subject_for(data_config, learning_rate=0.0), 20), tmp_path / "still.png"
+    )
+    assert still.verdict == "warn" and "stand still" in still.advice
+    wild = check_dynamics(
+        _dynamics(subject_for(data_config, learning_rate=0.05), 40), tmp_path / "wild.png"
+    )
+    assert wild.verdict == "warn"
+    assert "too high" in wild.advice
+
+
+# --- R2.12 -------------------------------------------------------------------------------
+
+
+def _probe_model(layer) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1), batch_size=8)
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(16, activation="relu")(x)
+    if layer is not None:
+        x = layer()(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+
+@pytest.mark.parametrize("bug", [MixBatch, CenterOverBatch])
+def test_batch_independence_catches_batch_mixing(data_config, bug):
+    x = _digits_batch(data_config)
+    assert check_batch_independence(_probe_model(None), x).verdict == "pass"
+    result = check_batch_independence(_probe_model(bug), x)
+    assert result.verdict == "fail"
+    pairs = result.numbers["offending"]
+    assert pairs and all(i != j for i, j in pairs)
+
+
+def test_batch_independence_holds_for_batchnorm_in_inference_mode(data_config):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(10),
+        ]
+    )
+    assert check_batch_independence(model, _digits_batch(data_config)).verdict == "pass"
+
+
+def test_all_zero_inputs_are_vacuous_never_a_pass():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, activation="relu", use_bias=False),
+            keras.layers.Dense(3, use_bias=False),
+        ]
+    )
+    result = check_batch_independence(model, np.zeros((4, 4), "float32"))
+    assert result.verdict == "warn" and "vacuous" in result.advice
+
+
+def _sequence_model(padding="causal", layer=None) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 3))
+    x = layer()(inputs) if layer else keras.layers.Conv1D(4, 3, padding=padding)(inputs)
+    return keras.Model(inputs, keras.layers.Dense(2)(x))
+
+
+def test_causality_catches_same_padding_and_an_off_by_one_mask():
+    x = np.random.default_rng(0).standard_normal((2, 12, 3)).astype("float32")
+    assert check_causality(_sequence_model("causal"), x).verdict == "pass"
+    same = check_causality(_sequence_model("same"), x)
+    assert same.verdict == "fail" and (0, 1) in same.numbers["offending"]
+    assert all(s == t + 1 for t, s in same.numbers["offending"])  # kernel 3 sees one step ahead
+    peek = check_causality(_sequence_model(layer=PeekNext), x)
+    assert peek.verdict == "fail" and peek.numbers["offending"] == [(t, t + 1) for t in range(11)]
+
+
+# --- R2.13 -------------------------------------------------------------------------------
+
+
+def test_vectorised_against_loop_reference():
+    def softmax_rows(x):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def softmax_wrong_axis(x):  # normalises over the batch: right for one example only
+        e = np.exp(x - x.max(axis=0, keepdims=True))
+        return e / e.sum(axis=0, keepdims=True)
+
+    def make(rng):
+        return rng.standard_normal((6, 5))
+
+    assert check_equivalent(softmax_rows, loop_over_batch(softmax_rows), make).verdict == "pass"
+    bad = check_equivalent(softmax_wrong_axis, loop_over_batch(softmax_rows), make)
+    assert bad.verdict == "fail" and bad.numbers["first_mismatch"] is not None
+
+
+# --- R2.6 --------------------------------------------------------------------------------
+
+
+def test_human_sheet_is_scored_against_its_key(data_config, tmp_path):
+    import csv
+    import json
+
+    splits = subject_for(data_config).splits
+    sheet = write_sheet(splits.test, splits.class_names, tmp_path / "human", n=20, seed=3)
+    key = json.loads((tmp_path / "human" / "key.json").read_text())["labels"]
+    assert len(key) == 20 and (tmp_path / "human" / "sheet.png").stat().st_size > 5_000
+    with sheet.open() as f:
+        assert [r["label"] for r in csv.DictReader(f)] == [""] * 20  # no answers given away
+
+    def fill(answers):
+        with sheet.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["number", "label"])
+            writer.writerows(enumerate(answers))
+
+    wrong = [str((int(k) + 1) % 10) for k in key]
+    fill(key[:15] + wrong[15:])
+    assert score_sheet(sheet) == {"human_accuracy": 0.75, "examples": 20, "correct": 15}
+    report = record_human_score(sheet, tmp_path)
+    assert report.numbers["model_test_accuracy"] is None
+    write_report(Report(step="train", recipe_ids=[], numbers={"test_accuracy": 0.9}), tmp_path)
+    assert record_human_score(sheet, tmp_path).numbers["model_test_accuracy"] == 0.9
+    assert read_report(tmp_path / "human.json").numbers["human_accuracy"] == 0.75
+
+    fill([*key[:3], "", *key[4:]])
+    with pytest.raises(ValueError, match="example #3 has no label"):
+        score_sheet(sheet)
+    fill([*key[:19], "ten"])
+    with pytest.raises(ValueError, match="example #19 has label 'ten', which is not a class"):
+        score_sheet(sheet)
+    fill(key[:10])
+    with pytest.raises(ValueError, match="missing"):
+        score_sheet(sheet)
