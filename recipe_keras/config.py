@@ -137,7 +137,7 @@ class TrainConfig:
 class CheckConfig:
     # Training steps behind the baselines, loss-decrease, capacity and dynamics checks
     # (R2.7, R2.9, R2.11), on batches of the project's own training pipeline.
-    steps: int = field(default=150, metadata=_at_least(10))
+    steps: int = field(default=100, metadata=_at_least(10))
     # Step budget to overfit one batch of 8 examples to ~zero loss (R2.8).
     overfit_steps: int = field(default=500, metadata=_at_least(1))
     # Test accuracy by which the model must beat the input-independent baseline (R2.7).

@@ -43,8 +43,14 @@ class Subject:
         return self.build(replace(self.model_config, **changes))
 
     def train_batches(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The first ``n`` batches of the training pipeline, exactly as fit receives them."""
-        return [(to_numpy(x), to_numpy(y)) for x, y in self.splits.train.take(n)]
+        """Up to ``n`` batches of the training pipeline, exactly as fit receives them.
+
+        A short last batch is left out when there are full ones: on JAX each new
+        batch shape costs a recompilation, and the checks cycle over these batches.
+        """
+        batches = [(to_numpy(x), to_numpy(y)) for x, y in self.splits.train.take(n)]
+        full = [b for b in batches if len(b[1]) == len(batches[0][1])]
+        return full or batches
 
 
 def to_numpy(x) -> np.ndarray:
