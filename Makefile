@@ -4,12 +4,19 @@ VENV := .venv
 PY := $(abspath $(VENV))/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format benchmark clean
+.PHONY: help setup browser demo test lint format benchmark clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: $(VENV)/.installed ## Create .venv with recipe-keras (editable), all three backends and the test tools
+
+# The report test opens the page in Debian's headless Chromium; as root, install it.
+browser:
+	@command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "note: chromium/chromedriver missing (apt-get install chromium chromium-driver); the browser test will skip"; fi; }
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +30,7 @@ demo: setup ## Render the template with its defaults into scratch/ and train it 
 	# --no-deps: setup installed everything, and keeps recipe-keras editable in .venv.
 	$(MAKE) -C scratch/digits_classifier install train PYTHON=$(PY) PIP_FLAGS="--no-deps --no-build-isolation"
 
-test: setup ## Run the whole test suite (three backends in parallel processes)
+test: setup browser ## Run the whole test suite (three backends in parallel processes)
 	$(PY) scripts/run_tests.py
 
 lint: setup ## ruff check and format check
@@ -36,6 +43,7 @@ format: setup ## Format with ruff
 
 benchmark: setup ## Print the benchmarks' side-by-side ratios
 	$(PY) benchmarks/train_overhead.py
+	$(PY) benchmarks/check_cost.py
 
 clean: ## Remove the venv, scratch projects and build outputs
 	rm -rf $(VENV) scratch dist build test-artifacts

@@ -31,7 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("answers", nargs="*", metavar="KEY=VALUE", help="e.g. backend=jax")
     new.add_argument("-o", "--output-dir", default=".", help="where the project folder goes")
     new.add_argument("--no-input", action="store_true", help="take defaults, ask nothing")
+    report = commands.add_parser(
+        "report",
+        help="render reports/index.html from a project's reports/*.json",
+        description="Render the recipe report (one static HTML page) of a project.",
+    )
+    report.add_argument("project", nargs="?", default=".", help="the project folder")
     args = parser.parse_args(argv)
+
+    if args.command == "report":
+        return _report(args.project)
 
     if args.command == "new":
         from cookiecutter.exceptions import CookiecutterException
@@ -48,6 +57,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"recipe-keras new: no project written: {exc}", file=sys.stderr)
             return 1
         print(f"Created {project}\nNext: cd {project} && make install && make train")
+    return 0
+
+
+def _report(project: str) -> int:
+    from pathlib import Path
+
+    from recipe_keras.config import ConfigError, load_config
+    from recipe_keras.html import write_html_report
+
+    root = Path(project)
+    if not root.is_dir():
+        print(f"recipe-keras report: {project!r} is not a folder", file=sys.stderr)
+        return 1
+    try:
+        config = load_config(root / "config.toml") if (root / "config.toml").is_file() else None
+    except ConfigError as exc:
+        print(f"recipe-keras report: {exc}", file=sys.stderr)
+        return 1
+    reports = root / (config.train.reports_dir if config else "reports")
+    path = write_html_report(reports)
+    print(f"Wrote {path} (open it in a browser; it needs no server)")
     return 0
 
 

@@ -60,6 +60,8 @@ def write_report(report: Report, reports_dir: str | os.PathLike[str]) -> Path:
 def read_report(path: str | os.PathLike[str]) -> Report:
     """Load a report written by :func:`write_report`."""
     raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a report is a JSON object, not {type(raw).__name__}")
     if raw.get("schema") != SCHEMA_VERSION:
         raise ValueError(
             f"{path}: schema {raw.get('schema')!r} is not the supported {SCHEMA_VERSION}"

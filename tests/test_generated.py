@@ -39,7 +39,18 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     run([*MAKE, "test"], cwd=project, KERAS_BACKEND=None)
     run([*MAKE, "lint"], cwd=project)
     help_text = run(["make", "help"], cwd=project).stdout
-    for target in ("install", "check", "human-sheet", "human-score", "train", "test", "lint"):
+    for target in (
+        "install",
+        "recipe",
+        "check",
+        "human-sheet",
+        "human-score",
+        "train",
+        "report",
+        "tensorboard",
+        "test",
+        "lint",
+    ):
         assert f"make {target} " in help_text
 
     # Step 2 on the project's own pipeline and model: every check passes, exit 0.
@@ -49,6 +60,11 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     assert set(check["verdicts"].values()) == {"pass"} and check["backend"] == BACKEND
     run([*MAKE, "human-sheet"], cwd=project, KERAS_BACKEND=None)
     assert (project / "reports" / "human" / "sheet.csv").is_file()
+    # One page with every step's verdicts, and TensorBoard logs from training.
+    run([*MAKE, "report"], cwd=project)
+    page = (project / "reports" / "index.html").read_text()
+    assert 'data-id="R2.12"' in page and "train_curves.png" in page
+    assert list((project / "reports" / "tensorboard").rglob("events.out.tfevents.*"))
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the exit code is backend-independent")
@@ -77,11 +93,14 @@ def load_data(config):
     )
 """
     )
-    proc = subprocess.run([*MAKE, "check"], cwd=project, capture_output=True, text=True)
+    # `make recipe` stops at the failing check, but still renders the report.
+    proc = subprocess.run([*MAKE, "recipe"], cwd=project, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "R2.7 FAIL: the model does no better than one that never sees its inputs" in proc.stdout
     check = read_json(project / "reports" / "check.json")
     assert check["verdicts"]["R2.7"] == "fail"
+    assert not (project / "reports" / "train.json").exists()  # train never ran
+    assert "never sees its inputs" in (project / "reports" / "index.html").read_text()
 
 
 def test_keras_backend_switches_without_regenerating(tmp_path, tfds_dir):

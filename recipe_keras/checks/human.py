@@ -87,7 +87,11 @@ def record_human_score(
         read_report(train).numbers.get("test_accuracy") if train.is_file() else None
     )
     report = Report(
-        step="human", recipe_ids=["R2.6"], numbers=numbers, details={"sheet": str(sheet)}
+        step="human",
+        recipe_ids=["R2.6"],
+        verdicts={"R2.6": "pass"},  # the baseline was measured
+        numbers=numbers,
+        details={"sheet": str(sheet)},
     )
     write_report(report, reports_dir)
     return report

@@ -1,0 +1,106 @@
+"""The recipe report: every step's verdicts and figures on one static HTML page.
+
+Reads whatever ``reports/*.json`` exist (through :mod:`recipe_keras.report`, the
+one owner of their schema) and writes ``reports/index.html``: every recipe id
+with a verdict (pass / warn / fail / not run yet), the numbers measured, the
+advice on failure and the figures inline. No server, no network: figures are
+files beside the page, styles are inline.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import jinja2
+
+from recipe_keras.checks.result import worst
+from recipe_keras.recipe import ITEMS, STEPS
+from recipe_keras.report import Report, read_report
+
+__all__ = ["load_reports", "render_report", "write_html_report"]
+
+
+def load_reports(reports_dir: str | os.PathLike[str]) -> dict[str, Report]:
+    """Every readable ``<step>.json`` in the folder, by step; other JSON files are skipped."""
+    found = {}
+    for path in sorted(Path(reports_dir).glob("*.json")):
+        try:
+            report = read_report(path)
+        except (ValueError, TypeError):
+            continue  # not a recipe report (or another schema): the page shows the rest
+        found[report.step] = report
+    return found
+
+
+def _rows(reports: dict[str, Report]) -> dict[str, list[dict]]:
+    checks = reports["check"].details.get("checks", []) if "check" in reports else []
+    sections: dict[str, list[dict]] = {step: [] for step in STEPS}
+    for item in ITEMS:
+        verdicts = [
+            r.verdicts[item.recipe_id] for r in reports.values() if item.recipe_id in r.verdicts
+        ]
+        found = [c for c in checks if c["recipe_id"] == item.recipe_id]
+        figures = [(f, c["name"]) for c in found for f in c["figures"]]
+        if item.recipe_id == "R2.3" and "train" in reports:
+            figures += [(f, "loss and accuracy per epoch") for f in reports["train"].figures]
+        if verdicts:
+            status, note = worst(verdicts), ""
+        elif item.target:
+            status, note = "not run yet", f"run {item.target}"
+        else:
+            status, note = "not run yet", "not in recipe-keras yet"
+        sections[item.recipe_id.split(".")[0]].append(
+            {"item": item, "status": status, "note": note, "checks": found, "figures": figures}
+        )
+    return sections
+
+
+def _baselines(reports: dict[str, Report]) -> list[tuple[str, float]]:
+    rows = []
+    if "human" in reports:
+        rows.append(("human (you, R2.6)", reports["human"].numbers.get("human_accuracy")))
+    if "train" in reports:
+        rows.append(("model after make train", reports["train"].numbers.get("test_accuracy")))
+    for check in reports["check"].details.get("checks", []) if "check" in reports else []:
+        if check["recipe_id"] == "R2.7":
+            names = {
+                "model": "model, short run",
+                "linear": "linear",
+                "input_independent": "input-independent (zeros)",
+                "majority": "majority class",
+            }
+            rows += [(names.get(k, k), v) for k, v in check["numbers"]["test_accuracy"].items()]
+    return [(name, value) for name, value in rows if value is not None]
+
+
+def render_report(reports_dir: str | os.PathLike[str]) -> str:
+    """The page's HTML for the reports in ``reports_dir`` (any subset of them)."""
+    reports = load_reports(reports_dir)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("recipe_keras", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+    )
+    sections = _rows(reports)
+    counts: dict[str, int] = {}
+    for rows in sections.values():
+        for row in rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return env.get_template("report.html.j2").render(
+        steps=STEPS,
+        sections=sections,
+        counts=counts,
+        reports=reports,
+        baselines=_baselines(reports),
+        train=reports.get("train"),
+        escape=html.escape,
+    )
+
+
+def write_html_report(reports_dir: str | os.PathLike[str] = "reports") -> Path:
+    """Write ``<reports_dir>/index.html`` and return its path."""
+    path = Path(reports_dir) / "index.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(reports_dir), encoding="utf-8")
+    return path
