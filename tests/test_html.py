@@ -7,6 +7,7 @@ them as root); outside CI a machine without them skips the browser test.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -69,8 +70,6 @@ def reports(tmp_path_factory, tfds_dir) -> Path:
     splits = data.load_splits(cfg.data, cfg.seed)
     fit_and_evaluate(build(cfg.model), splits, cfg)
     sheet = write_sheet(splits.test, splits.class_names, out / "reports" / "human", n=10)
-    import json
-
     key = json.loads((sheet.parent / "key.json").read_text())["labels"]
     sheet.write_text("number,label\n" + "".join(f"{i},{k}\n" for i, k in enumerate(key)))
     record_human_score(sheet, out / "reports")
@@ -157,7 +156,7 @@ def _browser():
         "--window-size=1200,1800",
     ):
         options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
@@ -179,6 +178,15 @@ def test_page_in_headless_chromium(reports):
         assert loaded and all(width > 0 for _, width in loaded), loaded
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
+        # Every request the browser made (DevTools network log) was for a file on disk.
+        fetched = [
+            event["params"]["request"]["url"]
+            for entry in browser.get_log("performance")
+            for event in [json.loads(entry["message"])["message"]]
+            if event["method"] == "Network.requestWillBeSent"
+        ]
+        assert len(fetched) > len(loaded), fetched  # the page and each figure
+        assert all(url.startswith("file://") for url in fetched), fetched
         rows = browser.execute_script(
             """return [...document.querySelectorAll('tr.item')].map(r =>
                  [r.dataset.id, r.querySelector('.verdict').textContent,
