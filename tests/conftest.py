@@ -62,6 +62,25 @@ def run(cmd: list[str], cwd: Path, timeout: float = 600, **env: str) -> subproce
     return proc
 
 
+def project_config(root: Path, tfds_dir: Path, **sections):
+    """A quiet 2-epoch Config whose outputs all go under ``root``; ``sections`` override."""
+    from recipe_keras.config import from_dict
+
+    raw = {
+        "data": {"data_dir": str(tfds_dir)},
+        "train": {
+            "epochs": 2,
+            "verbose": 0,
+            "reports_dir": str(root / "reports"),
+            "model_path": str(root / "artifacts" / "model.keras"),
+            "backup_dir": str(root / "artifacts" / "backup"),
+        },
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return from_dict(raw)
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 

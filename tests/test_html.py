@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from recipe_keras.recipe import ITEMS
-from tests.conftest import ROOT
+from tests.conftest import ROOT, project_config
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -31,23 +31,12 @@ def reports(tmp_path_factory, tfds_dir) -> Path:
     from recipe_keras.checks.human import record_human_score, write_sheet
     from recipe_keras.checks.subject import Subject
     from recipe_keras.checks.suite import run_checks
-    from recipe_keras.config import CheckConfig, from_dict
+    from recipe_keras.config import CheckConfig
     from recipe_keras.seed import set_seed
     from recipe_keras.train import compile_model, fit_and_evaluate
 
     out = tmp_path_factory.mktemp("project")
-    cfg = from_dict(
-        {
-            "data": {"data_dir": str(tfds_dir)},
-            "train": {
-                "epochs": 3,
-                "verbose": 0,
-                "reports_dir": str(out / "reports"),
-                "model_path": str(out / "artifacts" / "model.keras"),
-                "backup_dir": str(out / "artifacts" / "backup"),
-            },
-        }
-    )
+    cfg = project_config(out, tfds_dir, train={"epochs": 3})
     set_seed(cfg.seed)
 
     def zeros() -> data.Splits:

@@ -14,30 +14,14 @@ import pytest
 import tensorflow_datasets as tfds
 
 from recipe_keras import data, models
-from recipe_keras.config import MODELS, Config, DataConfig, TrainConfig, from_dict
+from recipe_keras.config import MODELS, Config, DataConfig, TrainConfig
 from recipe_keras.datasets.digits import TEST_SIZE
 from recipe_keras.report import read_report
 from recipe_keras.seed import set_seed
 from recipe_keras.train import compile_model, fit_and_evaluate
-from tests.conftest import digits_images
+from tests.conftest import digits_images, project_config
 
 pytestmark = pytest.mark.backend
-
-
-def _config(tmp_path, tfds_dir, **sections) -> Config:
-    raw = {
-        "data": {"data_dir": str(tfds_dir)},
-        "train": {
-            "epochs": 2,
-            "verbose": 0,
-            "reports_dir": str(tmp_path / "reports"),
-            "model_path": str(tmp_path / "artifacts" / "model.keras"),
-            "backup_dir": str(tmp_path / "artifacts" / "backup"),
-        },
-    }
-    for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
-    return from_dict(raw)
 
 
 def _collect(ds) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +143,7 @@ def _train(cfg: Config, callbacks=()):
 
 def test_same_seed_same_losses_other_seed_other_losses(tmp_path, tfds_dir):
     # R2.1: two runs with one seed are identical to the last bit; another seed differs.
-    cfg = _config(tmp_path, tfds_dir)
+    cfg = project_config(tmp_path, tfds_dir)
     first = _train(cfg).details["history"]
     second = _train(cfg).details["history"]
     assert first == second
@@ -168,7 +152,7 @@ def test_same_seed_same_losses_other_seed_other_losses(tmp_path, tfds_dir):
 
 
 def test_train_report_and_saved_model(tmp_path, tfds_dir):
-    cfg = _config(tmp_path, tfds_dir, train={"epochs": 3}, model={"name": "linear"})
+    cfg = project_config(tmp_path, tfds_dir, train={"epochs": 3}, model={"name": "linear"})
     report = _train(cfg)
     on_disk = read_report(tmp_path / "reports" / "train.json")
     assert on_disk.numbers == report.numbers and on_disk.step == "train"
@@ -206,7 +190,7 @@ class _StopAfter(keras.callbacks.Callback):
 
 
 def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path, tfds_dir):
-    cfg = _config(tmp_path, tfds_dir, train={"epochs": 4}, model={"name": "linear"})
+    cfg = project_config(tmp_path, tfds_dir, train={"epochs": 4}, model={"name": "linear"})
     with pytest.raises(_Interrupt):
         _train(cfg, callbacks=[_StopAfter(2)])
     assert (tmp_path / "artifacts" / "backup").is_dir()
