@@ -12,7 +12,7 @@ import numpy as np
 from recipe_keras.config import ModelConfig
 from recipe_keras.data import Splits
 
-__all__ = ["Subject", "fit_steps", "to_numpy"]
+__all__ = ["Subject", "fit_steps", "labels_of", "to_numpy"]
 
 
 @dataclass
@@ -35,6 +35,11 @@ class Subject:
     def splits(self) -> Splits:
         return self.preloaded if self.preloaded is not None else self.load_splits()
 
+    @functools.cached_property
+    def train_labels(self) -> np.ndarray:
+        """Every training label, read once (R2.5 priors, R2.7 majority class)."""
+        return labels_of(self.splits.train)
+
     def model(self, **changes) -> keras.Model:
         """A fresh compiled model, seeded, optionally with other model-config values."""
         from dataclasses import replace
@@ -51,6 +56,11 @@ class Subject:
         batches = [(to_numpy(x), to_numpy(y)) for x, y in self.splits.train.take(n)]
         full = [b for b in batches if len(b[1]) == len(batches[0][1])]
         return full or batches
+
+
+def labels_of(dataset) -> np.ndarray:
+    """All labels of a batched (x, y) pipeline, in its order, as integers."""
+    return np.concatenate([to_numpy(y) for _, y in dataset]).astype(int).ravel()
 
 
 def to_numpy(x) -> np.ndarray:

@@ -12,8 +12,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from recipe_keras.checks.dependencies import check_batch_independence
 from recipe_keras.checks.dynamics import PredictionDynamics, check_dynamics
 from recipe_keras.checks.equivalence import check_model_batching
@@ -61,14 +59,13 @@ def run_checks(
     batches = subject.train_batches(steps)
     x, _ = batches[0]
     probe = x[:8]
-    train_labels = np.concatenate([to_numpy(y) for _, y in splits.train]).astype(int).ravel()
     record(check_determinism(subject))
     # One untrained model serves the inference-only checks; R2.5 changes its bias, so last.
     fresh = subject.model()
     record(check_init_loss(fresh, batches[:4], splits.num_classes))
     record(check_batch_independence(fresh, probe, seed=subject.seed))
     record(check_model_batching(fresh, probe))
-    record(check_bias_init(fresh, batches[:4], train_labels, splits.num_classes))
+    record(check_bias_init(fresh, batches[:4], subject.train_labels, splits.num_classes))
     record(check_inputs(splits.train, splits.class_names, out / "check_inputs.png"))
     record(check_overfit_batch(subject, out / "check_overfit.png", max_steps=config.overfit_steps))
     val_x, val_y = next(iter(splits.val))
