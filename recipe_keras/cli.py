@@ -37,8 +37,26 @@ def main(argv: list[str] | None = None) -> int:
         description="Render the recipe report (one static HTML page) of a project.",
     )
     report.add_argument("project", nargs="?", default=".", help="the project folder")
+    inspect = commands.add_parser(
+        "inspect",
+        help="audit a dataset (recipe step 1): writes <out>/inspect.json and figures",
+        description="Audit every split of a dataset: R1.1-R1.7, and R1.8 with --model.",
+    )
+    inspect.add_argument(
+        "--data", required=True, help="an embedded name (digits), a TFDS name or an image folder"
+    )
+    inspect.add_argument("--out", default="reports", help="folder for inspect.json and figures")
+    inspect.add_argument("--data-dir", default="", help="TFDS data_dir (default: TFDS's own)")
+    inspect.add_argument("--channels", type=int, default=0, help="1 or 3 to convert to")
+    inspect.add_argument("--limit", type=int, default=0, help="audit the first N of each split")
+    inspect.add_argument("--near-bits", type=int, default=5, help="near-duplicate hash bits")
+    inspect.add_argument("--folds", type=int, default=5, help="folds of the label-noise model")
+    inspect.add_argument("--seed", type=int, default=0)
+    inspect.add_argument("--model", help="a saved .keras model: adds its mistakes (R1.8)")
     args = parser.parse_args(argv)
 
+    if args.command == "inspect":
+        return _inspect(args)
     if args.command == "report":
         return _report(args.project)
 
@@ -58,6 +76,39 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"Created {project}\nNext: cd {project} && make install && make train")
     return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from recipe_keras.config import ConfigError, from_dict
+
+    raw = {
+        "data": {"dataset": args.data, "data_dir": args.data_dir, "channels": args.channels},
+        "inspect": {
+            "near_duplicate_bits": args.near_bits,
+            "folds": args.folds,
+            "limit": args.limit,
+        },
+    }
+    try:
+        config = from_dict(raw, source="recipe-keras inspect")
+    except ConfigError as exc:  # its message starts with the source, "recipe-keras inspect"
+        print(exc, file=sys.stderr)
+        return 2
+    if args.model and not Path(args.model).is_file():
+        print(f"recipe-keras inspect: --model {args.model!r}: no such file", file=sys.stderr)
+        return 2
+    from recipe_keras.audit import inspect_dataset
+
+    try:
+        report = inspect_dataset(
+            config.data, args.out, config.inspect, seed=args.seed, model_path=args.model
+        )
+    except ValueError as exc:  # an empty or malformed folder
+        print(f"recipe-keras inspect: {exc}", file=sys.stderr)
+        return 2
+    return 1 if "fail" in report.verdicts.values() else 0
 
 
 def _report(project: str) -> int:

@@ -32,6 +32,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "InspectConfig",
     "ModelConfig",
     "TrainConfig",
     "dataset_kind",
@@ -147,6 +148,16 @@ class CheckConfig:
 
 
 @dataclass(frozen=True)
+class InspectConfig:
+    # Perceptual-hash bits (of 64) within which two images are near duplicates (R1.3).
+    near_duplicate_bits: int = field(default=5, metadata={"min": 0, "max": 16})
+    # Folds of the quick cross-validated model behind the label-noise suspects (R1.6).
+    folds: int = field(default=5, metadata=_at_least(2))
+    # Audit only the first N examples of each split; 0 audits everything.
+    limit: int = field(default=0, metadata=_at_least(0))
+
+
+@dataclass(frozen=True)
 class Config:
     # Keras backend; the KERAS_BACKEND environment variable wins, so
     # `KERAS_BACKEND=torch make train` switches without editing this file.
@@ -158,6 +169,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
+    inspect: InspectConfig = field(default_factory=InspectConfig)
 
 
 def load_config(path: str | os.PathLike[str] = "config.toml") -> Config:
@@ -249,6 +261,8 @@ def _check(key: str, value: Any, hint: Any, meta: Any, source: str) -> Any:
         fail(_NAMES[hint])
     if "choices" in meta and value not in meta["choices"]:
         fail("one of " + ", ".join(repr(c) for c in meta["choices"]))
+    if "max" in meta and not meta["min"] <= value <= meta["max"]:
+        fail(f"{_NAMES[hint]} from {meta['min']} to {meta['max']}")
     if "min" in meta and value < meta["min"]:
         fail(f"{_NAMES[hint]} >= {meta['min']}")
     return float(value) if hint is float else value

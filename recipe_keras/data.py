@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 
 from recipe_keras.config import DataConfig, dataset_kind
 
-__all__ = ["Splits", "load_splits", "make_builder", "make_pipeline"]
+__all__ = ["Splits", "load_splits", "make_builder", "make_pipeline", "read_split"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     label = builder.info.features[label_key]
     stored = tuple(builder.info.features[image_key].shape)
     splits = {"train": cfg.train_split, "val": cfg.val_split, "test": cfg.test_split}
-    raw = {name: _read(builder, split) for name, split in splits.items()}
+    raw = {name: read_split(builder, split) for name, split in splits.items()}
     height, width = cfg.image_size or _stored_size(stored, raw["train"])
     input_shape = (height, width, cfg.channels or stored[-1])
     return Splits(
@@ -99,7 +99,7 @@ def make_pipeline(
     return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _read(builder: tfds.core.DatasetBuilder, split: str) -> tf.data.Dataset:
+def read_split(builder: tfds.core.DatasetBuilder, split: str) -> tf.data.Dataset:
     """``builder.as_dataset``, plus split slicing ("train[:90%]") for image folders.
 
     TFDS's ImageFolder takes whole split names only; its examples come in a

@@ -12,7 +12,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["plot_curves", "plot_dynamics", "plot_image_grid", "plot_overfit"]
+__all__ = [
+    "plot_confusion",
+    "plot_counts",
+    "plot_curves",
+    "plot_dynamics",
+    "plot_image_grid",
+    "plot_overfit",
+    "plot_rows",
+]
 
 
 def _save(fig, path: str | os.PathLike[str]) -> Path:
@@ -99,4 +107,75 @@ def plot_dynamics(
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def plot_rows(
+    rows: list[tuple[str, np.ndarray, list[str]]],
+    path: str | os.PathLike[str],
+    title: str = "",
+) -> Path:
+    """Rows of images (values in [0, 1]), a label at the left of each row, a title per image."""
+    columns = max((len(images) for _, images, _ in rows), default=1)
+    fig, axes = plt.subplots(
+        len(rows), columns, figsize=(1.3 * columns + 1.2, 1.45 * len(rows) + 0.4), squeeze=False
+    )
+    for r, (label, images, titles) in enumerate(rows):
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(images):
+                image = np.clip(images[c], 0.0, 1.0)
+                ax.imshow(
+                    image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1
+                )
+                ax.set_title(titles[c] if c < len(titles) else "", fontsize=7)
+        axes[r][0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_counts(
+    counts: dict[str, list[int]], names: list[str], path: str | os.PathLike[str]
+) -> Path:
+    """R1.2: examples per class, one bar per split."""
+    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(names) + 2), 3.5))
+    width = 0.8 / max(1, len(counts))
+    x = np.arange(len(names))
+    for k, (split, row) in enumerate(counts.items()):
+        ax.bar(x + k * width, row, width, label=split)
+    ax.set_xticks(x + 0.4 - width / 2, names, rotation=90 if len(names) > 20 else 0)
+    ax.set_xlabel("class")
+    ax.set_ylabel("examples")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_confusion(confusion: np.ndarray, names: list[str], path: str | os.PathLike[str]) -> Path:
+    """R1.8: the confusion matrix, rows the true class, with counts written in."""
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(max(4, 0.45 * n + 2), max(3.5, 0.45 * n + 1.5)))
+    im = ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(n), names, rotation=90 if n > 10 else 0)
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 20:
+        top = confusion.max() or 1
+        for (i, j), v in np.ndenumerate(confusion):
+            if v:
+                ax.text(
+                    j,
+                    i,
+                    str(v),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v > top / 2 else "black",
+                )
+    fig.colorbar(im, ax=ax)
     return _save(fig, path)

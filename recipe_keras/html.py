@@ -35,7 +35,7 @@ def load_reports(reports_dir: str | os.PathLike[str]) -> dict[str, Report]:
 
 
 def _rows(reports: dict[str, Report]) -> dict[str, list[dict]]:
-    checks = reports["check"].details.get("checks", []) if "check" in reports else []
+    checks = [c for r in reports.values() for c in r.details.get("checks", [])]
     sections: dict[str, list[dict]] = {step: [] for step in STEPS}
     for item in ITEMS:
         verdicts = [

@@ -28,14 +28,14 @@ STEPS = {
 }
 
 ITEMS = [
-    Item("R1.1", "scan many examples by eye", ""),
-    Item("R1.2", "know the distribution, find imbalance and bias", ""),
-    Item("R1.3", "find repeated examples", ""),
-    Item("R1.4", "find broken examples and bad labels", ""),
-    Item("R1.5", "sort and filter by simple statistics", ""),
-    Item("R1.6", "noisy labels", ""),
-    Item("R1.7", "how much detail is needed", ""),
-    Item("R1.8", "look at what the net gets wrong", ""),
+    Item("R1.1", "scan many examples by eye", "make inspect"),
+    Item("R1.2", "know the distribution, find imbalance and bias", "make inspect"),
+    Item("R1.3", "find repeated examples", "make inspect"),
+    Item("R1.4", "find broken examples and bad labels", "make inspect"),
+    Item("R1.5", "sort and filter by simple statistics", "make inspect"),
+    Item("R1.6", "noisy labels", "make inspect"),
+    Item("R1.7", "how much detail is needed", "make inspect"),
+    Item("R1.8", "look at what the net gets wrong", "make train, then make inspect"),
     Item("R2.1", "fix the random seed", "make check"),
     Item("R2.2", "simplify: no augmentation yet", "make train"),
     Item("R2.3", "evaluate on the whole test set", "make train"),

@@ -42,6 +42,7 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     for target in (
         "install",
         "recipe",
+        "inspect",
         "check",
         "human-sheet",
         "human-score",
@@ -52,6 +53,15 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
         "lint",
     ):
         assert f"make {target} " in help_text
+
+    # Step 1 after training: the audit passes on the embedded digits, and R1.8's accuracy,
+    # measured on the audit's own copy of the test split, is the one training reported.
+    proc = run([*MAKE, "inspect"], cwd=project, KERAS_BACKEND=None)
+    assert "read test: 360/360" in proc.stdout and "FAIL" not in proc.stdout
+    inspect = read_json(project / "reports" / "inspect.json")
+    assert inspect["recipe_ids"] == [f"R1.{i}" for i in range(1, 9)]
+    r18 = next(c for c in inspect["details"]["checks"] if c["recipe_id"] == "R1.8")
+    assert r18["numbers"]["accuracy"] == pytest.approx(n["test_accuracy"], abs=1e-6)
 
     # Step 2 on the project's own pipeline and model: every check passes, exit 0.
     proc = run([*MAKE, "check"], cwd=project, KERAS_BACKEND=None)
@@ -64,6 +74,7 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     run([*MAKE, "report"], cwd=project)
     page = (project / "reports" / "index.html").read_text()
     assert 'data-id="R2.12"' in page and "train_curves.png" in page
+    assert "inspect/confusion.png" in page
     assert list((project / "reports" / "tensorboard").rglob("events.out.tfevents.*"))
 
 

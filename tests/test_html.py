@@ -24,7 +24,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory, tfds_dir) -> Path:
-    """check (with a planted zero-feeding pipeline: R2.7 fails), train and human reports."""
+    """check (planted zero-feeding pipeline: R2.7 fails), train, human and inspect reports."""
     import tensorflow as tf
 
     from recipe_keras import data, models
@@ -62,6 +62,9 @@ def reports(tmp_path_factory, tfds_dir) -> Path:
     key = json.loads((sheet.parent / "key.json").read_text())["labels"]
     sheet.write_text("number,label\n" + "".join(f"{i},{k}\n" for i, k in enumerate(key)))
     record_human_score(sheet, out / "reports")
+    from recipe_keras.audit import inspect_dataset
+
+    inspect_dataset(cfg.data, out / "reports", model_path=cfg.train.model_path, verbose=False)
     return out
 
 
@@ -85,7 +88,9 @@ def test_page_lists_every_id_with_a_verdict_and_makes_no_request(reports):
     verdicts = dict(rows)
     assert verdicts["R2.7"] == "fail" and verdicts["R2.4"] == "pass"
     assert verdicts["R2.3"] == "pass" and verdicts["R2.6"] == "pass"
-    assert verdicts["R1.1"] == "not-run-yet" and verdicts["R5.1"] == "not-run-yet"
+    assert verdicts["R1.4"] == "pass" and verdicts["R1.8"] == "pass"
+    assert verdicts["R5.1"] == "not-run-yet"
+    assert "inspect/confusion.png" in page and "inspect/duplicates.png" not in page
     assert "never sees its inputs" in page
     # Static and offline: nothing to fetch from anywhere but the page's own folder.
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)

@@ -215,8 +215,37 @@ def test_public_surface_is_declared_and_real():
     # ruff's RUF022 keeps each __all__ sorted; this holds that every name exists.
     import importlib
 
-    for name in ("config", "data", "models", "report", "seed", "train", "figures", "new", "cli"):
+    names = ("config", "data", "models", "report", "seed", "train", "figures", "new", "cli")
+    audit = ("audit", "audit.read", "audit.duplicates", "audit.stats", "audit.noise")
+    for name in (*names, *audit, "audit.classes", "audit.errors", "audit.run"):
         module = importlib.import_module(f"recipe_keras.{name}")
         assert len(set(module.__all__)) == len(module.__all__), name
         for member in module.__all__:
             assert hasattr(module, member), f"recipe_keras.{name}.{member}"
+
+
+def test_inspect_adds_the_trained_models_mistakes(tmp_path, tfds_dir):
+    # R1.8 predicts on the audit's own copy of the test split through the training
+    # preprocessing: its accuracy must equal the one fit_and_evaluate measured.
+    from recipe_keras.audit import inspect_dataset
+
+    config = project_config(tmp_path, tfds_dir)
+    set_seed(config.seed)
+    splits = data.load_splits(config.data, config.seed)
+    model = compile_model(
+        models.build("cnn", splits.input_shape, splits.num_classes), config.train
+    )
+    train = fit_and_evaluate(model, splits, config)
+    report = inspect_dataset(
+        config.data, tmp_path / "inspect", config.inspect, model_path=config.train.model_path,
+        verbose=False,
+    )
+    r18 = next(c for c in report.details["checks"] if c["recipe_id"] == "R1.8")
+    assert r18["numbers"]["accuracy"] == pytest.approx(train.numbers["test_accuracy"], abs=1e-6)
+    confusion = np.array(r18["numbers"]["confusion"])
+    assert confusion.sum() == TEST_SIZE
+    assert np.trace(confusion) / TEST_SIZE == pytest.approx(r18["numbers"]["accuracy"])
+    worst = report.details["findings"]["top_loss"]
+    assert [w["loss"] for w in worst] == sorted((w["loss"] for w in worst), reverse=True)
+    assert all(w["id"].startswith("test:") for w in worst)
+    assert {"inspect/confusion.png", "inspect/top_loss.png"} <= set(report.figures)

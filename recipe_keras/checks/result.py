@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CheckResult", "worst"]
+from recipe_keras.report import Report
+
+__all__ = ["CheckResult", "format_table", "results_report", "worst"]
 
 _ORDER = {"pass": 0, "warn": 1, "fail": 2}
 
@@ -32,3 +35,34 @@ class CheckResult:
 def worst(verdicts: list[str]) -> str:
     """The most severe of several verdicts (fail > warn > pass)."""
     return max(verdicts, key=_ORDER.__getitem__, default="pass")
+
+
+def results_report(
+    step: str, results: list[CheckResult], numbers: dict[str, Any], details: dict | None = None
+) -> Report:
+    """One step's report: the worst verdict per recipe id, every result under details."""
+    verdicts: dict[str, list[str]] = {}
+    for r in results:
+        verdicts.setdefault(r.recipe_id, []).append(r.verdict)
+    return Report(
+        step=step,
+        recipe_ids=sorted(verdicts, key=lambda i: tuple(map(int, i[1:].split(".")))),
+        verdicts={rid: worst(v) for rid, v in verdicts.items()},
+        numbers=numbers,
+        figures=[f for r in results for f in r.figures],
+        details={**(details or {}), "checks": [dataclasses.asdict(r) for r in results]},
+    )
+
+
+def format_table(results: list[CheckResult]) -> str:
+    """A plain-text table, then the advice for each warning and failure."""
+    rows = [("id", "check", "verdict", "measured", "expected")]
+    rows += [(r.recipe_id, r.name, r.verdict.upper(), r.measured, r.expected) for r in results]
+    widths = [min(max(len(row[i]) for row in rows), 72) for i in range(5)]
+    lines = [
+        "  ".join(cell[:72].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    advice = [f"{r.recipe_id} {r.verdict.upper()}: {r.advice}" for r in results if r.advice]
+    return "\n".join([*lines, "", *advice] if advice else lines)

@@ -7,7 +7,6 @@ measured vs expected) with one line of advice per warning or failure, writes
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from recipe_keras.checks.dynamics import PredictionDynamics, check_dynamics
 from recipe_keras.checks.equivalence import check_model_batching
 from recipe_keras.checks.init import check_bias_init, check_init_loss
 from recipe_keras.checks.inputs import check_inputs
-from recipe_keras.checks.result import CheckResult, worst
+from recipe_keras.checks.result import CheckResult, format_table, results_report
 from recipe_keras.checks.subject import Subject, to_numpy
 from recipe_keras.checks.training import (
     check_baselines,
@@ -27,7 +26,7 @@ from recipe_keras.checks.training import (
     check_overfit_batch,
 )
 from recipe_keras.config import CheckConfig
-from recipe_keras.report import Report, write_report
+from recipe_keras.report import write_report
 
 __all__ = ["format_table", "run_checks"]
 
@@ -81,39 +80,19 @@ def run_checks(
     record(check_capacity(subject, model, losses, batches))
     seconds = time.perf_counter() - start
 
-    verdicts: dict[str, list[str]] = {}
-    for r in results:
-        verdicts.setdefault(r.recipe_id, []).append(r.verdict)
     write_report(
-        Report(
-            step="check",
-            recipe_ids=sorted(verdicts, key=lambda i: tuple(map(int, i[1:].split(".")))),
-            verdicts={rid: worst(v) for rid, v in verdicts.items()},
-            numbers={
+        results_report(
+            "check",
+            results,
+            {
                 "checks": len(results),
                 "failed": sum(r.verdict == "fail" for r in results),
                 "warned": sum(r.verdict == "warn" for r in results),
                 "seconds": round(seconds, 2),
             },
-            figures=[f for r in results for f in r.figures],
-            details={"checks": [dataclasses.asdict(r) for r in results]},
         ),
         out,
     )
     if verbose:
         print(format_table(results))
     return results
-
-
-def format_table(results: list[CheckResult]) -> str:
-    """A plain-text table, then the advice for each warning and failure."""
-    rows = [("id", "check", "verdict", "measured", "expected")]
-    rows += [(r.recipe_id, r.name, r.verdict.upper(), r.measured, r.expected) for r in results]
-    widths = [min(max(len(row[i]) for row in rows), 72) for i in range(5)]
-    lines = [
-        "  ".join(cell[:72].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    advice = [f"{r.recipe_id} {r.verdict.upper()}: {r.advice}" for r in results if r.advice]
-    return "\n".join([*lines, "", *advice] if advice else lines)

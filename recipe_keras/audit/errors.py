@@ -1,0 +1,88 @@
+"""R1.8: what a trained model gets wrong, once ``make train`` has saved one.
+
+Predictions run on the audit's own copy of the split, through the training
+preprocessing (:func:`recipe_keras.data.make_pipeline`), so each mistake comes
+with its example id or file path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from recipe_keras.audit.read import Examples
+from recipe_keras.checks.result import CheckResult
+
+__all__ = ["model_errors", "predict_split", "saved_model_probabilities"]
+
+
+def predict_split(model, ex: Examples, data_cfg, split: str = "test") -> np.ndarray:
+    """Class probabilities of ``model`` for every example of ``split``, in the audit's order."""
+    import keras
+    import tensorflow as tf
+
+    from recipe_keras.data import make_pipeline
+
+    rows = np.flatnonzero(ex.splits == split)
+    ds = tf.data.Dataset.from_tensor_slices((ex.images[rows], np.maximum(ex.labels[rows], 0)))
+    ds = make_pipeline(ds, data_cfg, tuple(model.input_shape[1:]), training=False, seed=0)
+    logits = model.predict(ds, verbose=0)
+    return np.asarray(keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)))
+
+
+def model_errors(
+    ex: Examples, probs: np.ndarray, split: str = "test", top: int = 16
+) -> tuple[CheckResult, np.ndarray, list[dict]]:
+    """Confusion matrix (rows: true class) and the examples with the highest loss."""
+    rows = np.flatnonzero((ex.splits == split) & (ex.labels >= 0))
+    keep = np.isin(np.flatnonzero(ex.splits == split), rows)
+    probs, labels = probs[keep], ex.labels[rows]
+    classes = len(ex.class_names)
+    predicted = probs.argmax(axis=1)
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    loss = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))
+    worst = np.argsort(-loss, kind="stable")[:top]
+    errors = [
+        {
+            "id": ex.ids[rows[i]],
+            "given": ex.class_names[labels[i]],
+            "predicted": ex.class_names[predicted[i]],
+            "loss": float(loss[i]),
+            "row": int(rows[i]),
+        }
+        for i in worst
+    ]
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    accuracy = float((predicted == labels).mean()) if len(labels) else 0.0
+    weakest = int(per_class.argmin())
+    numbers = {
+        "accuracy": accuracy,
+        "confusion": confusion.tolist(),
+        "per_class_accuracy": per_class.tolist(),
+        "top_loss": [e["id"] for e in errors],
+    }
+    result = CheckResult(
+        "R1.8",
+        "model errors",
+        "pass",
+        f"{split} accuracy {accuracy:.3f}; weakest class {ex.class_names[weakest]} "
+        f"({per_class[weakest]:.3f})",
+        "look at the confusion matrix and the top-loss examples",
+        "",
+        numbers,
+    )
+    return result, confusion, errors
+
+
+def saved_model_probabilities(
+    model_path: str | os.PathLike[str], ex: Examples, data_cfg, split: str = "test"
+) -> np.ndarray | None:
+    """Test probabilities of the model ``make train`` saved; None until there is one."""
+    if not Path(model_path).is_file():
+        return None
+    import keras
+
+    return predict_split(keras.saving.load_model(model_path), ex, data_cfg, split)

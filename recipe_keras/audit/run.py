@@ -1,0 +1,285 @@
+"""``make inspect``: every R1 finding on every split, as ``inspect.json`` plus figures.
+
+Each finding is a :class:`~recipe_keras.checks.result.CheckResult` (verdict,
+measured vs expected, advice) and lists the example ids or file paths
+involved under ``details.findings``, so a person can act on it and a script
+can filter the data with it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recipe_keras.audit import classes, duplicates, errors, noise, stats
+from recipe_keras.audit.read import Examples
+from recipe_keras.checks.result import CheckResult, format_table, results_report
+from recipe_keras.report import Report, write_report
+
+__all__ = ["audit", "inspect_dataset"]
+
+STRIP = 8
+
+
+def audit(
+    ex: Examples,
+    reports_dir: str | os.PathLike[str] = "reports",
+    *,
+    near_bits: int = duplicates.NEAR_BITS,
+    folds: int = 5,
+    seed: int = 0,
+    probabilities: np.ndarray | None = None,
+    verbose: bool = True,
+) -> Report:
+    """Audit ``ex``; write ``<reports_dir>/inspect.json`` and ``inspect/*.png``.
+
+    ``probabilities``: a trained model's class probabilities for the test split
+    (:func:`recipe_keras.audit.errors.predict_split`); adds R1.8.
+    """
+    out = Path(reports_dir)
+    (out / "inspect").mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    results: list[CheckResult] = []
+    findings: dict = {}
+    names = list(ex.class_names)
+
+    def record(result: CheckResult, *figures: Path) -> None:
+        result.figures += [str(f.relative_to(out)) for f in figures]
+        results.append(result)
+        if verbose:
+            print(
+                f"  {result.recipe_id:<5} {result.verdict:<5} {result.name} "
+                f"({time.perf_counter() - start:.1f} s)",
+                flush=True,
+            )
+
+    from recipe_keras import figures as fig
+
+    def view(rows: list[int]) -> np.ndarray:
+        return _unit(ex.images[rows])
+
+    def title(i: int) -> str:
+        label = names[ex.labels[i]] if ex.labels[i] >= 0 else "?"
+        return f"{_short(ex.ids[i])}\n{label}"
+
+    # R1.1: random training examples per class.
+    picked = classes.sample_per_class(ex, STRIP, seed)
+    shown = [(n, idx) for n, idx in zip(names, picked, strict=True) if len(idx)][:30]
+    grid = fig.plot_rows(
+        [(n, view(idx), [_short(ex.ids[i]) for i in idx]) for n, idx in shown],
+        out / "inspect" / "classes.png",
+        "random training examples per class",
+    )
+    record(
+        CheckResult(
+            "R1.1",
+            "examples per class",
+            "pass",
+            f"{sum(len(i) for _, i in shown)} random examples of {len(shown)} classes drawn",
+            "look at every row: do the labels match the pictures?",
+            numbers={
+                "examples": len(ex),
+                "per_split": {s: int((ex.splits == s).sum()) for s in ex.split_names},
+            },
+        ),
+        grid,
+    )
+
+    # R1.2
+    result, counts = classes.class_counts(ex)
+    record(result, fig.plot_counts(counts, names, out / "inspect" / "counts.png"))
+
+    # R1.4 first: constant images are left out of the near-duplicate search.
+    st = stats.example_stats(ex.images)
+    broken_result, broken = stats.find_broken(ex, st)
+    findings["broken"] = broken
+
+    # R1.3
+    features = noise.thumbnails(ex.images)
+    digest = duplicates.digests(ex.images)
+    hashes = duplicates.phash(ex.images)
+    result, dup, draw = duplicates.find_duplicates(
+        digest, hashes, ex.splits, ex.labels, ex.ids, st["std"] == 0, features, near_bits
+    )
+    findings["duplicates"] = dup
+    pairs = []
+    if draw:
+        pairs.append(
+            fig.plot_rows(
+                [(kind, view([i, j]), [title(i), title(j)]) for i, j, kind in draw[:12]],
+                out / "inspect" / "duplicates.png",
+                f"{len(draw)} pairs, first 12",
+            )
+        )
+    record(result, *pairs)
+
+    rows = [ex.ids.index(b["id"]) for b in broken if b["id"] in _index(ex)][:16]
+    record(
+        broken_result,
+        *(
+            [
+                fig.plot_rows(
+                    [
+                        ("", view(rows[k : k + 8]), [title(i) for i in rows[k : k + 8]])
+                        for k in range(0, len(rows), 8)
+                    ],
+                    out / "inspect" / "broken.png",
+                    "readable broken examples",
+                )
+            ]
+            if rows
+            else []
+        ),
+    )
+
+    # R1.5
+    result, outliers = stats.find_outliers(ex, st)
+    findings["outliers"] = outliers
+    strips = []
+    for name, values in (("mean", st["mean"]), ("std", st["std"])):
+        order = np.argsort(values, kind="stable")
+        for end, idx in (("lowest", order[:STRIP]), ("highest", order[::-1][:STRIP])):
+            strips.append(
+                (
+                    f"{end}\n{name}",
+                    view(idx),
+                    [f"{_short(ex.ids[i])}\n{values[i]:.3g}" for i in idx],
+                )
+            )
+    record(
+        result,
+        fig.plot_rows(
+            strips,
+            out / "inspect" / "extremes.png",
+            "extremes of brightness (mean) and contrast (std)",
+        ),
+    )
+
+    # R1.6
+    side = (min(ex.images.shape[1], noise.THUMB), min(ex.images.shape[2], noise.THUMB))
+    result, suspects, _ = noise.label_suspects(ex, features, folds=folds, seed=seed)
+    findings["label_suspects"] = suspects
+    top = [ex.ids.index(s["id"]) for s in suspects[:16]]
+    figs = []
+    if top:
+        labelled = [f"{_short(s['id'])}\n{s['given']}->{s['predicted']}" for s in suspects[:16]]
+        figs.append(
+            fig.plot_rows(
+                [
+                    ("given->\npredicted", view(top[k : k + 8]), labelled[k : k + 8])
+                    for k in range(0, len(top), 8)
+                ],
+                out / "inspect" / "label_suspects.png",
+                "most suspect labels first",
+            )
+        )
+    record(result, *figs)
+
+    # R1.7
+    preview = [i for idx in picked for i in idx[:1]][:STRIP]
+    full = view(preview)
+    rows7 = [("full", full, [title(i) for i in preview])]
+    for name, factor in (("1/2", 2), ("1/4", 4)):
+        rows7.append((name, _shrink(full, factor), ["" for _ in preview]))
+    record(
+        noise.resolution_accuracy(ex, features, side),
+        fig.plot_rows(rows7, out / "inspect" / "resolution.png", "the same examples, smaller"),
+    )
+
+    # R1.8
+    if probabilities is not None:
+        result, confusion, mistakes = errors.model_errors(ex, probabilities)
+        findings["top_loss"] = mistakes
+        worst_rows = [m["row"] for m in mistakes]
+        labels = [f"{_short(m['id'])}\n{m['given']}->{m['predicted']}" for m in mistakes]
+        record(
+            result,
+            fig.plot_confusion(confusion, names, out / "inspect" / "confusion.png"),
+            fig.plot_rows(
+                [
+                    ("true->\npredicted", view(worst_rows[k : k + 8]), labels[k : k + 8])
+                    for k in range(0, len(worst_rows), 8)
+                ],
+                out / "inspect" / "top_loss.png",
+                "highest-loss test examples",
+            ),
+        )
+
+    seconds = time.perf_counter() - start
+    report = results_report(
+        "inspect",
+        results,
+        {
+            "examples": len(ex),
+            "unreadable": len(ex.unreadable),
+            "seconds": round(seconds, 2),
+            "warned": sum(r.verdict == "warn" for r in results),
+            "failed": sum(r.verdict == "fail" for r in results),
+        },
+        {"findings": findings, "class_names": names},
+    )
+    path = write_report(report, out)
+    if verbose:
+        print(format_table(results))
+        print(f"\n{len(ex)} examples audited in {seconds:.1f} s -> {path} and {out / 'inspect'}/")
+    return report
+
+
+def inspect_dataset(
+    data,
+    reports_dir: str | os.PathLike[str] = "reports",
+    inspect=None,
+    *,
+    seed: int = 0,
+    model_path: str | os.PathLike[str] | None = None,
+    verbose: bool = True,
+) -> Report:
+    """Read the splits a ``[data]`` config names and audit them; R1.8 if a model is saved."""
+    from recipe_keras.audit.read import read_config
+    from recipe_keras.config import InspectConfig
+
+    inspect = inspect or InspectConfig()
+    if verbose:
+        print(f"Reading {data.dataset} (every split)...", flush=True)
+    ex = read_config(data, limit=inspect.limit or None, quiet=not verbose)
+    probabilities = None
+    if model_path is not None:
+        probabilities = errors.saved_model_probabilities(model_path, ex, data)
+        if verbose and probabilities is None:
+            print(f"  no trained model at {model_path}: R1.8 waits for make train")
+    return audit(
+        ex,
+        reports_dir,
+        near_bits=inspect.near_duplicate_bits,
+        folds=inspect.folds,
+        seed=seed,
+        probabilities=probabilities,
+        verbose=verbose,
+    )
+
+
+def _index(ex: Examples) -> set[str]:
+    return set(ex.ids)
+
+
+def _short(text: str, width: int = 14) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def _unit(images: np.ndarray) -> np.ndarray:
+    """Images as floats in [0, 1] for drawing: uint8 / 255, floats as they are (NaN -> 0)."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    x = np.nan_to_num(images.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return x / 255.0 if x.max(initial=0.0) > 1.0 else x
+
+
+def _shrink(images: np.ndarray, factor: int) -> np.ndarray:
+    """Average ``factor`` x ``factor`` blocks (what a smaller input keeps), drawn at that size."""
+    n, h, w, c = images.shape
+    h2, w2 = max(1, h // factor), max(1, w // factor)
+    cut = images[:, : h2 * factor, : w2 * factor]
+    return cut.reshape(n, h2, factor, w2, factor, c).mean(axis=(2, 4))

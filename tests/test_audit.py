@@ -1,0 +1,274 @@
+"""Step 1, `make inspect`: the audit finds every planted defect, and nothing on a clean copy.
+
+The planted-defect dataset is an image folder the test writes from the embedded
+digits (upscaled to 32x32, as photos are larger than 8x8): cross-split
+duplicates, noisy near duplicates, duplicates with conflicting labels, a
+truncated PNG, a zero-byte file, a blank image, an RGB image among greys, a
+class made rare and a known set of flipped labels. No Keras here: the audit
+needs no backend (R1.8's predictions are tested in test_library.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recipe_keras.audit import audit, read_arrays, read_folder
+from recipe_keras.audit.duplicates import near_pairs, phash
+from recipe_keras.audit.errors import model_errors
+from recipe_keras.audit.stats import example_stats, robust_z
+from tests.conftest import digits_images
+
+FLIPPED = 30
+# Measured on this planted set (seed 0): 25 of the 30 flipped labels rank in the top 30
+# suspects (precision 0.83 at k=30), 28 in the top 60 (recall 0.93). The floors leave
+# slack for BLAS differences between machines.
+PRECISION_AT_K_FLOOR = 0.75
+RECALL_AT_2K_FLOOR = 0.85
+
+
+def _save(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+
+
+def _write_clean(root: Path, images: np.ndarray, labels: np.ndarray, split_at: int) -> list[str]:
+    names = []
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        split = "train" if i < split_at else "test"
+        name = f"{split}/{label}/{i:04d}.png"
+        _save(root / name, image)
+        names.append(name)
+    return names
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """(root, clean_root, planted): the defect folder, its clean twin, what was planted."""
+    images, labels = digits_images()
+    big = np.kron(images, np.ones((4, 4), np.uint8))  # 32x32 greys
+    rng = np.random.default_rng(0)
+    held_out = 1700  # examples 1700+ stay out of the folders: fresh material for plants
+    clean = tmp_path_factory.mktemp("clean")
+    _write_clean(clean, big[:held_out], labels[:held_out], 1300)
+    root = tmp_path_factory.mktemp("defects")
+    # A class made rare: keep only 3 training 9s.
+    nines = [i for i in range(1300) if labels[i] == 9][3:]
+    keep = np.setdiff1d(np.arange(held_out), nines)
+    # Flipped labels: 30 training examples filed under another class.
+    flip = rng.choice([i for i in keep if i < 1300 and labels[i] != 9], FLIPPED, replace=False)
+    given = labels.copy()
+    given[flip] = (labels[flip] + rng.integers(1, 9, FLIPPED)) % 10
+    given[flip] = np.where(given[flip] == 9, (given[flip] + 1) % 10, given[flip])
+    names = {}
+    for i in keep:
+        split = "train" if i < 1300 else "test"
+        names[i] = f"{split}/{given[i]}/{i:04d}.png"
+        _save(root / names[i], big[i])
+    p: dict = {"flipped": [names[i] for i in flip], "across": [], "near": [], "conflict": []}
+    train_ids = [i for i in keep if i < 1300 and i not in flip and given[i] != 9]
+    picks = iter(rng.choice(train_ids, 12, replace=False))
+    for k in range(3):  # training images copied into test: leakage
+        i = next(picks)
+        copy = f"test/{given[i]}/leak{k}.png"
+        shutil.copy(root / names[i], root / copy)
+        p["across"].append({names[i], copy})
+    for k in range(3):  # the same image lightly noised: near duplicates
+        i = next(picks)
+        noisy = np.clip(big[i] + rng.normal(0, 3, big[i].shape), 0, 255).astype(np.uint8)
+        copy = f"train/{given[i]}/noisy{k}.png"
+        _save(root / copy, noisy)
+        p["near"].append({names[i], copy})
+    for k in range(2):  # the same image under two labels: label conflicts
+        i = next(picks)
+        other = (given[i] + 1) % 9
+        copy = f"train/{other}/conflict{k}.png"
+        shutil.copy(root / names[i], root / copy)
+        p["conflict"].append({names[i], copy})
+    (root / "train/0/zero_bytes.png").write_bytes(b"")
+    data = (root / names[keep[0]]).read_bytes()
+    (root / "train/1/truncated.png").write_bytes(data[: len(data) // 2])
+    _save(root / "train/2/blank.png", np.zeros((32, 32), np.uint8))
+    _save(root / "train/3/rgb.png", np.repeat(big[1750][..., None], 3, axis=2))
+    p["broken"] = [
+        "train/0/zero_bytes.png",
+        "train/1/truncated.png",
+        "train/2/blank.png",
+        "train/3/rgb.png",
+    ]
+    return root, clean, p
+
+
+@pytest.fixture(scope="module")
+def audited(planted, tmp_path_factory):
+    root, _, _ = planted
+    out = tmp_path_factory.mktemp("reports")
+    report = audit(read_folder(root, quiet=True), out, verbose=False)
+    return report, out
+
+
+def test_every_planted_duplicate_conflict_and_broken_file_is_found(planted, audited):
+    _, _, p = planted
+    report, out = audited
+    found = report.details["findings"]
+    dup = found["duplicates"]
+    across = [set(g) for g in dup["exact_across_splits"]]
+    assert all(pair in across for pair in p["across"]), across
+    near = [set(d["ids"]) for d in dup["near_duplicates"]]
+    assert all(pair in near for pair in p["near"]), near
+    conflicts = [set(g) for g in dup["label_conflicts"]]
+    assert all(pair in conflicts for pair in p["conflict"]), conflicts
+    broken = {b["id"]: b["problem"] for b in found["broken"]}
+    assert set(p["broken"]) <= set(broken)  # recall 100%, each with its path
+    assert broken["train/0/zero_bytes.png"] == "empty file (0 bytes)"
+    assert broken["train/1/truncated.png"].startswith("cannot decode")
+    assert broken["train/2/blank.png"] == "blank image (every pixel 0)"
+    assert broken["train/3/rgb.png"] == "3 channels where the dataset has 1"
+    # Nothing else is called broken, and no unplanted exact duplicate appears.
+    assert set(broken) == set(p["broken"])
+    # The only exact repeats inside a split are the conflicting copies.
+    assert sorted(map(set, dup["exact_within_split"]), key=sorted) == sorted(
+        p["conflict"], key=sorted
+    )
+    assert report.verdicts["R1.3"] == report.verdicts["R1.4"] == "fail"
+    # The rare class is named, with its count.
+    checks = {c["recipe_id"]: c for c in report.details["checks"]}
+    assert "9 in train (3 of" in checks["R1.2"]["measured"]
+    assert report.verdicts["R1.2"] == "warn"
+    counts = checks["R1.2"]["numbers"]["counts"]
+    assert counts["train"][9] == 3
+    # Figures exist and the JSON on disk is the report returned.
+    on_disk = json.loads((out / "inspect.json").read_text())
+    assert on_disk["verdicts"] == report.verdicts
+    for figure in report.figures:
+        assert (out / figure).stat().st_size > 1000
+
+
+def test_flipped_labels_rank_high(planted, audited):
+    _, _, p = planted
+    report, _ = audited
+    ranked = [s["id"] for s in report.details["findings"]["label_suspects"]]
+    flipped = set(p["flipped"])
+    precision = len(flipped & set(ranked[:FLIPPED])) / FLIPPED
+    recall = len(flipped & set(ranked[: 2 * FLIPPED])) / FLIPPED
+    assert precision >= PRECISION_AT_K_FLOOR, (precision, recall)
+    assert recall >= RECALL_AT_2K_FLOOR, (precision, recall)
+    top = report.details["findings"]["label_suspects"][0]
+    assert top["given"] != top["predicted"] and top["p_given"] < 0.5
+
+
+def test_clean_copy_has_no_duplicates_or_broken_files(planted, tmp_path):
+    _, clean, _ = planted
+    report = audit(read_folder(clean, quiet=True), tmp_path, verbose=False)
+    dup = report.details["findings"]["duplicates"]
+    assert dup["exact_within_split"] == dup["exact_across_splits"] == []
+    assert dup["label_conflicts"] == []
+    assert report.details["findings"]["broken"] == []
+    assert report.verdicts["R1.4"] == "pass"
+    assert report.verdicts["R1.2"] == "pass"
+
+
+def test_phash_equals_imagehash_and_near_pairs_equal_brute_force():
+    import imagehash
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (40, 32, 32, 1)).astype(np.uint8)
+    expected = [int(str(imagehash.phash(Image.fromarray(a[..., 0]))), 16) for a in images]
+    assert phash(images).tolist() == expected
+    # Multi-index hashing returns exactly the pairs an all-pairs loop finds.
+    hashes = rng.integers(0, 2**63, 3000, dtype=np.uint64)
+    hashes[100:140] = hashes[0] ^ (np.uint64(1) << rng.integers(0, 64, 40).astype(np.uint64))
+    hashes[200] = hashes[7] ^ np.uint64(0b10110)  # 3 bits apart
+    pairs, dist = near_pairs(hashes, 4)
+    brute = [
+        (i, j)
+        for i in range(len(hashes))
+        for j in range(i + 1, len(hashes))
+        if int(hashes[i] ^ hashes[j]).bit_count() <= 4
+        and (i < 140 or i == 7 or j == 200)
+    ]
+    brute = {pair for pair in brute}
+    # (The loop above only visits the planted region; random 64-bit hashes are never close.)
+    assert {tuple(x) for x in pairs.tolist()} == brute and (7, 200) in brute
+    assert (dist <= 4).all()
+
+
+def test_statistics_match_numpy_and_flag_nan_and_range():
+    rng = np.random.default_rng(2)
+    x = rng.random((50, 6, 6, 1)).astype(np.float32)
+    x[3, 0, 0, 0] = np.nan
+    x[4] = 0.5
+    x[5, 1, 1, 0] = 7.0  # out of the [0, 1] range of every other image
+    st = example_stats(x, batch=16)
+    flat = x.reshape(50, -1)
+    ok = np.isfinite(flat).all(axis=1)
+    np.testing.assert_allclose(st["mean"][ok], flat[ok].mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(st["std"][ok], flat[ok].std(axis=1), rtol=1e-5)
+    assert st["finite"].tolist() == ok.tolist()
+    values = rng.normal(size=101)
+    mad = np.median(np.abs(values - np.median(values)))
+    np.testing.assert_allclose(robust_z(values), 0.6745 * (values - np.median(values)) / mad)
+    labels = np.arange(50) % 3
+    labels[7] = 5  # outside the 3 classes
+    ex = read_arrays({"train": (x[:40], labels[:40]), "test": (x[40:], labels[40:])}, "abc")
+    from recipe_keras.audit.stats import find_broken
+
+    result, broken = find_broken(ex, example_stats(ex.images))
+    problems = {b["id"]: b["problem"] for b in broken}
+    assert problems["train:3"] == "NaN or inf pixel values"
+    assert problems["train:4"] == "constant image (every pixel 0.5)"
+    assert problems["train:5"].startswith("values") and problems["train:5"].endswith("0..1")
+    assert problems["train:7"] == "label 5 is outside 0..2"
+    assert result.verdict == "fail" and len(problems) == 4
+
+
+def test_model_errors_confusion_and_top_loss_match_a_loop():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, 60)
+    x = np.zeros((60, 4, 4, 1), np.uint8)
+    ex = read_arrays({"train": (x[:20], labels[:20]), "test": (x[20:], labels[20:])}, "abcd")
+    probs = rng.dirichlet(np.ones(4), 40)
+    result, confusion, worst = model_errors(ex, probs, top=5)
+    expected = np.zeros((4, 4), int)
+    for y, p in zip(labels[20:], probs, strict=True):
+        expected[y, p.argmax()] += 1
+    np.testing.assert_array_equal(confusion, expected)
+    losses = [-np.log(p[y]) for y, p in zip(labels[20:], probs, strict=True)]
+    order = np.argsort(losses)[::-1][:5]
+    assert [w["id"] for w in worst] == [f"test:{i}" for i in order]
+    assert worst[0]["loss"] == pytest.approx(max(losses))
+    assert result.numbers["accuracy"] == pytest.approx(np.trace(expected) / 40)
+
+
+def test_cli_inspect_writes_report_and_exit_code(planted, tmp_path, tfds_dir):
+    root, clean, _ = planted
+    cmd = [sys.executable, "-m", "recipe_keras.cli", "inspect"]
+    bad = subprocess.run([*cmd, "--data", str(root), "--out", str(tmp_path / "a")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1  # leakage, conflicts and broken files fail
+    assert "read train:" in bad.stdout and "R1.4 FAIL" in bad.stdout
+    assert (tmp_path / "a" / "inspect.json").is_file()
+    good = subprocess.run([*cmd, "--data", "digits", "--out", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=300)
+    assert good.returncode == 0, good.stderr[-2000:]
+    report = json.loads((tmp_path / "b" / "inspect.json").read_text())
+    assert report["details"]["checks"][0]["numbers"]["per_split"] == {
+        "train": 1293, "val": 144, "test": 360}
+    assert report["verdicts"]["R1.3"] == "pass" and report["verdicts"]["R1.4"] == "pass"
+    for args, message in (
+        (["--data", "digits", "--folds", "1"], "inspect.folds = 1 is not allowed"),
+        (["--data", str(tmp_path / "nope")], "no such folder"),
+        (["--data", "digits", "--model", "missing.keras"], "no such file"),
+    ):
+        proc = subprocess.run([*cmd, *args, "--out", str(tmp_path / "c")],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
