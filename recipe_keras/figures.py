@@ -115,26 +115,42 @@ def plot_rows(
     path: str | os.PathLike[str],
     title: str = "",
 ) -> Path:
-    """Rows of images (values in [0, 1]), a label at the left of each row, a title per image."""
+    """Rows of images (values in [0, 1]), a label at the left of each row, a title per image.
+
+    Drawn as one mosaic in a single axes: a grid of 100 small axes takes
+    matplotlib seconds, and the audit draws several of them.
+    """
     columns = max((len(images) for _, images, _ in rows), default=1)
-    fig, axes = plt.subplots(
-        len(rows), columns, figsize=(1.3 * columns + 1.2, 1.45 * len(rows) + 0.4), squeeze=False
+    shapes = [images.shape[1:] for _, images, _ in rows if len(images)]
+    h = max((s[0] for s in shapes), default=8)
+    w = max((s[1] for s in shapes), default=8)
+    colour = any(s[2] == 3 for s in shapes)
+    zoom = max(1, -(-48 // max(h, w)))  # small images drawn at least 48 px
+    cell_h, cell_w, pad = h * zoom, w * zoom, 4 * zoom
+    canvas = np.ones(((cell_h + 3 * pad) * len(rows), (cell_w + pad) * columns, 3))
+    for r, (_, images, _) in enumerate(rows):
+        for c, image in enumerate(images):
+            image = np.clip(np.nan_to_num(image), 0.0, 1.0)
+            image = image.repeat(zoom, 0).repeat(zoom, 1)
+            y, x = r * (cell_h + 3 * pad) + 2 * pad, c * (cell_w + pad)
+            hh, ww = image.shape[:2]
+            canvas[y : y + hh, x : x + ww] = image if image.shape[2] == 3 else image[..., :1]
+    if not colour:
+        canvas = canvas[..., 0]
+    scale = 1.3 / (cell_w + pad)  # inches per pixel: a column is ~1.3 inch wide
+    fig, ax = plt.subplots(
+        figsize=(canvas.shape[1] * scale + 1.2, canvas.shape[0] * scale + (0.4 if title else 0))
     )
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
     for r, (label, images, titles) in enumerate(rows):
-        for c, ax in enumerate(axes[r]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if c < len(images):
-                image = np.clip(images[c], 0.0, 1.0)
-                ax.imshow(
-                    image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1
-                )
-                ax.set_title(titles[c] if c < len(titles) else "", fontsize=7)
-        axes[r][0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+        y = r * (cell_h + 3 * pad)
+        ax.text(-pad, y + 2 * pad + cell_h / 2, label, ha="right", va="center", fontsize=8)
+        for c, text in enumerate(titles[: len(images)]):
+            x = c * (cell_w + pad) + cell_w / 2
+            ax.text(x, y + 2 * pad - 1, text, ha="center", va="bottom", fontsize=6.5)
     if title:
-        fig.suptitle(title, fontsize=10)
+        ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
 

@@ -40,7 +40,9 @@ def thumbnails(images: np.ndarray, side: int = THUMB, batch: int = 8192) -> np.n
 def _model():
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    # A fixed shrinkage: Ledoit-Wolf's estimate ("auto") doubled the audit's time on 60k
+    # images and ranked the digits' flipped labels no better.
+    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.1)
 
 
 def label_suspects(
@@ -125,8 +127,8 @@ def resolution_accuracy(ex: Examples, features: np.ndarray, shape: tuple[int, in
     if train.any() and test.any() and len(np.unique(ex.labels[train])) > 1:
         for name, factor in (("full", 1), ("half", 2), ("quarter", 4)):
             rows, cols = max(1, grid.shape[1] // factor), max(1, grid.shape[2] // factor)
-            left = _resize_matrix(grid.shape[1], rows)
-            right = _resize_matrix(grid.shape[2], cols).T
+            left = _resize_matrix(grid.shape[1], rows).astype(np.float32)
+            right = _resize_matrix(grid.shape[2], cols).T.astype(np.float32)
             x = (left @ grid @ right).reshape(len(grid), -1)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
