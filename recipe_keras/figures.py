@@ -23,11 +23,11 @@ __all__ = [
 ]
 
 
-def _save(fig, path: str | os.PathLike[str]) -> Path:
+def _save(fig, path: str | os.PathLike[str], crop: bool = False) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, **({"bbox_inches": "tight", "pad_inches": 0.1} if crop else {}))
     plt.close(fig)
     return path
 
@@ -126,13 +126,14 @@ def plot_rows(
     w = max((s[1] for s in shapes), default=8)
     colour = any(s[2] == 3 for s in shapes)
     zoom = max(1, -(-48 // max(h, w)))  # small images drawn at least 48 px
-    cell_h, cell_w, pad = h * zoom, w * zoom, 4 * zoom
-    canvas = np.ones(((cell_h + 3 * pad) * len(rows), (cell_w + pad) * columns, 3))
+    cell_h, cell_w = h * zoom, w * zoom
+    pad, band = max(2, cell_w // 10), max(8, int(0.5 * cell_w))  # band: room for two-line titles
+    canvas = np.ones(((cell_h + band) * len(rows), (cell_w + pad) * columns, 3))
     for r, (_, images, _) in enumerate(rows):
         for c, image in enumerate(images):
             image = np.clip(np.nan_to_num(image), 0.0, 1.0)
             image = image.repeat(zoom, 0).repeat(zoom, 1)
-            y, x = r * (cell_h + 3 * pad) + 2 * pad, c * (cell_w + pad)
+            y, x = r * (cell_h + band) + band, c * (cell_w + pad)
             hh, ww = image.shape[:2]
             canvas[y : y + hh, x : x + ww] = image if image.shape[2] == 3 else image[..., :1]
     if not colour:
@@ -144,14 +145,14 @@ def plot_rows(
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     for r, (label, images, titles) in enumerate(rows):
-        y = r * (cell_h + 3 * pad)
-        ax.text(-pad, y + 2 * pad + cell_h / 2, label, ha="right", va="center", fontsize=8)
+        y = r * (cell_h + band)
+        ax.text(-pad, y + band + cell_h / 2, label, ha="right", va="center", fontsize=8)
         for c, text in enumerate(titles[: len(images)]):
             x = c * (cell_w + pad) + cell_w / 2
-            ax.text(x, y + 2 * pad - 1, text, ha="center", va="bottom", fontsize=6.5)
+            ax.text(x, y + band - 1, text, ha="center", va="bottom", fontsize=6.5)
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, crop=True)
 
 
 def plot_counts(

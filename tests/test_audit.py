@@ -193,8 +193,7 @@ def test_phash_equals_imagehash_and_near_pairs_equal_brute_force():
         (i, j)
         for i in range(len(hashes))
         for j in range(i + 1, len(hashes))
-        if int(hashes[i] ^ hashes[j]).bit_count() <= 4
-        and (i < 140 or i == 7 or j == 200)
+        if int(hashes[i] ^ hashes[j]).bit_count() <= 4 and (i < 140 or i == 7 or j == 200)
     ]
     brute = {pair for pair in brute}
     # (The loop above only visits the planted region; random 64-bit hashes are never close.)
@@ -250,25 +249,37 @@ def test_model_errors_confusion_and_top_loss_match_a_loop():
 
 
 def test_cli_inspect_writes_report_and_exit_code(planted, tmp_path, tfds_dir):
-    root, clean, _ = planted
+    root, _, _ = planted
     cmd = [sys.executable, "-m", "recipe_keras.cli", "inspect"]
-    bad = subprocess.run([*cmd, "--data", str(root), "--out", str(tmp_path / "a")],
-                         capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [*cmd, "--data", str(root), "--out", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 1  # leakage, conflicts and broken files fail
     assert "read train:" in bad.stdout and "R1.4 FAIL" in bad.stdout
     assert (tmp_path / "a" / "inspect.json").is_file()
-    good = subprocess.run([*cmd, "--data", "digits", "--out", str(tmp_path / "b")],
-                          capture_output=True, text=True, timeout=300)
+    good = subprocess.run(
+        [*cmd, "--data", "digits", "--out", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert good.returncode == 0, good.stderr[-2000:]
     report = json.loads((tmp_path / "b" / "inspect.json").read_text())
     assert report["details"]["checks"][0]["numbers"]["per_split"] == {
-        "train": 1293, "val": 144, "test": 360}
+        "train": 1293,
+        "val": 144,
+        "test": 360,
+    }
     assert report["verdicts"]["R1.3"] == "pass" and report["verdicts"]["R1.4"] == "pass"
     for args, message in (
         (["--data", "digits", "--folds", "1"], "inspect.folds = 1 is not allowed"),
         (["--data", str(tmp_path / "nope")], "no such folder"),
         (["--data", "digits", "--model", "missing.keras"], "no such file"),
     ):
-        proc = subprocess.run([*cmd, *args, "--out", str(tmp_path / "c")],
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [*cmd, *args, "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]

@@ -232,12 +232,13 @@ def test_inspect_adds_the_trained_models_mistakes(tmp_path, tfds_dir):
     config = project_config(tmp_path, tfds_dir)
     set_seed(config.seed)
     splits = data.load_splits(config.data, config.seed)
-    model = compile_model(
-        models.build("cnn", splits.input_shape, splits.num_classes), config.train
-    )
+    model = compile_model(models.build("cnn", splits.input_shape, splits.num_classes), config.train)
     train = fit_and_evaluate(model, splits, config)
     report = inspect_dataset(
-        config.data, tmp_path / "inspect", config.inspect, model_path=config.train.model_path,
+        config.data,
+        tmp_path / "inspect",
+        config.inspect,
+        model_path=config.train.model_path,
         verbose=False,
     )
     r18 = next(c for c in report.details["checks"] if c["recipe_id"] == "R1.8")
