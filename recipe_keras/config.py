@@ -27,7 +27,9 @@ __all__ = [
     "BACKENDS",
     "EMBEDDED_DATASETS",
     "MODELS",
+    "SCHEDULES",
     "TASKS",
+    "TUNABLE",
     "CheckConfig",
     "Config",
     "ConfigError",
@@ -35,6 +37,7 @@ __all__ = [
     "InspectConfig",
     "ModelConfig",
     "TrainConfig",
+    "TuneConfig",
     "dataset_kind",
     "from_dict",
     "load_config",
@@ -45,6 +48,20 @@ BACKENDS = ("jax", "tensorflow", "torch")
 TASKS = ("image_classification",)
 EMBEDDED_DATASETS = ("digits",)
 MODELS = ("linear", "mlp", "cnn")
+SCHEDULES = ("constant", "cosine", "exponential")
+# Config keys a search may draw (make tune), and the search space it starts with.
+TUNABLE = (
+    "model.name",
+    "model.width",
+    "model.dropout",
+    "train.learning_rate",
+    "train.weight_decay",
+)
+DEFAULT_SPACE = {
+    "train.learning_rate": {"type": "float", "min": 1e-4, "max": 3e-3, "sampling": "log"},
+    "model.width": {"type": "choice", "values": [16, 32, 64]},
+    "model.dropout": {"type": "choice", "values": [0.0, 0.25]},
+}
 
 
 class ConfigError(ValueError):
@@ -116,6 +133,8 @@ class ModelConfig:
     name: str = field(default="cnn", metadata=_choices(*MODELS))
     # Base width: units of the MLP's hidden layers, filters of the CNN's first convolution.
     width: int = field(default=32, metadata=_at_least(1))
+    # Dropout rate before the final layer (R4.9); 0 = none. The zoo has no BatchNorm.
+    dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.9})
 
 
 @dataclass(frozen=True)
@@ -123,6 +142,16 @@ class TrainConfig:
     epochs: int = field(default=20, metadata=_at_least(1))
     # Adam at 3e-4 with a constant rate is the recipe's safe default (R3.2, R3.4).
     learning_rate: float = field(default=3e-4, metadata=_at_least(0.0))
+    # AdamW's decoupled weight decay (R4.10); 0 = plain Adam.
+    weight_decay: float = field(default=0.0, metadata=_at_least(0.0))
+    # "constant" (R3.4), "cosine" (to 0 at the last step) or "exponential"
+    # (times lr_decay_rate each epoch). A schedule that falls under 1% of the initial
+    # rate before half of training is reported as a warning.
+    lr_schedule: str = field(default="constant", metadata=_choices(*SCHEDULES))
+    lr_decay_rate: float = field(default=0.9, metadata={"min": 0.0, "max": 1.0})
+    # Stop after this many epochs without a lower validation loss and restore the
+    # best epoch's weights (R4.11); 0 = train every epoch.
+    early_stopping_patience: int = field(default=0, metadata=_at_least(0))
     # Where train.json and the figures go, relative to the project.
     reports_dir: str = "reports"
     # The trained model, in Keras's native format (loads on any backend).
@@ -158,6 +187,23 @@ class InspectConfig:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    # KerasTuner's search (R5.1 random; R5.2 bayesian or hyperband).
+    algorithm: str = field(default="random", metadata=_choices("random", "bayesian", "hyperband"))
+    # Trials to run (hyperband: a budget it divides between brackets instead).
+    trials: int = field(default=10, metadata=_at_least(1))
+    # Epochs per trial (hyperband: the most any trial gets).
+    epochs: int = field(default=5, metadata=_at_least(1))
+    objective: str = field(default="val_loss", metadata=_choices("val_loss", "val_accuracy"))
+    # The search's state: re-running `make tune` resumes, skipping finished trials.
+    directory: str = "artifacts/tune"
+    # The search space: config keys (quoted, dotted) and how to draw them:
+    # {type = "float", min, max, sampling = "linear" | "log"}, {type = "int", min, max,
+    # step}, or {type = "choice", values = [...]}. Tunable: TUNABLE in recipe_keras.config.
+    space: dict = field(default_factory=lambda: dict(DEFAULT_SPACE))
+
+
+@dataclass(frozen=True)
 class Config:
     # Keras backend; the KERAS_BACKEND environment variable wins, so
     # `KERAS_BACKEND=torch make train` switches without editing this file.
@@ -170,6 +216,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
     inspect: InspectConfig = field(default_factory=InspectConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
 
 def load_config(path: str | os.PathLike[str] = "config.toml") -> Config:
@@ -250,6 +297,8 @@ def _check(key: str, value: Any, hint: Any, meta: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {key} = {value!r} is not allowed; expected {allowed}")
 
     origin = typing.get_origin(hint)
+    if hint is dict:
+        return _check_space(key, value, source)
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list) or not all(_is(v, item) for v in value):
@@ -266,6 +315,43 @@ def _check(key: str, value: Any, hint: Any, meta: Any, source: str) -> Any:
     if "min" in meta and value < meta["min"]:
         fail(f"{_NAMES[hint]} >= {meta['min']}")
     return float(value) if hint is float else value
+
+
+_SPEC_KEYS = {
+    "float": {"type", "min", "max", "sampling"},
+    "int": {"type", "min", "max", "step"},
+    "choice": {"type", "values"},
+}
+
+
+def _check_space(key: str, value: Any, source: str) -> dict:
+    """A search space: every name tunable, every spec complete and consistent."""
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"{source}: {key} = {value!r} is not allowed; expected a table of specs")
+    for name, spec in value.items():
+        where = f"{source}: {key}.{name!r}"
+        if name not in TUNABLE:
+            raise ConfigError(f"{where} is not tunable; allowed: {', '.join(TUNABLE)}")
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if kind not in _SPEC_KEYS:
+            raise ConfigError(
+                f"{where} = {spec!r} is not allowed; expected a table with "
+                'type = "float", "int" or "choice"'
+            )
+        extra = set(spec) - _SPEC_KEYS[kind]
+        missing = _SPEC_KEYS[kind] - set(spec) - {"sampling", "step"}
+        if extra or missing:
+            raise ConfigError(
+                f"{where}: a {kind} spec takes {', '.join(sorted(_SPEC_KEYS[kind]))}; "
+                f"got {', '.join(sorted(spec))}"
+            )
+        if kind == "choice" and not (isinstance(spec["values"], list) and spec["values"]):
+            raise ConfigError(f"{where}: values = {spec['values']!r}; expected a non-empty list")
+        if kind != "choice" and not spec["min"] < spec["max"]:
+            raise ConfigError(f"{where}: min {spec['min']!r} must be below max {spec['max']!r}")
+        if spec.get("sampling", "linear") not in ("linear", "log"):
+            raise ConfigError(f"{where}: sampling = {spec['sampling']!r}; expected linear or log")
+    return value
 
 
 _NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}

@@ -20,6 +20,7 @@ __all__ = [
     "plot_image_grid",
     "plot_overfit",
     "plot_rows",
+    "plot_trials",
 ]
 
 
@@ -195,4 +196,14 @@ def plot_confusion(confusion: np.ndarray, names: list[str], path: str | os.PathL
                     color="white" if v > top / 2 else "black",
                 )
     fig.colorbar(im, ax=ax)
+    return _save(fig, path)
+
+
+def plot_trials(rows: list[dict], objective: str, path: str | os.PathLike[str]) -> Path:
+    """R5.1: the objective of every finished trial, best first."""
+    fig, ax = plt.subplots(figsize=(max(4, 0.4 * len(rows) + 2), 3.2))
+    ax.bar([str(r["trial"]) for r in rows], [r["score"] for r in rows], color="tab:blue")
+    ax.set_xlabel("trial (best first)")
+    ax.set_ylabel(objective)
+    ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

@@ -15,15 +15,24 @@ from keras import layers
 __all__ = ["ZOO", "build"]
 
 
-def linear(input_shape: tuple[int, ...], num_classes: int, width: int) -> keras.Model:
+def _head(num_classes: int, dropout: float) -> list[layers.Layer]:
+    """The logits layer, after dropout when asked for (R4.9)."""
+    return [*([layers.Dropout(dropout)] if dropout else []), layers.Dense(num_classes)]
+
+
+def linear(
+    input_shape: tuple[int, ...], num_classes: int, width: int, dropout: float = 0.0
+) -> keras.Model:
     """Multinomial logistic regression: the baseline every other model must beat."""
     del width  # a linear model has no width
     return keras.Sequential(
-        [keras.Input(input_shape), layers.Flatten(), layers.Dense(num_classes)], name="linear"
+        [keras.Input(input_shape), layers.Flatten(), *_head(num_classes, dropout)], name="linear"
     )
 
 
-def mlp(input_shape: tuple[int, ...], num_classes: int, width: int) -> keras.Model:
+def mlp(
+    input_shape: tuple[int, ...], num_classes: int, width: int, dropout: float = 0.0
+) -> keras.Model:
     """Two hidden ReLU layers of ``4 * width`` units."""
     return keras.Sequential(
         [
@@ -31,13 +40,15 @@ def mlp(input_shape: tuple[int, ...], num_classes: int, width: int) -> keras.Mod
             layers.Flatten(),
             layers.Dense(4 * width, activation="relu"),
             layers.Dense(4 * width, activation="relu"),
-            layers.Dense(num_classes),
+            *_head(num_classes, dropout),
         ],
         name="mlp",
     )
 
 
-def cnn(input_shape: tuple[int, ...], num_classes: int, width: int) -> keras.Model:
+def cnn(
+    input_shape: tuple[int, ...], num_classes: int, width: int, dropout: float = 0.0
+) -> keras.Model:
     """keras.io's mnist_convnet with 'same' padding, so 8x8 inputs do not collapse to 1x1."""
     return keras.Sequential(
         [
@@ -47,13 +58,13 @@ def cnn(input_shape: tuple[int, ...], num_classes: int, width: int) -> keras.Mod
             layers.Conv2D(2 * width, 3, padding="same", activation="relu"),
             layers.MaxPooling2D(2, padding="same"),
             layers.Flatten(),
-            layers.Dense(num_classes),
+            *_head(num_classes, dropout),
         ],
         name="cnn",
     )
 
 
-ZOO: dict[str, Callable[[tuple[int, ...], int, int], keras.Model]] = {
+ZOO: dict[str, Callable[..., keras.Model]] = {
     "linear": linear,
     "mlp": mlp,
     "cnn": cnn,
@@ -61,9 +72,13 @@ ZOO: dict[str, Callable[[tuple[int, ...], int, int], keras.Model]] = {
 
 
 def build(
-    name: str, input_shape: tuple[int, ...], num_classes: int, width: int = 32
+    name: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    width: int = 32,
+    dropout: float = 0.0,
 ) -> keras.Model:
     """Build zoo model ``name`` for images of ``input_shape`` and ``num_classes`` classes."""
     if name not in ZOO:
         raise ValueError(f"unknown model {name!r}; the zoo has: {', '.join(ZOO)}")
-    return ZOO[name](tuple(input_shape), num_classes, width)
+    return ZOO[name](tuple(input_shape), num_classes, width, dropout)

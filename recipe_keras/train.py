@@ -20,15 +20,62 @@ from recipe_keras.data import Splits
 from recipe_keras.figures import plot_curves
 from recipe_keras.report import Report, write_report
 
-__all__ = ["compile_model", "fit_and_evaluate"]
+__all__ = ["compile_model", "fit_and_evaluate", "learning_rate_at", "schedule_warning"]
 
 RECIPE_IDS = ["R2.1", "R2.2", "R2.3", "R3.1", "R3.2", "R3.4"]
 
 
-def compile_model(model: keras.Model, cfg: TrainConfig) -> keras.Model:
-    """Compile for integer labels and logits with a constant-rate Adam."""
+def _schedule(cfg: TrainConfig, steps_per_epoch: int, epochs: int):
+    """The learning rate: a float (constant, R3.4) or a Keras schedule over the planned steps."""
+    if cfg.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            cfg.learning_rate, decay_steps=max(1, steps_per_epoch * epochs)
+        )
+    if cfg.lr_schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(
+            cfg.learning_rate, decay_steps=max(1, steps_per_epoch), decay_rate=cfg.lr_decay_rate
+        )
+    return cfg.learning_rate
+
+
+def learning_rate_at(cfg: TrainConfig, step: int, steps_per_epoch: int, epochs: int) -> float:
+    """The configured learning rate at ``step``, from the very schedule object training uses."""
+    schedule = _schedule(cfg, steps_per_epoch, epochs)
+    if isinstance(schedule, float):
+        return schedule
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def schedule_warning(cfg: TrainConfig, steps_per_epoch: int, epochs: int) -> str:
+    """R3.4: a schedule that decays under 1% of the initial rate before half of training."""
+    total = steps_per_epoch * epochs
+    half = learning_rate_at(cfg, total // 2, steps_per_epoch, epochs)
+    if cfg.learning_rate and half < 0.01 * cfg.learning_rate:
+        end = learning_rate_at(cfg, total, steps_per_epoch, epochs)
+        share = half / cfg.learning_rate
+        return (
+            f"the {cfg.lr_schedule} schedule is at {half:.2e} halfway ({share:.2%}"
+            f" of {cfg.learning_rate:g}) and {end:.2e} at step {total}: the second half of"
+            " training barely moves; raise lr_decay_rate or use a constant rate"
+        )
+    return ""
+
+
+def compile_model(
+    model: keras.Model, cfg: TrainConfig, steps_per_epoch: int = 1, epochs: int | None = None
+) -> keras.Model:
+    """Compile for integer labels and logits: Adam (AdamW with weight decay), constant by default.
+
+    ``steps_per_epoch`` and ``epochs`` place a configured schedule over the planned run.
+    """
+    rate = _schedule(cfg, steps_per_epoch, epochs or cfg.epochs)
+    optimizer = (
+        keras.optimizers.AdamW(learning_rate=rate, weight_decay=cfg.weight_decay)
+        if cfg.weight_decay
+        else keras.optimizers.Adam(learning_rate=rate)
+    )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile="auto",
@@ -49,6 +96,24 @@ def fit_and_evaluate(
     interrupted run resume; they are removed once training completes.
     """
     tc = cfg.train
+    steps_per_epoch = -(-splits.sizes["train"] // cfg.data.batch_size)
+    warning = schedule_warning(tc, steps_per_epoch, tc.epochs)
+    if warning:
+        print(f"R3.4 WARN: {warning}")
+    if cfg.model.dropout and _has(model, keras.layers.BatchNormalization):
+        print(
+            "R4.9 WARN: dropout together with BatchNorm: dropout shifts the variance BatchNorm "
+            "learned in training (Li et al. 2019); prefer one, or put dropout after the last BN"
+        )
+    stopping = (
+        [
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=tc.early_stopping_patience, restore_best_weights=True
+            )
+        ]
+        if tc.early_stopping_patience
+        else []
+    )
     start = time.perf_counter()
     history = model.fit(
         splits.train,
@@ -59,6 +124,7 @@ def fit_and_evaluate(
             keras.callbacks.BackupAndRestore(tc.backup_dir),
             # `make tensorboard` serves these logs on localhost.
             keras.callbacks.TensorBoard(str(Path(tc.reports_dir) / "tensorboard")),
+            *stopping,
             *callbacks,
         ],
         verbose=tc.verbose,
@@ -100,12 +166,21 @@ def fit_and_evaluate(
             "R2.2": "pass",  # nothing but the model between the pipeline and the loss
             "R2.3": "pass",  # whole splits evaluated above
             "R3.2": "pass" if tc.learning_rate == 3e-4 else "warn",
-            "R3.4": "pass",  # a constant learning rate
+            "R3.4": "warn" if warning else "pass",
             "R6.3": "pass",  # epoch-end backups, removed on completion
+            **(
+                {"R4.9": "warn" if _has(model, keras.layers.BatchNormalization) else "pass"}
+                if cfg.model.dropout
+                else {}
+            ),
+            **({"R4.10": "pass"} if tc.weight_decay else {}),
+            **({"R4.11": "pass"} if stopping else {}),
         },
         backend=keras.backend.backend(),
         details={
             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+            "schedule_warning": warning,
+            "best_epoch": (stopping[0].best_epoch + 1) if stopping else None,
             "sizes": splits.sizes,
             "class_names": list(splits.class_names),
             "input_shape": list(splits.input_shape),
@@ -116,3 +191,11 @@ def fit_and_evaluate(
     )
     write_report(report, tc.reports_dir)
     return report
+
+
+def _has(model: keras.Layer, kind: type) -> bool:
+    """Whether any layer, nested models included, is a ``kind``."""
+    return any(
+        isinstance(layer, kind) or (hasattr(layer, "layers") and _has(layer, kind))
+        for layer in getattr(model, "layers", [])
+    )

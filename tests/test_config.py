@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import types
 
@@ -28,7 +29,10 @@ def test_rendered_config_holds_the_library_defaults(tmp_path):
         value = getattr(Config(), section.name)
         if dataclasses.is_dataclass(value):
             for key in dataclasses.fields(value):
-                assert f"\n{key.name} = " in text, f"{section.name}.{key.name} is not documented"
+                documented = (
+                    f"\n{key.name} = " in text or f"\n[{section.name}.{key.name}]\n" in text
+                )
+                assert documented, f"{section.name}.{key.name} is not documented"
 
 
 def test_answers_reach_the_config(tmp_path):
@@ -113,3 +117,27 @@ def test_select_backend_refuses_a_keras_imported_with_another_backend(monkeypatc
     monkeypatch.setenv("KERAS_BACKEND", "torch")
     with pytest.raises(RuntimeError, match="before importing keras"):
         select_backend(Config())
+
+
+def test_tune_space_is_checked(tmp_path):
+    # Every name must be a tunable config key and every spec complete; values drawn
+    # by a trial are validated like config.toml itself.
+    from recipe_keras.config import from_dict
+
+    bad = {
+        "model.depth": {"type": "int", "min": 1, "max": 3},
+        "model.width": {"type": "range", "min": 1, "max": 3},
+        "train.learning_rate": {"type": "float", "min": 1e-2, "max": 1e-4},
+        "model.dropout": {"type": "choice", "values": []},
+    }
+    messages = {
+        "model.depth": "is not tunable; allowed: model.name",
+        "model.width": 'expected a table with type = "float", "int" or "choice"',
+        "train.learning_rate": "min 0.01 must be below max 0.0001",
+        "model.dropout": "expected a non-empty list",
+    }
+    for name, spec in bad.items():
+        with pytest.raises(ConfigError, match=re.escape(messages[name])):
+            from_dict({"tune": {"space": {name: spec}}})
+    with pytest.raises(ConfigError, match=r"a float spec takes max, min, sampling, type; got"):
+        from_dict({"tune": {"space": {"train.learning_rate": {"type": "float", "min": 0}}}})

@@ -47,6 +47,7 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
         "human-sheet",
         "human-score",
         "train",
+        "tune",
         "report",
         "tensorboard",
         "test",

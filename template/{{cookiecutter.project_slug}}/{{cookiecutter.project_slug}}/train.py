@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     splits = load_data(config)
     model = build_model(splits.input_shape, splits.num_classes, config.model)
     model.summary()
-    compile_model(model, config.train)
+    # The planned steps place a configured learning-rate schedule (constant by default).
+    steps_per_epoch = -(-splits.sizes["train"] // config.data.batch_size)
+    compile_model(model, config.train, steps_per_epoch)
     report = fit_and_evaluate(model, splits, config)
 
     n = report.numbers

@@ -1,0 +1,71 @@
+"""KerasTuner's own cost in `make tune`: search time minus the trials' fit time, as a share.
+
+Runs a random search (MLP on the embedded digits, 5 trials of 3 epochs) per
+backend in a fresh process, and reads the search's wall time and the summed
+`fit` time of its trials from tune.json. What remains is the tuner: building
+and compiling each trial's model, its checkpoints, the oracle's bookkeeping.
+The issue's goal is <= 5%.
+
+Usage: python benchmarks/tune_overhead.py [--backends tensorflow,jax,torch] [--trials 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TRIAL = """
+import sys
+sys.path.insert(0, {root!r})
+from recipe_keras import data, models
+from recipe_keras.config import from_dict
+from recipe_keras.seed import set_seed
+from recipe_keras.train import compile_model
+from recipe_keras.tune import search
+
+work = {work!r}
+config = from_dict({{
+    "model": {{"name": "mlp"}},
+    "train": {{"reports_dir": work + "/reports"}},
+    "tune": {{"trials": {trials}, "epochs": {epochs}, "directory": work + "/tune"}},
+}})
+set_seed(config.seed)
+splits = data.load_splits(config.data, config.seed)
+search(
+    lambda c: compile_model(
+        models.build("mlp", splits.input_shape, 10, c.model.width, c.model.dropout), c.train
+    ),
+    splits, config, verbose=False,
+)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"{'backend':<11} {'search s':>9} {'fit s':>7} {'tuner s':>8} {'overhead':>9}")
+    for backend in args.backends.split(","):
+        work = tempfile.mkdtemp(prefix="tune-overhead-")
+        code = TRIAL.format(root=str(ROOT), work=work, trials=args.trials, epochs=args.epochs)
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+        n = json.loads((Path(work) / "reports" / "tune.json").read_text())["numbers"]
+        tuner = n["search_seconds"] - n["fit_seconds"]
+        print(
+            f"{backend:<11} {n['search_seconds']:>9.2f} {n['fit_seconds']:>7.2f} "
+            f"{tuner:>8.2f} {tuner / n['search_seconds']:>9.1%}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Steps 3-5 on each backend: regularizers as config keys, the R3.4 schedule warning,
+early stopping that keeps the best epoch, and KerasTuner search that exports and resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from recipe_keras import data, models
+from recipe_keras.config import TrainConfig
+from recipe_keras.seed import set_seed
+from recipe_keras.train import compile_model, fit_and_evaluate, learning_rate_at, schedule_warning
+from recipe_keras.tune import search
+from tests.conftest import project_config
+
+pytestmark = pytest.mark.backend
+
+
+def test_schedules_follow_their_formula_and_early_decay_warns():
+    steps, epochs = 23, 20  # digits: 1,293 training examples in batches of 64
+    total = steps * epochs
+    exp = TrainConfig(lr_schedule="exponential", lr_decay_rate=0.5)
+    cos = TrainConfig(lr_schedule="cosine")
+    for step in (0, 7, total // 2, total):
+        assert learning_rate_at(exp, step, steps, epochs) == pytest.approx(
+            3e-4 * 0.5 ** (step / steps), rel=1e-5
+        )
+        assert learning_rate_at(cos, step, steps, epochs) == pytest.approx(
+            3e-4 * 0.5 * (1 + math.cos(math.pi * step / total)), rel=1e-5, abs=1e-12
+        )
+    # 0.5 per epoch is 0.1% of the start by epoch 10: warned. Cosine is at 50%: fine.
+    assert "halfway (0.10% of 0.0003)" in schedule_warning(exp, steps, epochs)
+    assert schedule_warning(cos, steps, epochs) == ""
+    assert schedule_warning(TrainConfig(), steps, epochs) == ""
+    gentle = TrainConfig(lr_schedule="exponential", lr_decay_rate=0.9)
+    assert schedule_warning(gentle, steps, epochs) == ""  # 0.9**10 = 35%
+
+
+def test_dropout_and_weight_decay_reach_the_model():
+    model = models.build("mlp", (8, 8, 1), 10, 8, dropout=0.25)
+    drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert [d.rate for d in drops] == [0.25]
+    assert not any(
+        isinstance(la, keras.layers.Dropout) for la in models.build("cnn", (8, 8, 1), 10).layers
+    )
+    compiled = compile_model(model, TrainConfig(weight_decay=0.01))
+    assert isinstance(compiled.optimizer, keras.optimizers.AdamW)
+    assert compiled.optimizer.weight_decay == pytest.approx(0.01)
+    plain = compile_model(models.build("mlp", (8, 8, 1), 10, 8), TrainConfig())
+    assert isinstance(plain.optimizer, keras.optimizers.Adam)  # torch: a subclass of it
+    assert not isinstance(plain.optimizer, keras.optimizers.AdamW)
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path, tfds_dir):
+    # A rate of 0.03 makes the validation loss bounce; patience 1 stops at the first rise.
+    config = project_config(
+        tmp_path,
+        tfds_dir,
+        model={"name": "mlp", "width": 16},
+        train={"epochs": 12, "learning_rate": 0.03, "early_stopping_patience": 1},
+    )
+    set_seed(config.seed)
+    splits = data.load_splits(config.data, config.seed)
+    model = compile_model(models.build("mlp", (8, 8, 1), 10, 16), config.train)
+    report = fit_and_evaluate(model, splits, config)
+    val = report.details["history"]["val_loss"]
+    best = int(np.argmin(val))
+    assert report.details["best_epoch"] == best + 1
+    assert report.numbers["epochs_run"] < 12  # it did stop early
+    # The weights kept are the best epoch's: whole-split val loss equals the best seen.
+    assert report.numbers["val_loss"] == pytest.approx(val[best], rel=1e-4)
+    assert report.verdicts["R4.11"] == "pass"
+
+
+def _tuning(tmp_path, tfds_dir, **tune):
+    config = project_config(
+        tmp_path,
+        tfds_dir,
+        model={"name": "mlp"},
+        tune={"trials": 3, "epochs": 2, "directory": str(tmp_path / "tune"), **tune},
+    )
+    set_seed(config.seed)
+    splits = data.load_splits(config.data, config.seed)
+    return config, splits
+
+
+def test_random_search_ranks_trials_and_exports_a_loadable_best_model(tmp_path, tfds_dir):
+    config, splits = _tuning(tmp_path, tfds_dir)
+    widths = []
+
+    def build(trial_config):
+        widths.append(trial_config.model.width)
+        net = models.build("mlp", splits.input_shape, 10, trial_config.model.width)
+        return compile_model(net, trial_config.train)
+
+    report = search(build, splits, config, verbose=False)
+    rows = report.details["results"]
+    assert len(rows) == 3 and report.numbers["trials_run_now"] == 3
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores)  # val_loss: best (lowest) first
+    assert report.numbers["best_score"] == min(scores) <= max(scores)
+    assert set(widths) <= {16, 32, 64}
+    # The exported model is the best trial's: loadable, and its val loss is the score.
+    best = keras.saving.load_model(report.details["best_model"])
+    val_loss = best.evaluate(splits.val, return_dict=True, verbose=0)["loss"]
+    assert val_loss == pytest.approx(rows[0]["score"], rel=1e-4)
+    exported = json.loads((tmp_path / "tune" / "best_hyperparameters.json").read_text())
+    assert exported == {k: v for k, v in rows[0].items() if k not in ("trial", "score")}
+    assert report.numbers["fits"] == 3 and report.numbers["fit_seconds"] > 0
+    assert (tmp_path / "reports" / "tune_trials.png").is_file()
+
+
+def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path, tfds_dir):
+    config, splits = _tuning(tmp_path, tfds_dir, algorithm="bayesian")
+    calls = []
+
+    def build(trial_config, interrupt_at=None):
+        calls.append(trial_config)
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt  # Ctrl-C while trial 3 builds
+        net = models.build("mlp", splits.input_shape, 10, trial_config.model.width)
+        return compile_model(net, trial_config.train)
+
+    # KerasTuner builds once to learn the space, then once per trial: call 4 is trial 3.
+    with pytest.raises(KeyboardInterrupt):
+        search(lambda c: build(c, interrupt_at=4), splits, config, verbose=False)
+    calls.clear()
+    report = search(build, splits, config, verbose=False)
+    assert report.numbers["trials"] == 3
+    assert report.numbers["trials_run_now"] == 1 and report.numbers["fits"] == 1
+    assert report.verdicts == {"R5.1": "pass", "R5.2": "pass"}
