@@ -24,6 +24,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = [
+    "AUGMENTATIONS",
     "BACKENDS",
     "EMBEDDED_DATASETS",
     "MODELS",
@@ -35,13 +36,16 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "InspectConfig",
+    "LadderConfig",
     "ModelConfig",
     "TrainConfig",
     "TuneConfig",
     "dataset_kind",
     "from_dict",
+    "ladder_configs",
     "load_config",
     "select_backend",
+    "with_values",
 ]
 
 BACKENDS = ("jax", "tensorflow", "torch")
@@ -49,6 +53,17 @@ TASKS = ("image_classification",)
 EMBEDDED_DATASETS = ("digits",)
 MODELS = ("linear", "mlp", "cnn")
 SCHEDULES = ("constant", "cosine", "exponential")
+AUGMENTATIONS = ("flip_horizontal", "flip_vertical", "rotate", "translate", "zoom", "contrast")
+# Transforms that can turn one class into another (or into no class at all).
+LABEL_CHANGING = ("flip_horizontal", "flip_vertical")
+# What is known to be unsafe for the datasets recipe-keras knows, and why.
+UNSAFE_FOR = {
+    name: {
+        "flip_horizontal": "a mirrored digit is another symbol or none (2, 3, 4, 7)",
+        "flip_vertical": "an upside-down 6 is a 9",
+    }
+    for name in ("digits", "mnist", "emnist", "svhn_cropped", "kmnist")
+}
 # Config keys a search may draw (make tune), and the search space it starts with.
 TUNABLE = (
     "model.name",
@@ -56,6 +71,11 @@ TUNABLE = (
     "model.dropout",
     "train.learning_rate",
     "train.weight_decay",
+)
+DEFAULT_RUNGS = (
+    {"model.width": 64},
+    {"data.augment": ["rotate", "translate"]},
+    {"model.dropout": 0.25},
 )
 DEFAULT_SPACE = {
     "train.learning_rate": {"type": "float", "min": 1e-4, "max": 3e-3, "sampling": "log"},
@@ -123,6 +143,11 @@ class DataConfig:
     # 1 or 3 to convert to; 0 keeps what is stored (an image folder decodes as 3).
     channels: int = field(default=0, metadata=_choices(0, 1, 3))
     batch_size: int = field(default=64, metadata=_at_least(1))
+    # Training-time augmentation with Keras preprocessing layers (R4.2), none by default
+    # (R2.2): any of flip_horizontal, flip_vertical, rotate, translate, zoom, contrast.
+    augment: list[str] = field(default_factory=list, metadata=_choices(*AUGMENTATIONS))
+    # Flips can change what a label means: list the ones that do not on this dataset.
+    label_safe: list[str] = field(default_factory=list, metadata=_choices(*LABEL_CHANGING))
     # Examples in the shuffle buffer (training split only; seeded, so repeatable).
     shuffle_buffer: int = field(default=10_000, metadata=_at_least(1))
 
@@ -187,6 +212,15 @@ class InspectConfig:
 
 
 @dataclass(frozen=True)
+class LadderConfig:
+    # Epochs of every rung's training run.
+    epochs: int = field(default=10, metadata=_at_least(1))
+    # The rungs after the base run (the config as it is). Each changes exactly one
+    # setting, and keeps the changes of the rungs before it (R3.3).
+    rungs: list[dict] = field(default_factory=lambda: [dict(r) for r in DEFAULT_RUNGS])
+
+
+@dataclass(frozen=True)
 class TuneConfig:
     # KerasTuner's search (R5.1 random; R5.2 bayesian or hyperband).
     algorithm: str = field(default="random", metadata=_choices("random", "bayesian", "hyperband"))
@@ -216,6 +250,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
     inspect: InspectConfig = field(default_factory=InspectConfig)
+    ladder: LadderConfig = field(default_factory=LadderConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
 
 
@@ -235,7 +270,37 @@ def load_config(path: str | os.PathLike[str] = "config.toml") -> Config:
 
 def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
     """Build a validated :class:`Config` from nested dicts (as TOML gives them)."""
+    config = _build(Config, raw, prefix="", source=source)
+    ladder_configs(config, source, strict=False)  # every rung must make a valid config
+    return config
+
+
+def with_values(config: Config, values: dict[str, Any], source: str = "config") -> Config:
+    """``config`` with dotted keys ("model.width") replaced, validated like config.toml."""
+    raw = dataclasses.asdict(config)
+    for key, value in values.items():
+        section, name = key.split(".")
+        raw[section][name] = value
     return _build(Config, raw, prefix="", source=source)
+
+
+def ladder_configs(
+    config: Config, source: str = "config", strict: bool = True
+) -> list[tuple[str, Config]]:
+    """The base run and each rung's config, every rung adding its one change to the last.
+
+    ``strict``: a rung that changes nothing is an error too (make ladder); loading a
+    config only checks that every rung makes a valid one.
+    """
+    runs = [("base", config)]
+    for i, rung in enumerate(config.ladder.rungs, 1):
+        ((key, value),) = rung.items()
+        where = f"{source}: ladder.rungs[{i}]"
+        changed = with_values(runs[-1][1], rung, where)
+        if strict and changed == runs[-1][1]:
+            raise ConfigError(f"{where}: {key} = {value!r} changes nothing; it already is")
+        runs.append((f"{key} = {value!r}", changed))
+    return runs
 
 
 def select_backend(config: Config | str | os.PathLike[str] = "config.toml") -> str:
@@ -289,7 +354,27 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
     built = cls(**values)
     if isinstance(built, DataConfig):
         dataset_kind(built.dataset)  # fails loudly on a name that can be nothing
+        _check_augment(built, source)
     return built
+
+
+def _check_augment(data: DataConfig, source: str) -> None:
+    """R4.2: a transform that can change what a label means runs only where declared safe."""
+    for transform in data.augment:
+        if transform not in LABEL_CHANGING:
+            continue
+        known = UNSAFE_FOR.get(data.dataset, {})
+        if transform in known:
+            raise ConfigError(
+                f"{source}: data.augment = {data.augment!r}: {transform!r} is refused for "
+                f"{data.dataset!r}: {known[transform]}"
+            )
+        if transform not in data.label_safe:
+            raise ConfigError(
+                f"{source}: data.augment = {data.augment!r}: {transform!r} can change what a "
+                f"label means (a mirrored 'b' is a 'd'); add it to data.label_safe if it "
+                f"does not for {data.dataset!r}"
+            )
 
 
 def _check(key: str, value: Any, hint: Any, meta: Any, source: str) -> Any:
@@ -301,8 +386,12 @@ def _check(key: str, value: Any, hint: Any, meta: Any, source: str) -> Any:
         return _check_space(key, value, source)
     if origin is list:
         (item,) = typing.get_args(hint)
+        if item is dict:
+            return _check_rungs(key, value, source)
         if not isinstance(value, list) or not all(_is(v, item) for v in value):
-            fail("a list of integers")
+            fail(f"a list of {_NAMES[item].split(' ', 1)[1]}s")
+        if "choices" in meta and not set(value) <= set(meta["choices"]):
+            fail("a list drawn from " + ", ".join(repr(c) for c in meta["choices"]))
         if key.endswith("image_size") and value and (len(value) != 2 or min(value) < 1):
             fail("[] or [height, width] with positive sizes")
         return list(value)
@@ -352,6 +441,37 @@ def _check_space(key: str, value: Any, source: str) -> dict:
         if spec.get("sampling", "linear") not in ("linear", "log"):
             raise ConfigError(f"{where}: sampling = {spec['sampling']!r}; expected linear or log")
     return value
+
+
+_RUNG_SECTIONS = ("data", "model", "train")
+
+
+def _check_rungs(key: str, value: Any, source: str) -> list[dict]:
+    """R3.3: each rung is a table changing exactly one data/model/train setting."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: {key} = {value!r} is not allowed; expected a list of tables")
+    for i, rung in enumerate(value, 1):
+        where = f"{source}: {key}[{i}]"
+        if not isinstance(rung, dict) or len(rung) != 1:
+            changes = ", ".join(rung) if isinstance(rung, dict) else repr(rung)
+            raise ConfigError(
+                f"{where} changes {len(rung) if isinstance(rung, dict) else 0} settings "
+                f"({changes or 'none'}); a rung adds exactly one change, e.g. "
+                '{ "model.width" = 64 }'
+            )
+        (name,) = rung
+        section, _, field_name = name.partition(".")
+        known = {
+            "data": DataConfig,
+            "model": ModelConfig,
+            "train": TrainConfig,
+        }.get(section)
+        if known is None or field_name not in {f.name for f in dataclasses.fields(known)}:
+            raise ConfigError(
+                f"{where}: {name!r} is not a setting a rung can change; use a quoted "
+                f'"section.key" from [{"], [".join(_RUNG_SECTIONS)}]'
+            )
+    return [dict(r) for r in value]
 
 
 _NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}

@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 
 from recipe_keras.config import DataConfig, dataset_kind
 
-__all__ = ["Splits", "load_splits", "make_builder", "make_pipeline", "read_split"]
+__all__ = ["Splits", "augmenter", "load_splits", "make_builder", "make_pipeline", "read_split"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def make_pipeline(
     training: bool,
     seed: int,
 ) -> tf.data.Dataset:
-    """Cast to float in [0, 1], fix size and channels, cache, shuffle (train only), batch."""
+    """Cast to float in [0, 1], fix size and channels, cache, shuffle and augment (train), batch."""
     height, width, channels = input_shape
 
     def preprocess(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -96,7 +96,39 @@ def make_pipeline(
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).cache()
     if training:
         ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(cfg.batch_size)
+    if training and cfg.augment:
+        augment = augmenter(cfg.augment, seed)
+        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=1)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def augmenter(names: list[str], seed: int):
+    """R4.2: Keras preprocessing layers for the configured transforms, seeded (R2.1).
+
+    They run inside tf.data on every backend. Empty space after a shift or turn
+    is filled with 0 (the background of most scans), not mirrored content.
+    """
+    from keras import layers
+
+    fill = {"fill_mode": "constant", "fill_value": 0.0}
+    make = {
+        "flip_horizontal": lambda s: layers.RandomFlip("horizontal", seed=s),
+        "flip_vertical": lambda s: layers.RandomFlip("vertical", seed=s),
+        "rotate": lambda s: layers.RandomRotation(0.05, seed=s, **fill),
+        "translate": lambda s: layers.RandomTranslation(0.1, 0.1, seed=s, **fill),
+        "zoom": lambda s: layers.RandomZoom(0.1, seed=s, **fill),
+        "contrast": lambda s: layers.RandomContrast(0.2, value_range=(0, 1), seed=s),
+    }
+    steps = [make[name](seed + i) for i, name in enumerate(names)]
+
+    def augment(x, training: bool = True):
+        # Layer by layer: each switches to TF ops inside tf.data, a Sequential does not.
+        for layer in steps:
+            x = layer(x, training=training)
+        return x
+
+    return augment
 
 
 def read_split(builder: tfds.core.DatasetBuilder, split: str) -> tf.data.Dataset:

@@ -18,6 +18,7 @@ __all__ = [
     "plot_curves",
     "plot_dynamics",
     "plot_image_grid",
+    "plot_ladder",
     "plot_overfit",
     "plot_rows",
     "plot_trials",
@@ -205,5 +206,19 @@ def plot_trials(rows: list[dict], objective: str, path: str | os.PathLike[str]) 
     ax.bar([str(r["trial"]) for r in rows], [r["score"] for r in rows], color="tab:blue")
     ax.set_xlabel("trial (best first)")
     ax.set_ylabel(objective)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_ladder(rows: list[dict], path: str | os.PathLike[str]) -> Path:
+    """R3.3: train and validation accuracy per rung, each rung labelled with its one change."""
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows) + 2), 3.8))
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["train_accuracy"] for r in rows], 0.4, label="train")
+    ax.bar(x + 0.2, [r["val_accuracy"] for r in rows], 0.4, label="validation")
+    ax.set_xticks(x, [f"{r['rung']}: {r['change']}"[:28] for r in rows], rotation=20, ha="right")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.05)
+    ax.legend()
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

@@ -11,7 +11,6 @@ an interrupted one. It clears the Keras session before each build.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from typing import Any
 import keras
 import keras_tuner as kt
 
-from recipe_keras.config import Config, from_dict
+from recipe_keras.config import Config, with_values
 from recipe_keras.data import Splits
 from recipe_keras.report import Report, write_report
 
@@ -50,12 +49,8 @@ def declare(hp: kt.HyperParameters, space: dict[str, dict]) -> dict[str, Any]:
 
 
 def apply_values(config: Config, values: dict[str, Any]) -> Config:
-    """``config`` with dotted keys replaced, validated as if written in config.toml."""
-    raw = dataclasses.asdict(config)
-    for key, value in values.items():
-        section, name = key.split(".")
-        raw[section][name] = value
-    return from_dict(raw, source="tune")
+    """``config`` with one trial's values (dotted keys) applied and validated."""
+    return with_values(config, values, source="tune")
 
 
 def make_tuner(build: Callable[[kt.HyperParameters], keras.Model], config: Config) -> kt.Tuner:

@@ -141,3 +141,54 @@ def test_tune_space_is_checked(tmp_path):
             from_dict({"tune": {"space": {name: spec}}})
     with pytest.raises(ConfigError, match=r"a float spec takes max, min, sampling, type; got"):
         from_dict({"tune": {"space": {"train.learning_rate": {"type": "float", "min": 0}}}})
+
+
+def test_label_changing_augmentation_is_refused_unless_declared_safe():
+    from recipe_keras.config import from_dict
+
+    with pytest.raises(ConfigError, match=r"'flip_horizontal' is refused for 'digits': a mirrored"):
+        from_dict({"data": {"augment": ["flip_horizontal"]}})
+    # Declaring it safe does not override what is known about the digits.
+    with pytest.raises(ConfigError, match=r"'flip_vertical' is refused for 'digits'"):
+        from_dict({"data": {"augment": ["flip_vertical"], "label_safe": ["flip_vertical"]}})
+    with pytest.raises(
+        ConfigError, match=r"add it to data.label_safe if it does not for 'cifar10'"
+    ):
+        from_dict({"data": {"dataset": "cifar10", "augment": ["flip_horizontal"]}})
+    ok = from_dict(
+        {
+            "data": {
+                "dataset": "cifar10",
+                "augment": ["flip_horizontal"],
+                "label_safe": ["flip_horizontal"],
+            }
+        }
+    )
+    assert ok.data.augment == ["flip_horizontal"]
+    assert from_dict({"data": {"augment": ["rotate", "zoom"]}}).data.augment == ["rotate", "zoom"]
+    with pytest.raises(
+        ConfigError, match=r"data.augment = \['blur'\] is not allowed; expected a list"
+    ):
+        from_dict({"data": {"augment": ["blur"]}})
+
+
+def test_a_ladder_rung_changes_exactly_one_valid_setting():
+    from recipe_keras.config import Config, from_dict, ladder_configs
+
+    two = [{"model.width": 64, "model.dropout": 0.1}]
+    with pytest.raises(
+        ConfigError, match=r"rungs\[1\] changes 2 settings \(model.width, model.dropout\)"
+    ):
+        from_dict({"ladder": {"rungs": two}})
+    with pytest.raises(ConfigError, match=r"rungs\[1\] changes 0 settings"):
+        from_dict({"ladder": {"rungs": [{}]}})
+    with pytest.raises(ConfigError, match=r"'model.widht' is not a setting a rung can change"):
+        from_dict({"ladder": {"rungs": [{"model.widht": 3}]}})
+    with pytest.raises(ConfigError, match=r"rungs\[2\]: model.dropout = 2.0 is not allowed"):
+        from_dict({"ladder": {"rungs": [{"model.width": 8}, {"model.dropout": 2.0}]}})
+    same = from_dict({"ladder": {"rungs": [{"model.width": 32}]}})  # loads: width is already 32
+    with pytest.raises(ConfigError, match=r"model.width = 32 changes nothing"):
+        ladder_configs(same)
+    runs = ladder_configs(Config())
+    assert [name for name, _ in runs][:2] == ["base", "model.width = 64"]
+    assert runs[-1][1].model.dropout == 0.25 and runs[-1][1].model.width == 64  # cumulative

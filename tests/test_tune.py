@@ -3,6 +3,8 @@ early stopping that keeps the best epoch, and KerasTuner search that exports and
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import math
 
@@ -133,3 +135,70 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tmp_pat
     assert report.numbers["trials"] == 3
     assert report.numbers["trials_run_now"] == 1 and report.numbers["fits"] == 1
     assert report.verdicts == {"R5.1": "pass", "R5.2": "pass"}
+
+
+def _train_run(config):
+    """What a generated project's train.run does: seed, data, zoo model, fit, report."""
+    set_seed(config.seed)
+    splits = data.load_splits(config.data, config.seed)
+    net = models.build(
+        config.model.name, splits.input_shape, 10, config.model.width, config.model.dropout
+    )
+    return fit_and_evaluate(compile_model(net, config.train), splits, config)
+
+
+def test_ladder_adds_one_change_per_rung_and_resumes(tmp_path, tfds_dir):
+    from recipe_keras.config import ladder_configs
+    from recipe_keras.ladder import run_ladder
+
+    config = project_config(
+        tmp_path,
+        tfds_dir,
+        model={"name": "mlp", "width": 8},
+        ladder={"epochs": 2, "rungs": [{"model.width": 32}, {"data.augment": ["translate"]}]},
+    )
+    trained = []
+
+    def train(c):
+        trained.append(c)
+        return _train_run(c)
+
+    report = run_ladder(train, config, verbose=False)
+    rows = report.details["rows"]
+    assert [r["change"] for r in rows] == [
+        "base",
+        "model.width = 32",
+        "data.augment = ['translate']",
+    ]
+    for before, after in itertools.pairwise(rows):
+        for m in ("val_accuracy", "train_loss"):
+            assert after[f"delta_{m}"] == pytest.approx(after[m] - before[m])
+    # Each rung's config differs from the one before in exactly its one setting.
+    runs = [c for _, c in ladder_configs(config)]
+    for a, b in itertools.pairwise(runs):
+        diff = [
+            (s, k)
+            for s in ("data", "model", "train")
+            for k, v in dataclasses.asdict(getattr(a, s)).items()
+            if v != getattr(getattr(b, s), k)
+        ]
+        assert len(diff) == 1
+    assert [c.train.epochs for c in trained] == [2, 2, 2]
+    assert trained[2].data.augment == ["translate"] and trained[2].model.width == 32
+    assert report.verdicts == {"R3.3": "pass"} and (tmp_path / "reports" / "ladder.png").is_file()
+    # Re-running trains nothing: every rung's train.json matches its config.
+    trained.clear()
+    again = run_ladder(train, config, verbose=False)
+    assert trained == [] and again.details["rows"] == rows
+
+
+def test_augmentation_reaches_the_batches_fit_sees(tfds_dir):
+    # R4.2 + R2.10: the training pipeline (what fit and the R2.10 grid read) is augmented,
+    # seeded (two loads agree), and evaluation pipelines are not.
+    base = project_config(tfds_dir, tfds_dir)
+    aug = project_config(tfds_dir, tfds_dir, data={"augment": ["translate", "rotate"]})
+    plain, first, second = (data.load_splits(c.data, 0) for c in (base, aug, aug))
+    x0, x1, x2 = (np.asarray(next(iter(s.train))[0]) for s in (plain, first, second))
+    assert np.array_equal(x1, x2) and not np.allclose(x0, x1)
+    assert x1.min() >= 0.0 and x1.max() <= 1.0
+    np.testing.assert_array_equal(next(iter(plain.test))[0], next(iter(first.test))[0])

@@ -7,12 +7,26 @@ rate (R3.2, R3.4). Edit model.py for the network and config.toml for the rest.
 
 import argparse
 
-from recipe_keras.config import load_config
+from recipe_keras.config import Config, load_config
+from recipe_keras.report import Report
 from recipe_keras.seed import set_seed
 from recipe_keras.train import compile_model, fit_and_evaluate
 
 from {{ cookiecutter.project_slug }}.data import load_data
 from {{ cookiecutter.project_slug }}.model import build_model
+
+
+def run(config: Config, summary: bool = False) -> Report:
+    """One training run of ``config`` (make ladder calls it once per rung)."""
+    set_seed(config.seed)  # before anything random: weights, shuffling
+    splits = load_data(config)
+    model = build_model(splits.input_shape, splits.num_classes, config.model)
+    if summary:
+        model.summary()
+    # The planned steps place a configured learning-rate schedule (constant by default).
+    steps_per_epoch = -(-splits.sizes["train"] // config.data.batch_size)
+    compile_model(model, config.train, steps_per_epoch)
+    return fit_and_evaluate(model, splits, config)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,15 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
-    set_seed(config.seed)  # before anything random: weights, shuffling
-    splits = load_data(config)
-    model = build_model(splits.input_shape, splits.num_classes, config.model)
-    model.summary()
-    # The planned steps place a configured learning-rate schedule (constant by default).
-    steps_per_epoch = -(-splits.sizes["train"] // config.data.batch_size)
-    compile_model(model, config.train, steps_per_epoch)
-    report = fit_and_evaluate(model, splits, config)
-
+    report = run(config, summary=True)
     n = report.numbers
     print(
         f"[{report.backend}] test accuracy {n['test_accuracy']:.3f} "

@@ -1,0 +1,100 @@
+"""Step 3, R3.3 "add complexity one thing at a time": ``make ladder``.
+
+A base run (the config as it is), then rungs that each add exactly one change
+to the run before (config.toml's ``[ladder] rungs``). Every rung is a full
+training run with its own reports and model under ``reports/ladder/``; the
+table shows each rung's train/val numbers and the change against the rung
+before, so an improvement (or a regression) has exactly one cause. A rung
+already trained with the same config is not trained again: an interrupted
+ladder resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from recipe_keras.config import Config, ladder_configs, with_values
+from recipe_keras.report import Report, read_report, write_report
+
+__all__ = ["format_ladder", "run_ladder"]
+
+METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
+
+
+def run_ladder(train: Callable[[Config], Report], config: Config, verbose: bool = True) -> Report:
+    """Train the base and every rung with ``train(config)``; write ladder.json and a figure."""
+    out = Path(config.train.reports_dir)
+    rows = []
+    for i, (change, rung) in enumerate(ladder_configs(config, source=str(out))):
+        folder = out / "ladder" / f"{i}-{_slug(change)}"
+        rung = with_values(
+            rung,
+            {
+                "train.epochs": config.ladder.epochs,
+                "train.reports_dir": str(folder),
+                "train.model_path": str(folder / "model.keras"),
+                "train.backup_dir": str(folder / "backup"),
+            },
+        )
+        done = folder / "train.json"
+        previous = read_report(done) if done.is_file() else None
+        if previous and previous.details.get("config") == dataclasses.asdict(rung):
+            report, note = previous, "(already trained)"
+        else:
+            if verbose:
+                print(f"rung {i}: {change}", flush=True)
+            report, note = train(rung), ""
+        row = {"rung": i, "change": change, **{m: report.numbers[m] for m in METRICS}}
+        if rows:
+            row |= {f"delta_{m}": row[m] - rows[-1][m] for m in METRICS}
+        rows.append(row)
+        if verbose:
+            print(f"  rung {i} {note}: val accuracy {row['val_accuracy']:.3f}", flush=True)
+    from recipe_keras.figures import plot_ladder
+
+    figure = plot_ladder(rows, out / "ladder.png")
+    ladder = Report(
+        step="ladder",
+        recipe_ids=["R3.3"],
+        verdicts={"R3.3": "pass"},
+        numbers={
+            "rungs": len(rows),
+            "best_rung": max(rows, key=lambda r: r["val_accuracy"])["rung"],
+        },
+        figures=[figure.name],
+        details={"rows": rows, "epochs": config.ladder.epochs},
+        backend=report.backend,
+    )
+    write_report(ladder, out)
+    if verbose:
+        print(format_ladder(rows))
+    return ladder
+
+
+def format_ladder(rows: list[dict]) -> str:
+    """Rungs as a plain-text table: the one change, train/val numbers, and Δ val accuracy."""
+    lines = [["rung", "change", "train loss", "val loss", "train acc", "val acc", "Δ val acc"]]
+    for r in rows:
+        delta = r.get("delta_val_accuracy")
+        lines.append(
+            [
+                str(r["rung"]),
+                r["change"],
+                f"{r['train_loss']:.4f}",
+                f"{r['val_loss']:.4f}",
+                f"{r['train_accuracy']:.3f}",
+                f"{r['val_accuracy']:.3f}",
+                "" if delta is None else f"{delta:+.3f}",
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
