@@ -34,6 +34,7 @@ __all__ = [
     "CheckConfig",
     "Config",
     "ConfigError",
+    "CurveConfig",
     "DataConfig",
     "InspectConfig",
     "LadderConfig",
@@ -143,6 +144,9 @@ class DataConfig:
     # 1 or 3 to convert to; 0 keeps what is stored (an image folder decodes as 3).
     channels: int = field(default=0, metadata=_choices(0, 1, 3))
     batch_size: int = field(default=64, metadata=_at_least(1))
+    # Train on the first share of the training split (its stored order); the learning
+    # curve (R4.1) sets it per point.
+    train_fraction: float = field(default=1.0, metadata={"min": 0.001, "max": 1.0})
     # Training-time augmentation with Keras preprocessing layers (R4.2), none by default
     # (R2.2): any of flip_horizontal, flip_vertical, rotate, translate, zoom, contrast.
     augment: list[str] = field(default_factory=list, metadata=_choices(*AUGMENTATIONS))
@@ -221,6 +225,14 @@ class LadderConfig:
 
 
 @dataclass(frozen=True)
+class CurveConfig:
+    # `make learning-curve` (R4.1): shares of the training split to train on.
+    fractions: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])
+    # Epochs of every point's training run.
+    epochs: int = field(default=10, metadata=_at_least(1))
+
+
+@dataclass(frozen=True)
 class TuneConfig:
     # KerasTuner's search (R5.1 random; R5.2 bayesian or hyperband).
     algorithm: str = field(default="random", metadata=_choices("random", "bayesian", "hyperband"))
@@ -251,6 +263,7 @@ class Config:
     check: CheckConfig = field(default_factory=CheckConfig)
     inspect: InspectConfig = field(default_factory=InspectConfig)
     ladder: LadderConfig = field(default_factory=LadderConfig)
+    learning_curve: CurveConfig = field(default_factory=CurveConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
 
 
@@ -392,6 +405,8 @@ def _check(key: str, value: Any, hint: Any, meta: Any, source: str) -> Any:
             fail(f"a list of {_NAMES[item].split(' ', 1)[1]}s")
         if "choices" in meta and not set(value) <= set(meta["choices"]):
             fail("a list drawn from " + ", ".join(repr(c) for c in meta["choices"]))
+        if key.endswith("fractions") and not (value and all(0 < v <= 1 for v in value)):
+            fail("a non-empty list of shares in (0, 1]")
         if key.endswith("image_size") and value and (len(value) != 2 or min(value) < 1):
             fail("[] or [height, width] with positive sizes")
         return list(value)

@@ -58,6 +58,9 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     stored = tuple(builder.info.features[image_key].shape)
     splits = {"train": cfg.train_split, "val": cfg.val_split, "test": cfg.test_split}
     raw = {name: read_split(builder, split) for name, split in splits.items()}
+    if cfg.train_fraction < 1.0:  # R4.1: the first share, in the split's stored order
+        keep = max(1, round(cfg.train_fraction * _size(raw["train"])))
+        raw["train"] = raw["train"].take(keep)
     height, width = cfg.image_size or _stored_size(stored, raw["train"])
     input_shape = (height, width, cfg.channels or stored[-1])
     return Splits(

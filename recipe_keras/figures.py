@@ -19,6 +19,7 @@ __all__ = [
     "plot_dynamics",
     "plot_image_grid",
     "plot_ladder",
+    "plot_learning_curve",
     "plot_overfit",
     "plot_rows",
     "plot_trials",
@@ -221,4 +222,18 @@ def plot_ladder(rows: list[dict], path: str | os.PathLike[str]) -> Path:
     ax.set_ylim(0, 1.05)
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_learning_curve(points: list[dict], path: str | os.PathLike[str]) -> Path:
+    """R4.1: train and validation accuracy against the number of training examples."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    n = [p["examples"] for p in points]
+    ax.plot(n, [p["train_accuracy"] for p in points], marker="o", label="train")
+    ax.plot(n, [p["val_accuracy"] for p in points], marker="o", label="validation")
+    ax.set_xscale("log")
+    ax.set_xlabel("training examples")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
     return _save(fig, path)

@@ -11,13 +11,13 @@ ladder resumes.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
 
-from recipe_keras.config import Config, ladder_configs, with_values
-from recipe_keras.report import Report, read_report, write_report
+from recipe_keras.config import Config, ladder_configs
+from recipe_keras.report import Report, write_report
+from recipe_keras.runs import run_in
 
 __all__ = ["format_ladder", "run_ladder"]
 
@@ -34,23 +34,10 @@ def run_ladder(train: Callable[[Config], Report], config: Config, verbose: bool 
     rows = []
     for i, (change, rung) in enumerate(ladder_configs(config, source=str(out))):
         folder = out / "ladder" / f"{i}-{_slug(change)}"
-        rung = with_values(
-            rung,
-            {
-                "train.epochs": config.ladder.epochs,
-                "train.reports_dir": str(folder),
-                "train.model_path": str(folder / "model.keras"),
-                "train.backup_dir": str(folder / "backup"),
-            },
-        )
-        done = folder / "train.json"
-        previous = read_report(done) if done.is_file() else None
-        if previous and previous.details.get("config") == dataclasses.asdict(rung):
-            report, note = previous, "(already trained)"
-        else:
-            if verbose:
-                print(f"rung {i}: {change}", flush=True)
-            report, note = train(rung), ""
+        if verbose:
+            print(f"rung {i}: {change}", flush=True)
+        report, reused = run_in(train, rung, folder, **{"train.epochs": config.ladder.epochs})
+        note = "(already trained)" if reused else ""
         row = {"rung": i, "change": change, **{m: report.numbers[m] for m in METRICS}}
         if rows:
             row |= {f"delta_{m}": row[m] - rows[-1][m] for m in METRICS}

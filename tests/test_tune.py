@@ -202,3 +202,27 @@ def test_augmentation_reaches_the_batches_fit_sees(tfds_dir):
     assert np.array_equal(x1, x2) and not np.allclose(x0, x1)
     assert x1.min() >= 0.0 and x1.max() <= 1.0
     np.testing.assert_array_equal(next(iter(plain.test))[0], next(iter(first.test))[0])
+
+
+def test_learning_curve_trains_on_growing_shares(tmp_path, tfds_dir):
+    from recipe_keras.learning_curve import learning_curve
+
+    config = project_config(
+        tmp_path,
+        tfds_dir,
+        model={"name": "linear"},
+        learning_curve={"fractions": [1.0, 0.1, 0.5], "epochs": 2},
+    )
+    report = learning_curve(_train_run, config, verbose=False)
+    points = report.details["points"]
+    # One point per share, smallest first, each the first round(f * 1293) training examples.
+    assert [p["fraction"] for p in points] == [0.1, 0.5, 1.0]
+    assert [p["examples"] for p in points] == [129, 646, 1293]
+    assert report.numbers["last_gain"] == pytest.approx(
+        points[-1]["val_accuracy"] - points[-2]["val_accuracy"]
+    )
+    assert (tmp_path / "reports" / "learning_curve.png").is_file()
+    # The smallest share trained on exactly those examples: its saved model's train split.
+    small = json.loads((tmp_path / "reports" / "learning_curve" / "0.1" / "train.json").read_text())
+    assert small["details"]["sizes"]["train"] == 129
+    assert small["details"]["config"]["data"]["train_fraction"] == 0.1
