@@ -65,7 +65,7 @@ ITEMS = [
     Item("R4.10", "weight decay", "make train (train.weight_decay)"),
     Item("R4.11", "early stopping", "make train (train.early_stopping_patience)"),
     Item("R4.12", "try a larger model", ""),
-    Item("R4.13", "visualise first-layer weights and activations", ""),
+    Item("R4.13", "visualise first-layer weights and activations", "make train"),
     Item("R5.1", "random search, not grid search", "make tune"),
     Item(
         "R5.2",

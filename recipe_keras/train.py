@@ -139,6 +139,7 @@ def fit_and_evaluate(
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(model_path)
     curves = plot_curves(history.history, final["test"], Path(tc.reports_dir) / "train_curves.png")
+    look = _look_inside(model, splits, Path(tc.reports_dir))
 
     numbers = {
         f"{split}_{metric}": float(value)
@@ -155,12 +156,13 @@ def fit_and_evaluate(
         "train_examples_per_second": round(splits.sizes["train"] * epochs_run / fit_seconds, 1),
         "params": int(model.count_params()),
         "chance_accuracy": 1.0 / splits.num_classes,
+        "first_layer_noise": look["noise"],
     }
     report = Report(
         step="train",
         recipe_ids=RECIPE_IDS,
         numbers=numbers,
-        figures=[curves.name],
+        figures=[curves.name, *look["figures"]],
         # What this run itself establishes; the step-2 checks judge the rest.
         verdicts={
             # Step 2 trains without augmentation; from step 4 on it is R4.2's.
@@ -176,11 +178,14 @@ def fit_and_evaluate(
             ),
             **({"R4.10": "pass"} if tc.weight_decay else {}),
             **({"R4.11": "pass"} if stopping else {}),
+            "R4.13": "warn" if look["dead_layers"] else "pass",
         },
         backend=keras.backend.backend(),
         details={
             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
             "schedule_warning": warning,
+            "activations": look["activations"],
+            "dead_layers": look["dead_layers"],
             "best_epoch": (stopping[0].best_epoch + 1) if stopping else None,
             "sizes": splits.sizes,
             "class_names": list(splits.class_names),
@@ -200,3 +205,25 @@ def _has(model: keras.Layer, kind: type) -> bool:
         isinstance(layer, kind) or (hasattr(layer, "layers") and _has(layer, kind))
         for layer in getattr(model, "layers", [])
     )
+
+
+def _look_inside(model: keras.Model, splits: Splits, out: Path) -> dict:
+    """R4.13: the first layer as tiles with a noise score, and activation statistics."""
+    from recipe_keras.weights import (
+        activation_stats,
+        first_layer_tiles,
+        noise_score,
+        plot_first_layer,
+    )
+
+    tiles = first_layer_tiles(model)
+    figures = [plot_first_layer(tiles, out / "first_layer.png").name] if tiles is not None else []
+    x, _ = next(iter(splits.val))
+    stats = activation_stats(model, x)
+    return {
+        "figures": figures,
+        "noise": noise_score(tiles) if tiles is not None else None,
+        "activations": stats,
+        # A layer whose units are mostly zero for every example has stopped learning.
+        "dead_layers": [s["layer"] for s in stats if s["dead_share"] > 0.5],
+    }

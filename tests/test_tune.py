@@ -226,3 +226,26 @@ def test_learning_curve_trains_on_growing_shares(tmp_path, tfds_dir):
     small = json.loads((tmp_path / "reports" / "learning_curve" / "0.1" / "train.json").read_text())
     assert small["details"]["sizes"]["train"] == 129
     assert small["details"]["config"]["data"]["train_fraction"] == 0.1
+
+
+def test_first_layer_tiles_noise_score_and_dead_units():
+    from recipe_keras.weights import activation_stats, first_layer_tiles, noise_score
+
+    rng = np.random.default_rng(0)
+    # Known values: i.i.d. noise scores sqrt(2) (E|X-Y| / E|X-mu|); a smooth ramp ~0.
+    assert noise_score(rng.normal(size=(400, 16, 16))) == pytest.approx(math.sqrt(2), abs=0.02)
+    ramp = np.broadcast_to(np.linspace(0, 1, 16), (4, 16, 16))
+    assert noise_score(ramp) < 0.2
+    # A linear model's tiles are its kernel columns laid out as the input image.
+    linear = models.build("linear", (8, 8, 1), 10)
+    kernel = np.asarray(keras.ops.convert_to_numpy(linear.layers[-1].kernel))
+    tiles = first_layer_tiles(linear)
+    np.testing.assert_allclose(tiles[3], kernel[:, 3].reshape(8, 8), rtol=1e-6)
+    cnn = models.build("cnn", (8, 8, 1), 10, width=6)
+    assert first_layer_tiles(cnn).shape == (6, 3, 3)
+    # A ReLU layer whose bias is very negative is dead for every example.
+    mlp = models.build("mlp", (8, 8, 1), 10, width=4)
+    first = mlp.layers[1]
+    first.bias.assign(np.full(first.bias.shape, -100.0, "float32"))
+    stats = {s["layer"]: s for s in activation_stats(mlp, rng.random((16, 8, 8, 1), "float32"))}
+    assert stats[first.name]["dead_share"] == 1.0 and stats[first.name]["mean"] == 0.0
