@@ -52,7 +52,7 @@ __all__ = [
 BACKENDS = ("jax", "tensorflow", "torch")
 TASKS = ("image_classification",)
 EMBEDDED_DATASETS = ("digits",)
-MODELS = ("linear", "mlp", "cnn")
+MODELS = ("linear", "mlp", "cnn", "resnet50")
 SCHEDULES = ("constant", "cosine", "exponential")
 AUGMENTATIONS = ("flip_horizontal", "flip_vertical", "rotate", "translate", "zoom", "contrast")
 # Transforms that can turn one class into another (or into no class at all).
@@ -158,12 +158,17 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # A model-zoo entry (R3.1, "don't be a hero"): linear, mlp or cnn.
+    # A model-zoo entry (R3.1, "don't be a hero"): linear, mlp, cnn or resnet50 (inputs of
+    # at least 32x32x3: set data.image_size and data.channels).
     name: str = field(default="cnn", metadata=_choices(*MODELS))
     # Base width: units of the MLP's hidden layers, filters of the CNN's first convolution.
     width: int = field(default=32, metadata=_at_least(1))
     # Dropout rate before the final layer (R4.9); 0 = none. The zoo has no BatchNorm.
     dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.9})
+    # resnet50 only (R4.4): start from ImageNet weights (downloads ~100 MB once, needs
+    # the network), and whether those weights train too (false: only the new head).
+    pretrained: bool = False
+    fine_tune: bool = True
 
 
 @dataclass(frozen=True)

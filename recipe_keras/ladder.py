@@ -22,6 +22,17 @@ from recipe_keras.runs import run_in
 __all__ = ["format_ladder", "run_ladder"]
 
 METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+# The step-4 tip each rung's setting tries, so the report marks it as tried.
+TRIES = {
+    "data.augment": ("R4.2",),
+    "data.image_size": ("R4.6",),
+    "model.width": ("R4.7", "R4.12"),
+    "data.batch_size": ("R4.8",),
+    "model.dropout": ("R4.9",),
+    "train.weight_decay": ("R4.10",),
+    "train.early_stopping_patience": ("R4.11",),
+    "model.pretrained": ("R4.4",),
+}
 
 
 def _slug(text: str) -> str:
@@ -47,10 +58,14 @@ def run_ladder(train: Callable[[Config], Report], config: Config, verbose: bool 
     from recipe_keras.figures import plot_ladder
 
     figure = plot_ladder(rows, out / "ladder.png")
+    tried = sorted(
+        {rid for rung in config.ladder.rungs for key in rung for rid in TRIES.get(key, ())},
+        key=lambda i: int(i.split(".")[1]),
+    )
     ladder = Report(
         step="ladder",
-        recipe_ids=["R3.3"],
-        verdicts={"R3.3": "pass"},
+        recipe_ids=["R3.3", *tried],
+        verdicts={"R3.3": "pass", **dict.fromkeys(tried, "pass")},
         numbers={
             "rungs": len(rows),
             "best_rung": max(rows, key=lambda r: r["val_accuracy"])["rung"],

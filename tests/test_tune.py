@@ -185,7 +185,8 @@ def test_ladder_adds_one_change_per_rung_and_resumes(tmp_path, tfds_dir):
         assert len(diff) == 1
     assert [c.train.epochs for c in trained] == [2, 2, 2]
     assert trained[2].data.augment == ["translate"] and trained[2].model.width == 32
-    assert report.verdicts == {"R3.3": "pass"} and (tmp_path / "reports" / "ladder.png").is_file()
+    assert report.verdicts == {"R3.3": "pass", "R4.2": "pass", "R4.7": "pass", "R4.12": "pass"}
+    assert (tmp_path / "reports" / "ladder.png").is_file()
     # Re-running trains nothing: every rung's train.json matches its config.
     trained.clear()
     again = run_ladder(train, config, verbose=False)
@@ -249,3 +250,15 @@ def test_first_layer_tiles_noise_score_and_dead_units():
     first.bias.assign(np.full(first.bias.shape, -100.0, "float32"))
     stats = {s["layer"]: s for s in activation_stats(mlp, rng.random((16, 8, 8, 1), "float32"))}
     assert stats[first.name]["dead_share"] == 1.0 and stats[first.name]["mean"] == 0.0
+
+
+def test_resnet50_zoo_entry_counts_and_refuses_small_inputs():
+    # keras.applications' ResNet-50 v2 without its top has 23,564,800 parameters
+    # (25,613,800 with the 1000-class top); ours adds a 2048 x C + C logits head.
+    model = models.build("resnet50", (32, 32, 3), 10)
+    assert model.count_params() == 23_564_800 + 2048 * 10 + 10
+    logits = model(np.random.default_rng(0).random((2, 32, 32, 3), "float32"), training=False)
+    assert tuple(logits.shape) == (2, 10)
+    assert float(keras.ops.max(keras.ops.abs(keras.ops.sum(logits, axis=-1) - 1.0))) > 1e-3
+    with pytest.raises(ValueError, match=r"set data.image_size = \[32, 32\].*data.channels = 3"):
+        models.build("resnet50", (8, 8, 1), 10)

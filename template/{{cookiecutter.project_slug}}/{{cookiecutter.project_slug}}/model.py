@@ -12,6 +12,4 @@ from recipe_keras.config import ModelConfig
 
 def build_model(input_shape: tuple[int, ...], num_classes: int, config: ModelConfig) -> keras.Model:
     """A fresh, uncompiled model that maps images to ``num_classes`` logits."""
-    return models.build(
-        config.name, input_shape, num_classes, width=config.width, dropout=config.dropout
-    )
+    return models.from_config(config, input_shape, num_classes)
