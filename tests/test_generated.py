@@ -47,6 +47,8 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
         "human-sheet",
         "human-score",
         "train",
+        "ladder",
+        "learning-curve",
         "tune",
         "report",
         "tensorboard",
