@@ -36,6 +36,7 @@ def load_reports(reports_dir: str | os.PathLike[str]) -> dict[str, Report]:
 
 def _rows(reports: dict[str, Report]) -> dict[str, list[dict]]:
     checks = [c for r in reports.values() for c in r.details.get("checks", [])]
+    step_figures = _step_figures(reports)
     sections: dict[str, list[dict]] = {step: [] for step in STEPS}
     for item in ITEMS:
         verdicts = [
@@ -43,8 +44,7 @@ def _rows(reports: dict[str, Report]) -> dict[str, list[dict]]:
         ]
         found = [c for c in checks if c["recipe_id"] == item.recipe_id]
         figures = [(f, c["name"]) for c in found for f in c["figures"]]
-        if item.recipe_id == "R2.3" and "train" in reports:
-            figures += [(f, "loss and accuracy per epoch") for f in reports["train"].figures]
+        figures += [(f, caption) for rid, f, caption in step_figures if rid == item.recipe_id]
         if verdicts:
             status, note = worst(verdicts), ""
         elif item.target:
@@ -55,6 +55,27 @@ def _rows(reports: dict[str, Report]) -> dict[str, list[dict]]:
             {"item": item, "status": status, "note": note, "checks": found, "figures": figures}
         )
     return sections
+
+
+# Where a step's own figures (not its checks') appear: (step, figure file) -> id, caption.
+_FIGURES = {
+    ("train", "train_curves.png"): ("R2.3", "loss and accuracy per epoch"),
+    ("train", "first_layer.png"): ("R4.13", "first-layer weights"),
+    ("ladder", "ladder.png"): ("R3.3", "train and validation accuracy per rung"),
+    ("learning_curve", "learning_curve.png"): ("R4.1", "accuracy vs training examples"),
+    ("tune", "tune_trials.png"): ("R5.1", "objective per trial, best first"),
+}
+
+
+def _step_figures(reports: dict[str, Report]) -> list[tuple[str, str, str]]:
+    """(recipe id, figure file, caption) of every step figure the page knows where to put."""
+    found = []
+    for step, report in reports.items():
+        for f in report.figures:
+            if (step, f) in _FIGURES:
+                rid, caption = _FIGURES[(step, f)]
+                found.append((rid, f, caption))
+    return found
 
 
 def _baselines(reports: dict[str, Report]) -> list[tuple[str, float]]:
