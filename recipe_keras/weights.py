@@ -46,7 +46,8 @@ def noise_score(tiles: np.ndarray) -> float:
 def activation_stats(model: keras.Model, x) -> list[dict]:
     """Per layer: output mean, std and the share of units that are zero for every example."""
     try:
-        probe = keras.Model(model.inputs, [layer.output for layer in model.layers])
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        probe = keras.Model(inputs, [layer.output for layer in model.layers])
     except (AttributeError, ValueError, TypeError):
         return []  # a subclassed model has no symbolic outputs to tap
     outputs = probe(x, training=False)

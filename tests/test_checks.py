@@ -400,3 +400,14 @@ def test_human_sheet_is_scored_against_its_key(data_config, tmp_path):
     fill(key[:10])
     with pytest.raises(ValueError, match="missing"):
         score_sheet(sheet)
+
+
+def test_model_batching_catches_a_batch_statistic_but_not_rounding():
+    # R2.13 in make check: batch call == one by one. A statistic over the batch axis
+    # fails; the correct model passes with a tolerance loose enough for TF32 GPUs.
+    from recipe_keras.checks.equivalence import check_model_batching
+
+    x = np.random.default_rng(0).random((8, 8, 8, 1)).astype("float32")
+    assert check_model_batching(_probe_model(None), x).verdict == "pass"
+    bad = check_model_batching(_probe_model(CenterOverBatch), x)
+    assert bad.verdict == "fail" and bad.numbers["max_difference"] > 1e-2

@@ -66,17 +66,24 @@ def check_equivalent(
 
 
 def check_model_batching(model: keras.Model, x: np.ndarray) -> CheckResult:
-    """R2.13 applied to the model: a batched call equals calling it one example at a time."""
+    """R2.13 applied to the model: a batched call equals calling it one example at a time.
+
+    The tolerance is 1e-3 of the outputs' scale: GPUs that multiply in TF32 (JAX's
+    default on Ampere and Hopper) give batch and single-example results that differ
+    by ~1e-4 (1.2e-4 measured on an H100), while the bugs this catches (a softmax
+    or a statistic over the batch axis) differ by a sizeable share of the output.
+    """
 
     def batched(inputs):
         return keras.ops.convert_to_numpy(model(inputs, training=False))
 
+    scale = float(np.abs(np.asarray(batched(x))).max())
     return check_equivalent(
         batched,
         loop_over_batch(batched),
         lambda rng: x,
         trials=1,
-        rtol=1e-4,
-        atol=1e-5,
+        rtol=1e-3,
+        atol=max(1e-3 * scale, 1e-6),
         name="model on a batch == model example by example",
     )
