@@ -2,7 +2,7 @@
 
 The planted-defect dataset is an image folder the test writes from the embedded
 digits (upscaled to 32x32, as photos are larger than 8x8): cross-split
-duplicates, noisy near duplicates, duplicates with conflicting labels, a
+duplicates, near duplicates (noised, brightened), duplicates with conflicting labels, a
 truncated PNG, a zero-byte file, a blank image, an RGB image among greys, a
 class made rare and a known set of flipped labels. No Keras here: the audit
 needs no backend (R1.8's predictions are tested in test_library.py).
@@ -75,7 +75,7 @@ def planted(tmp_path_factory):
         _save(root / names[i], big[i])
     p: dict = {"flipped": [names[i] for i in flip], "across": [], "near": [], "conflict": []}
     train_ids = [i for i in keep if i < 1300 and i not in flip and given[i] != 9]
-    picks = iter(rng.choice(train_ids, 12, replace=False))
+    picks = iter(rng.choice(train_ids, 14, replace=False))
     for k in range(3):  # training images copied into test: leakage
         i = next(picks)
         copy = f"test/{given[i]}/leak{k}.png"
@@ -86,6 +86,12 @@ def planted(tmp_path_factory):
         noisy = np.clip(big[i] + rng.normal(0, 3, big[i].shape), 0, 255).astype(np.uint8)
         copy = f"train/{given[i]}/noisy{k}.png"
         _save(root / copy, noisy)
+        p["near"].append({names[i], copy})
+    for k in range(2):  # the same image a little brighter (+12 of 255): near duplicates
+        i = next(picks)
+        brighter = np.clip(big[i].astype(int) + 12, 0, 255).astype(np.uint8)
+        copy = f"train/{given[i]}/brighter{k}.png"
+        _save(root / copy, brighter)
         p["near"].append({names[i], copy})
     for k in range(2):  # the same image under two labels: label conflicts
         i = next(picks)
