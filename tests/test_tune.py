@@ -262,3 +262,22 @@ def test_resnet50_zoo_entry_counts_and_refuses_small_inputs():
     assert float(keras.ops.max(keras.ops.abs(keras.ops.sum(logits, axis=-1) - 1.0))) > 1e-3
     with pytest.raises(ValueError, match=r"set data.image_size = \[32, 32\].*data.channels = 3"):
         models.build("resnet50", (8, 8, 1), 10)
+
+
+def test_dropout_beside_batchnorm_is_warned(tmp_path, tfds_dir, capsys):
+    config = project_config(tmp_path, tfds_dir, model={"dropout": 0.2}, train={"epochs": 1})
+    splits = data.load_splits(config.data, config.seed)
+    layers = keras.layers
+    net = keras.Sequential(
+        [
+            keras.Input(splits.input_shape),
+            layers.Flatten(),
+            layers.Dense(16),
+            layers.BatchNormalization(),
+            layers.Dropout(0.2),
+            layers.Dense(10),
+        ]
+    )
+    report = fit_and_evaluate(compile_model(net, config.train), splits, config)
+    assert report.verdicts["R4.9"] == "warn"
+    assert "R4.9 WARN: dropout together with BatchNorm" in capsys.readouterr().out
