@@ -113,7 +113,8 @@ def test_tfds_catalog_name_uses_the_same_path(tmp_path):
     assert set(y.tolist()) <= set(range(10))
 
 
-@pytest.mark.parametrize("name", MODELS)
+# resnet50 needs 32x32x3 inputs: test_tune.py checks it against keras.applications.
+@pytest.mark.parametrize("name", [m for m in MODELS if m != "resnet50"])
 def test_zoo_models_output_logits_for_each_class(name):
     assert tuple(models.ZOO) == MODELS
     keras.utils.set_random_seed(0)
@@ -129,7 +130,9 @@ def test_zoo_models_output_logits_for_each_class(name):
         "cnn": (9 * 1 + 1) * 4 + (9 * 4 + 1) * 8 + (2 * 2 * 8 + 1) * 10,
     }
     assert model.count_params() == expected_params[name]
-    with pytest.raises(ValueError, match="unknown model 'resnet'; the zoo has: linear, mlp, cnn"):
+    with pytest.raises(
+        ValueError, match="unknown model 'resnet'; the zoo has: linear, mlp, cnn, res"
+    ):
         models.build("resnet", (8, 8, 1), 10)
 
 
