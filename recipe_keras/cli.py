@@ -40,11 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     inspect = commands.add_parser(
         "inspect",
         help="audit a dataset (recipe step 1): writes <out>/inspect.json and figures",
-        description="Audit every split of a dataset: R1.1-R1.7, and R1.8 with --model.",
+        description="Audit every split of a dataset: R1.1-R1.7, and R1.8 with --model. "
+        "With --config, a project's dataset, [inspect] settings, reports folder and model.",
     )
-    inspect.add_argument(
-        "--data", required=True, help="an embedded name (digits), a TFDS name or an image folder"
-    )
+    source = inspect.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="an embedded name (digits), a TFDS name or an image folder")
+    source.add_argument("--config", help="a project's config.toml (what make inspect passes)")
     inspect.add_argument("--out", default="reports", help="folder for inspect.json and figures")
     inspect.add_argument("--data-dir", default="", help="TFDS data_dir (default: TFDS's own)")
     inspect.add_argument("--channels", type=int, default=0, help="1 or 3 to convert to")
@@ -53,10 +54,24 @@ def main(argv: list[str] | None = None) -> int:
     inspect.add_argument("--folds", type=int, default=5, help="folds of the label-noise model")
     inspect.add_argument("--seed", type=int, default=0)
     inspect.add_argument("--model", help="a saved .keras model: adds its mistakes (R1.8)")
+    for name, what in (
+        ("ladder", "step 3's experiment ladder (R3.3)"),
+        ("learning-curve", "the learning curve (R4.1)"),
+    ):
+        step = commands.add_parser(name, help=f"run a project's {what}", description=f"Run {what}.")
+        step.add_argument("--config", default="config.toml", help="the project's config file")
+        step.add_argument(
+            "--train",
+            required=True,
+            metavar="MODULE:FUNCTION",
+            help="the project's one training run, e.g. my_project.train:run",
+        )
     args = parser.parse_args(argv)
 
     if args.command == "inspect":
         return _inspect(args)
+    if args.command in ("ladder", "learning-curve"):
+        return _experiments(args)
     if args.command == "report":
         return _report(args.project)
 
@@ -81,8 +96,25 @@ def main(argv: list[str] | None = None) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from recipe_keras.config import ConfigError, from_dict
+    from recipe_keras.config import ConfigError, from_dict, load_config, select_backend
 
+    if args.config:  # a project: its own data, settings, reports folder and trained model
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(f"recipe-keras inspect: {exc}", file=sys.stderr)
+            return 2
+        select_backend(config)  # R1.8 loads the model with the project's backend
+        from recipe_keras.audit import inspect_dataset
+
+        report = inspect_dataset(
+            config.data,
+            config.train.reports_dir,
+            config.inspect,
+            seed=config.seed,
+            model_path=config.train.model_path,
+        )
+        return 1 if "fail" in report.verdicts.values() else 0
     raw = {
         "data": {"dataset": args.data, "data_dir": args.data_dir, "channels": args.channels},
         "inspect": {
@@ -109,6 +141,37 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"recipe-keras inspect: {exc}", file=sys.stderr)
         return 2
     return 1 if "fail" in report.verdicts.values() else 0
+
+
+def _experiments(args: argparse.Namespace) -> int:
+    import importlib
+
+    from recipe_keras.config import ConfigError, load_config
+
+    module, _, function = args.train.partition(":")
+    try:
+        config = load_config(args.config)
+        # The project's package picks the backend from config.toml as it is imported.
+        train = getattr(importlib.import_module(module), function)
+    except ConfigError as exc:
+        print(f"recipe-keras {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (ImportError, AttributeError, ValueError) as exc:
+        print(
+            f"recipe-keras {args.command}: --train {args.train!r} is not MODULE:FUNCTION "
+            f"of an importable module ({exc})",
+            file=sys.stderr,
+        )
+        return 2
+    if args.command == "ladder":
+        from recipe_keras.ladder import run_ladder
+
+        run_ladder(train, config)
+    else:
+        from recipe_keras.learning_curve import learning_curve
+
+        learning_curve(train, config)
+    return 0
 
 
 def _report(project: str) -> int:

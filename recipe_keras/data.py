@@ -30,6 +30,10 @@ class Splits:
     class_names: tuple[str, ...]
     sizes: dict[str, int]
 
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Training batches per epoch (the last one may be partial): places LR schedules."""
+        return -(-self.sizes["train"] // batch_size)
+
 
 def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
     """The TFDS builder for ``cfg.dataset``, prepared (downloaded or generated) on first use."""

@@ -96,7 +96,7 @@ def fit_and_evaluate(
     interrupted run resume; they are removed once training completes.
     """
     tc = cfg.train
-    steps_per_epoch = -(-splits.sizes["train"] // cfg.data.batch_size)
+    steps_per_epoch = splits.steps_per_epoch(cfg.data.batch_size)
     warning = schedule_warning(tc, steps_per_epoch, tc.epochs)
     if warning:
         print(f"R3.4 WARN: {warning}")

@@ -289,3 +289,31 @@ def test_cli_inspect_writes_report_and_exit_code(planted, tmp_path, tfds_dir):
             [*cmd, *args, "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=300
         )
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+
+
+def test_cli_runs_a_projects_steps_from_its_config(tmp_path, tfds_dir):
+    # What a generated Makefile calls: inspect --config reads the project's dataset,
+    # settings and reports folder; ladder / learning-curve refuse a bad --train.
+    (tmp_path / "config.toml").write_text(
+        f'[data]\ndata_dir = "{tfds_dir}"\n[train]\nreports_dir = "{tmp_path / "out"}"\n'
+        f'model_path = "{tmp_path / "none.keras"}"\n[inspect]\nlimit = 200\n'
+    )
+    cmd = [sys.executable, "-m", "recipe_keras.cli"]
+    proc = subprocess.run(
+        [*cmd, "inspect", "--config", str(tmp_path / "config.toml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "no trained model at" in proc.stdout and "read test: 200/200" in proc.stdout
+    report = json.loads((tmp_path / "out" / "inspect.json").read_text())
+    assert report["details"]["checks"][0]["numbers"]["examples"] == 200 + 144 + 200  # val: 144
+    for step in ("ladder", "learning-curve"):
+        bad = subprocess.run(
+            [*cmd, step, "--config", str(tmp_path / "config.toml"), "--train", "nowhere:run"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert bad.returncode == 2 and "is not MODULE:FUNCTION" in bad.stderr

@@ -116,7 +116,8 @@ def audit(
         )
     record(result, *pairs)
 
-    rows = [ex.ids.index(b["id"]) for b in broken if b["id"] in _index(ex)][:16]
+    row_of = {example_id: i for i, example_id in enumerate(ex.ids)}
+    rows = [row_of[b["id"]] for b in broken if b["id"] in row_of][:16]
     record(
         broken_result,
         *(
@@ -162,7 +163,7 @@ def audit(
     side = (min(ex.images.shape[1], noise.THUMB), min(ex.images.shape[2], noise.THUMB))
     result, suspects, _ = noise.label_suspects(ex, features, folds=folds, seed=seed)
     findings["label_suspects"] = suspects
-    top = [ex.ids.index(s["id"]) for s in suspects[:16]]
+    top = [row_of[s["id"]] for s in suspects[:16]]
     figs = []
     if top:
         labelled = [f"{_short(s['id'])}\n{s['given']}->{s['predicted']}" for s in suspects[:16]]
@@ -259,10 +260,6 @@ def inspect_dataset(
         probabilities=probabilities,
         verbose=verbose,
     )
-
-
-def _index(ex: Examples) -> set[str]:
-    return set(ex.ids)
 
 
 def _short(text: str, width: int = 14) -> str:

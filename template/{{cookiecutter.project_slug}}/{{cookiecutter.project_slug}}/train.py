@@ -24,7 +24,7 @@ def run(config: Config, summary: bool = False) -> Report:
     if summary:
         model.summary()
     # The planned steps place a configured learning-rate schedule (constant by default).
-    steps_per_epoch = -(-splits.sizes["train"] // config.data.batch_size)
+    steps_per_epoch = splits.steps_per_epoch(config.data.batch_size)
     compile_model(model, config.train, steps_per_epoch)
     return fit_and_evaluate(model, splits, config)
 

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(args.config)
     set_seed(config.seed)
     splits = load_data(config)
-    steps_per_epoch = -(-splits.sizes["train"] // config.data.batch_size)
+    steps_per_epoch = splits.steps_per_epoch(config.data.batch_size)
 
     def build(trial_config: Config):
         # The project's model with one trial's values (config keys) applied.
