@@ -142,6 +142,40 @@ def test_determinism_passes_and_catches_an_unseeded_pipeline(data_config):
     assert result.verdict == "fail" and result.numbers["max_difference"] > 0
 
 
+class UnseededScale(keras.layers.Layer):
+    """Weights drawn with NumPy's unseeded generator: a new start on every build."""
+
+    def build(self, input_shape):
+        start = np.random.default_rng().normal(1.0, 0.1, input_shape[-1:]).astype("float32")
+        self.scale = self.add_weight(shape=input_shape[-1:], initializer=start)
+
+    def call(self, x):
+        return x * self.scale
+
+
+def test_determinism_catches_an_unseeded_initializer(data_config):
+    result = check_determinism(subject_for(data_config, head=UnseededScale))
+    assert result.verdict == "fail"
+    assert result.numbers["initial_weight_difference"] > 0
+    assert "initializer" in result.advice
+
+
+def test_the_shared_model_is_handed_out_freshly_initialised(data_config):
+    # The checks reuse one compiled model; each hand-out must equal a fresh start.
+    subject = subject_for(data_config, model="mlp")
+    batches = subject.train_batches(3)
+    model = subject.model()
+    first = fit_steps(model, batches, 6)
+    again = subject.model()
+    assert again is model
+    for start, variable in zip(subject.initial_weights, model.variables, strict=True):
+        np.testing.assert_array_equal(start, keras.ops.convert_to_numpy(variable))
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+    assert fit_steps(again, batches, 6) == first  # Adam's moments were reset too
+    # A changed config builds a new model.
+    assert subject.model(width=32) is not model
+
+
 # --- R2.4 / R2.5 ---------------------------------------------------------------------------
 
 

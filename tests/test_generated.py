@@ -73,6 +73,17 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     assert set(check["verdicts"].values()) == {"pass"} and check["backend"] == BACKEND
     run([*MAKE, "human-sheet"], cwd=project, KERAS_BACKEND=None)
     assert (project / "reports" / "human" / "sheet.csv").is_file()
+    # Step 5 through the project's build_model(hp): a 2-trial, 1-epoch search.
+    config = (project / "config.toml").read_text()
+    assert "trials = 10\n" in config and "epochs = 5\n" in config
+    small = config.replace("trials = 10\n", "trials = 2\n").replace("epochs = 5\n", "epochs = 1\n")
+    (project / "tune.toml").write_text(small)
+    module = project.name
+    proc = run([PYTHON, "-m", f"{module}.tune", "--config", "tune.toml"], cwd=project)
+    assert proc.stdout.count("trial done") == 2
+    tune = read_json(project / "reports" / "tune.json")
+    assert tune["numbers"]["trials"] == 2 and tune["verdicts"]["R5.1"] == "pass"
+    assert (project / "artifacts" / "tune" / "best.keras").is_file()
     # One page with every step's verdicts, and TensorBoard logs from training.
     run([*MAKE, "report"], cwd=project)
     page = (project / "reports" / "index.html").read_text()

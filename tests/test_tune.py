@@ -16,7 +16,7 @@ from recipe_keras import data, models
 from recipe_keras.config import TrainConfig
 from recipe_keras.seed import set_seed
 from recipe_keras.train import compile_model, fit_and_evaluate, learning_rate_at, schedule_warning
-from recipe_keras.tune import search
+from recipe_keras.tune import search, trial_config
 from tests.conftest import project_config
 
 pytestmark = pytest.mark.backend
@@ -94,25 +94,33 @@ def test_random_search_ranks_trials_and_exports_a_loadable_best_model(tmp_path, 
     config, splits = _tuning(tmp_path, tfds_dir)
     widths = []
 
-    def build(trial_config):
-        widths.append(trial_config.model.width)
-        net = models.build("mlp", splits.input_shape, 10, trial_config.model.width)
-        return compile_model(net, trial_config.train)
+    def build_model(hp):
+        # The project's hypermodel: config keys from [tune.space] plus one of its own.
+        trial = trial_config(hp, config)
+        width = trial.model.width * hp.Choice("width_factor", [1, 2])
+        widths.append(width)
+        return compile_model(models.build("mlp", splits.input_shape, 10, width), trial.train)
 
-    report = search(build, splits, config, verbose=False)
+    report = search(build_model, splits, config, verbose=False)
     rows = report.details["results"]
     assert len(rows) == 3 and report.numbers["trials_run_now"] == 3
     scores = [r["score"] for r in rows]
     assert scores == sorted(scores)  # val_loss: best (lowest) first
     assert report.numbers["best_score"] == min(scores) <= max(scores)
-    assert set(widths) <= {16, 32, 64}
+    assert set(widths) <= {16, 32, 64, 128}
+    # Every row holds the config keys drawn and the hypermodel's own hyperparameter.
+    for row in rows:
+        assert {"model.width", "train.learning_rate", "width_factor"} <= row.keys()
     # The exported model is the best trial's: loadable, and its val loss is the score.
     best = keras.saving.load_model(report.details["best_model"])
     val_loss = best.evaluate(splits.val, return_dict=True, verbose=0)["loss"]
     assert val_loss == pytest.approx(rows[0]["score"], rel=1e-4)
     exported = json.loads((tmp_path / "tune" / "best_hyperparameters.json").read_text())
     assert exported == {k: v for k, v in rows[0].items() if k not in ("trial", "score")}
-    assert report.numbers["fits"] == 3 and report.numbers["fit_seconds"] > 0
+    n = report.numbers
+    assert n["fits"] == 3 and n["fit_seconds"] > 0 and n["build_seconds"] > 0
+    # The trials' own builds and fits happen inside the search: their sum is part of it.
+    assert n["build_seconds"] + n["fit_seconds"] <= n["search_seconds"]
     assert (tmp_path / "reports" / "tune_trials.png").is_file()
 
 
@@ -120,12 +128,13 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tmp_pat
     config, splits = _tuning(tmp_path, tfds_dir, algorithm="bayesian")
     calls = []
 
-    def build(trial_config, interrupt_at=None):
-        calls.append(trial_config)
+    def build(hp, interrupt_at=None):
+        trial = trial_config(hp, config)
+        calls.append(trial)
         if len(calls) == interrupt_at:
             raise KeyboardInterrupt  # Ctrl-C while trial 3 builds
-        net = models.build("mlp", splits.input_shape, 10, trial_config.model.width)
-        return compile_model(net, trial_config.train)
+        net = models.build("mlp", splits.input_shape, 10, trial.model.width)
+        return compile_model(net, trial.train)
 
     # KerasTuner builds once to learn the space, then once per trial: call 4 is trial 3.
     with pytest.raises(KeyboardInterrupt):
@@ -135,6 +144,36 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tmp_pat
     assert report.numbers["trials"] == 3
     assert report.numbers["trials_run_now"] == 1 and report.numbers["fits"] == 1
     assert report.verdicts == {"R5.1": "pass", "R5.2": "pass"}
+
+
+def test_trials_that_keep_their_models_alive_are_reported_as_a_leak(tmp_path, tfds_dir):
+    config, splits = _tuning(tmp_path, tfds_dir, trials=4, epochs=1)
+
+    def build_model(hp, keep=None):
+        trial = trial_config(hp, config)
+        model = compile_model(
+            models.build("mlp", splits.input_shape, 10, trial.model.width), trial.train
+        )
+        if keep is not None:
+            keep.append(model)  # the planted leak: a list that outlives the trial
+        return model
+
+    clean = search(build_model, splits, config, verbose=False)
+    # Builds: one to learn the space, 4 trials, one for get_best_models after the search.
+    # KerasTuner drops each trial's model; only the first build's stays alive until the
+    # search ends (gc.freeze pins it: see tune.LEAK_ALIVE).
+    assert clean.details["models_alive_at_each_build"] == [0, 1, 1, 1, 1, 0]
+    assert clean.verdicts["R5.1"] == "pass" and clean.details["leak"] == ""
+
+    kept = []
+    leaky = dataclasses.replace(
+        config, tune=dataclasses.replace(config.tune, directory=str(tmp_path / "leaky"))
+    )
+    report = search(lambda hp: build_model(hp, kept), splits, leaky, verbose=False)
+    assert report.details["models_alive_at_each_build"] == [0, 1, 2, 3, 4, 5]
+    assert report.numbers["models_alive_at_build_max"] == 5
+    assert report.verdicts["R5.1"] == "warn"
+    assert "5 models of earlier trials were still alive" in report.details["leak"]
 
 
 def _train_run(config):

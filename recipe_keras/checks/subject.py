@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import keras
 import numpy as np
@@ -30,6 +30,9 @@ class Subject:
     model_config: ModelConfig
     seed: int
     preloaded: Splits | None = None
+    # The project's model, built once, and its state (variables, then optimizer's) at init.
+    _shared: keras.Model | None = field(default=None, init=False, repr=False)
+    _initial: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
 
     @functools.cached_property
     def splits(self) -> Splits:
@@ -41,11 +44,39 @@ class Subject:
         return labels_of(self.splits.train)
 
     def model(self, **changes) -> keras.Model:
-        """A fresh compiled model, seeded, optionally with other model-config values."""
-        from dataclasses import replace
+        """The project's compiled model in its freshly initialised, seeded state.
 
+        The checks train the project's model five times (R2.1 twice, R2.7 twice,
+        R2.8). A new model object is traced and compiled again at its first step (on
+        JAX one to two seconds each), so the same object is handed out each time with
+        every variable (weights, BatchNorm statistics, dropout seed state) and the
+        optimizer's state restored to their initial values. With ``changes`` (R2.9's
+        wider model) a new model is built.
+        """
+        if changes:
+            return self.build_seeded(**changes)
+        if self._shared is None:
+            model = self.build_seeded()
+            model.optimizer.build(model.trainable_variables)  # its state exists from now on
+            self._shared = model
+            self._initial = [to_numpy(v) for v in _state(model)]
+        else:
+            for variable, value in zip(_state(self._shared), self._initial, strict=True):
+                variable.assign(value)
+            keras.utils.set_random_seed(self.seed)
+        return self._shared
+
+    def build_seeded(self, **changes) -> keras.Model:
+        """A new compiled model built after seeding, optionally with other config values."""
         keras.utils.set_random_seed(self.seed)
         return self.build(replace(self.model_config, **changes))
+
+    @property
+    def initial_weights(self) -> list[np.ndarray]:
+        """The shared model's variables at init (built on first use)."""
+        if self._shared is None:
+            self.model()
+        return self._initial[: len(self._shared.variables)]
 
     def train_batches(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Up to ``n`` batches of the training pipeline, exactly as fit receives them.
@@ -56,6 +87,11 @@ class Subject:
         batches = [(to_numpy(x), to_numpy(y)) for x, y in self.splits.train.take(n)]
         full = [b for b in batches if len(b[1]) == len(batches[0][1])]
         return full or batches
+
+
+def _state(model: keras.Model) -> list:
+    """Everything a training step changes: the model's variables, then its optimizer's."""
+    return [*model.variables, *model.optimizer.variables]
 
 
 def labels_of(dataset) -> np.ndarray:

@@ -35,7 +35,18 @@ Batches = Sequence[tuple[np.ndarray, np.ndarray]]
 
 
 def check_determinism(subject: Subject, steps: int = 10) -> CheckResult:
-    """R2.1: two runs from one seed (data pipeline and model rebuilt) give the same losses."""
+    """R2.1: one seed gives the same initial weights and the same losses.
+
+    Two seeded builds must start from identical weights; then two runs from
+    that start, each with the data pipeline rebuilt, must give identical losses.
+    """
+    initial = subject.initial_weights
+    again = subject.build_seeded()
+    pairs = zip(initial, again.variables, strict=True)
+    init_diff = max(
+        (float(np.max(np.abs(a - to_numpy(b)), initial=0.0)) for a, b in pairs), default=0.0
+    )
+    del again
     runs = []
     for _ in range(2):
         set_seed(subject.seed)
@@ -43,18 +54,33 @@ def check_determinism(subject: Subject, steps: int = 10) -> CheckResult:
         batches = [(to_numpy(x), to_numpy(y)) for x, y in splits.train.take(steps)]
         runs.append(fit_steps(subject.model(), batches, steps))
     diff = float(np.max(np.abs(np.subtract(*runs))))
-    same = runs[0] == runs[1]
+    same = runs[0] == runs[1] and init_diff == 0.0
+    if same:
+        advice = ""
+    elif init_diff:
+        advice = (
+            "two builds from one seed start from different weights: an initializer or "
+            "weights drawn outside Keras's seeded random ops (NumPy, Python random)"
+        )
+    else:
+        advice = (
+            "something random is not seeded: a shuffle or generator without the seed, "
+            "or a non-deterministic op (on GPU)"
+        )
     return CheckResult(
         "R2.1",
         f"same seed, same losses ({keras.backend.backend()})",
         "pass" if same else "fail",
-        measured=f"max loss difference {diff:.3g} over {steps} steps",
+        measured=f"max loss difference {diff:.3g} over {steps} steps; "
+        f"initial weights differ by {init_diff:.3g}",
         expected="0 (bit-identical)",
-        advice=""
-        if same
-        else "something random is not seeded: a shuffle or generator without the seed, "
-        "or a non-deterministic op (on GPU)",
-        numbers={"max_difference": diff, "steps": steps, "losses": runs[0]},
+        advice=advice,
+        numbers={
+            "max_difference": diff,
+            "initial_weight_difference": init_diff,
+            "steps": steps,
+            "losses": runs[0],
+        },
     )
 
 

@@ -1,21 +1,25 @@
 """The recipe's step 5 on this project: `make tune` (random search; bayesian or hyperband).
 
 config.toml's [tune] picks the algorithm, the budget and the search space: the
-config keys each trial draws. Every trial builds the model through
-model.py's build_model with those values applied, so this file holds no model
-code. Re-running resumes the search from tune.directory; delete that folder
-to start over. The best model and its values are exported there.
+config keys each trial draws. `build_model(hp)` below is KerasTuner's
+hypermodel and the one place that reads hyperparameters: it applies the
+[tune.space] draws to the config and builds through model.py, so this file
+holds no model code. Draw more here (`hp.Int("layers", 1, 3)`) and pass them on
+if your model needs them. Re-running resumes the search from tune.directory;
+delete that folder to start over. The best model and its values are exported there.
 """
 
 import argparse
 
-from recipe_keras.config import Config, load_config
+import keras
+import keras_tuner
+from recipe_keras.config import load_config
 from recipe_keras.seed import set_seed
 from recipe_keras.train import compile_model
-from recipe_keras.tune import search
+from recipe_keras.tune import search, trial_config
 
+from {{ cookiecutter.project_slug }} import model as network
 from {{ cookiecutter.project_slug }}.data import load_data
-from {{ cookiecutter.project_slug }}.model import build_model
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,12 +32,13 @@ def main(argv: list[str] | None = None) -> None:
     splits = load_data(config)
     steps_per_epoch = splits.steps_per_epoch(config.data.batch_size)
 
-    def build(trial_config: Config):
-        # The project's model with one trial's values (config keys) applied.
-        model = build_model(splits.input_shape, splits.num_classes, trial_config.model)
-        return compile_model(model, trial_config.train, steps_per_epoch, config.tune.epochs)
+    def build_model(hp: keras_tuner.HyperParameters) -> keras.Model:
+        """One trial's compiled model: the project's model with the trial's values."""
+        trial = trial_config(hp, config)
+        net = network.build_model(splits.input_shape, splits.num_classes, trial.model)
+        return compile_model(net, trial.train, steps_per_epoch, config.tune.epochs)
 
-    search(build, splits, config)
+    search(build_model, splits, config)
 
 
 if __name__ == "__main__":
