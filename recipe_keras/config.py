@@ -42,6 +42,7 @@ __all__ = [
     "TrainConfig",
     "TuneConfig",
     "dataset_kind",
+    "deterministic_environment",
     "from_dict",
     "ladder_configs",
     "load_config",
@@ -262,6 +263,10 @@ class Config:
     task: str = field(default="image_classification", metadata=_choices(*TASKS))
     # One seed for Python, NumPy, the backend and the input pipeline (R2.1).
     seed: int = field(default=42, metadata=_at_least(0))
+    # Deterministic kernels on every backend, so a rerun repeats exactly (R2.1). On a
+    # GPU, false is faster but reruns differ (measured on an H100: ResNet-50's loss
+    # differs by 0.08 after 8 steps on torch and JAX). No effect on a CPU's results.
+    deterministic: bool = True
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -321,10 +326,26 @@ def ladder_configs(
     return runs
 
 
+# What GPU libraries read once, when they start: JAX's XLA flags and cuBLAS's
+# workspace (torch's deterministic mode refuses cuBLAS ops without it).
+XLA_DETERMINISTIC = "--xla_gpu_deterministic_ops=true"
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def deterministic_environment() -> None:
+    """Ask JAX and cuBLAS for deterministic GPU kernels (R2.1); before they start."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_gpu_deterministic_ops" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {XLA_DETERMINISTIC}".strip()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
+
 def select_backend(config: Config | str | os.PathLike[str] = "config.toml") -> str:
     """Set KERAS_BACKEND from the config unless the environment already chose one.
 
-    Keras reads the variable once, at import, so this must run first; a Keras
+    With ``deterministic`` (the default) it also asks JAX and cuBLAS for
+    deterministic GPU kernels, which they read when they start. Keras reads
+    KERAS_BACKEND once, at import, so this must run first; a Keras
     already imported with another backend is an error, not a silent mismatch.
     A config path that does not exist leaves the environment as it is.
     """
@@ -333,6 +354,8 @@ def select_backend(config: Config | str | os.PathLike[str] = "config.toml") -> s
         config = load_config(path) if path.is_file() else None
     if config is not None:
         os.environ.setdefault("KERAS_BACKEND", config.backend)
+        if config.deterministic:
+            deterministic_environment()
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend not in BACKENDS:
         raise ConfigError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
 import types
@@ -89,6 +90,31 @@ def test_dataset_kind(tmp_path):
         dataset_kind(str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="an embedded name"):
         dataset_kind("Not A Name")
+
+
+@pytest.fixture(autouse=True)
+def _gpu_environment(monkeypatch):
+    # select_backend sets these (deterministic kernels): restore them after each test.
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+
+
+def test_deterministic_kernels_are_asked_for_before_the_backends_start(monkeypatch):
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    select_backend(Config())
+    # A user's own XLA flags are kept; the deterministic one is added once.
+    flags = "--xla_force_host_platform_device_count=2 --xla_gpu_deterministic_ops=true"
+    assert os.environ["XLA_FLAGS"] == flags
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    select_backend(Config())
+    assert os.environ["XLA_FLAGS"] == flags
+    # deterministic = false leaves the environment alone.
+    monkeypatch.delenv("XLA_FLAGS")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    select_backend(Config(deterministic=False))
+    assert "XLA_FLAGS" not in os.environ and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
 
 
 def test_environment_backend_wins_over_config(monkeypatch):

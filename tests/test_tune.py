@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 
 import keras
 import numpy as np
@@ -40,6 +41,29 @@ def test_schedules_follow_their_formula_and_early_decay_warns():
     assert schedule_warning(TrainConfig(), steps, epochs) == ""
     gentle = TrainConfig(lr_schedule="exponential", lr_decay_rate=0.9)
     assert schedule_warning(gentle, steps, epochs) == ""  # 0.9**10 = 35%
+
+
+def test_set_seed_switches_the_backend_to_deterministic_kernels(monkeypatch):
+    # On a GPU a seed alone does not repeat a run (measured on an H100: ResNet-50's loss
+    # differs by 0.08 after 8 steps on torch and JAX); deterministic kernels do.
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    torch = __import__("torch") if keras.backend.backend() == "torch" else None
+    try:
+        set_seed(1, deterministic=False)
+        assert "XLA_FLAGS" not in os.environ
+        if torch is not None:
+            assert not torch.are_deterministic_algorithms_enabled()
+            assert torch.backends.cudnn.benchmark
+        set_seed(1)
+        assert "--xla_gpu_deterministic_ops=true" in os.environ["XLA_FLAGS"]
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        if torch is not None:
+            assert torch.are_deterministic_algorithms_enabled()
+            assert torch.is_deterministic_algorithms_warn_only_enabled()
+            assert not torch.backends.cudnn.benchmark
+    finally:
+        set_seed(1)
 
 
 def test_dropout_and_weight_decay_reach_the_model():
@@ -301,6 +325,48 @@ def test_resnet50_zoo_entry_counts_and_refuses_small_inputs():
     assert float(keras.ops.max(keras.ops.abs(keras.ops.sum(logits, axis=-1) - 1.0))) > 1e-3
     with pytest.raises(ValueError, match=r"set data.image_size = \[32, 32\].*data.channels = 3"):
         models.build("resnet50", (8, 8, 1), 10)
+
+
+def test_resnet50_pretrained_weights_and_the_fine_tune_switch(monkeypatch):
+    # Offline, the ImageNet download is swapped for random weights: what is tested is
+    # what the switches do with them (which weights are asked for, which ones train).
+    real = keras.applications.ResNet50V2
+    asked = []
+
+    def offline(**kwargs):
+        asked.append(kwargs["weights"])
+        return real(**{**kwargs, "weights": None})
+
+    monkeypatch.setattr(keras.applications, "ResNet50V2", offline)
+    x = np.random.default_rng(0).random((4, 32, 32, 3), "float32")
+    head = 2048 * 10 + 10
+
+    def first_batchnorm_mean(model):
+        base = next(la for la in model.layers if la.name.startswith("resnet50v2"))
+        bn = next(la for la in base.layers if isinstance(la, keras.layers.BatchNormalization))
+        return keras.ops.convert_to_numpy(bn.moving_mean).copy()
+
+    frozen = models.build("resnet50", (32, 32, 3), 10, pretrained=True, fine_tune=False)
+    assert asked == ["imagenet"]
+    assert sum(int(np.prod(w.shape)) for w in frozen.trainable_weights) == head
+    # A frozen base runs in inference mode: a training call leaves its statistics alone.
+    before = first_batchnorm_mean(frozen)
+    frozen(x, training=True)
+    np.testing.assert_array_equal(before, first_batchnorm_mean(frozen))
+
+    tuned = models.build("resnet50", (32, 32, 3), 10, pretrained=True, fine_tune=True)
+    assert asked == ["imagenet", "imagenet"]
+    assert sum(int(np.prod(w.shape)) for w in tuned.trainable_weights) > 23_000_000
+    before = first_batchnorm_mean(tuned)
+    tuned(x, training=True)
+    assert not np.array_equal(before, first_batchnorm_mean(tuned))
+
+    def unreachable(**kwargs):
+        raise OSError("URL fetch failure: network unreachable")
+
+    monkeypatch.setattr(keras.applications, "ResNet50V2", unreachable)
+    with pytest.raises(RuntimeError, match=r"model\.pretrained = true downloads ImageNet weights"):
+        models.build("resnet50", (32, 32, 3), 10, pretrained=True)
 
 
 def test_dropout_beside_batchnorm_is_warned(tmp_path, tfds_dir, capsys):

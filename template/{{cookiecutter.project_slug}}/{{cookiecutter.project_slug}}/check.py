@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
-    set_seed(config.seed)
+    set_seed(config.seed, config.deterministic)
     splits = load_data(config)
     if args.human_sheet:
         sheet = write_sheet(

@@ -18,7 +18,7 @@ from {{ cookiecutter.project_slug }}.model import build_model
 
 def run(config: Config, summary: bool = False) -> Report:
     """One training run of ``config`` (make ladder calls it once per rung)."""
-    set_seed(config.seed)  # before anything random: weights, shuffling
+    set_seed(config.seed, config.deterministic)  # before anything random: weights, shuffling
     splits = load_data(config)
     model = build_model(splits.input_shape, splits.num_classes, config.model)
     if summary:

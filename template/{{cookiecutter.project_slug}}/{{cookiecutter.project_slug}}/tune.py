@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
-    set_seed(config.seed)
+    set_seed(config.seed, config.deterministic)
     splits = load_data(config)
     steps_per_epoch = splits.steps_per_epoch(config.data.batch_size)
 
