@@ -55,6 +55,9 @@ def test_set_seed_switches_the_backend_to_deterministic_kernels(monkeypatch):
         if torch is not None:
             assert not torch.are_deterministic_algorithms_enabled()
             assert torch.backends.cudnn.benchmark
+        set_seed(1, deterministic=None)  # a reseed (R2.1's reruns) keeps the run's choice
+        if torch is not None:
+            assert not torch.are_deterministic_algorithms_enabled()
         set_seed(1)
         assert "--xla_gpu_deterministic_ops=true" in os.environ["XLA_FLAGS"]
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"

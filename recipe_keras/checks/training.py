@@ -49,7 +49,7 @@ def check_determinism(subject: Subject, steps: int = 10) -> CheckResult:
     del again
     runs = []
     for _ in range(2):
-        set_seed(subject.seed)
+        set_seed(subject.seed, deterministic=None)  # the kernels the project chose
         splits = subject.load_splits()
         batches = [(to_numpy(x), to_numpy(y)) for x, y in splits.train.take(steps)]
         runs.append(fit_steps(subject.model(), batches, steps))
