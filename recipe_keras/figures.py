@@ -61,16 +61,16 @@ def plot_curves(
 def plot_image_grid(
     images: np.ndarray, titles: list[str], path: str | os.PathLike[str], columns: int = 8
 ) -> Path:
-    """Images (N, H, W, C) with values in [0, 1], one title each, in a grid."""
-    rows = max(1, -(-len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, image, title in zip(axes.ravel(), images, titles, strict=False):
-        image = np.clip(image, 0.0, 1.0)
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=8)
-    return _save(fig, path)
+    """Images (N, H, W, C) with values in [0, 1], one title each, ``columns`` to a row.
+
+    One mosaic (``plot_rows``): 32 small axes took matplotlib 1.5 s, a sixth of
+    `make check` on the embedded digits.
+    """
+    rows = [
+        ("", images[i : i + columns], list(titles[i : i + columns]))
+        for i in range(0, max(len(images), 1), columns)
+    ]
+    return plot_rows(rows, path)
 
 
 def plot_overfit(

@@ -97,6 +97,41 @@ def _gpu_environment(monkeypatch):
     # select_backend sets these (deterministic kernels): restore them after each test.
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    for name in CACHE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+CACHE_VARIABLES = (
+    "JAX_COMPILATION_CACHE_DIR",
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES",
+)
+
+
+def test_jax_compile_cache_is_set_before_jax_starts(monkeypatch, tmp_path):
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    select_backend(Config())
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / ".cache/recipe_keras/jax")
+    # Every compilation is kept, not only JAX's default of those over 1 s.
+    assert os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
+    assert os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] == "-1"
+    # A relative folder is the project's, made absolute while the project is the cwd.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    select_backend(Config(compile_cache="artifacts/jax"))
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "artifacts/jax")
+    # A user's own cache (and thresholds) win; "" leaves the environment alone.
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")
+    select_backend(Config())
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/elsewhere"
+    assert os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "2"
+    for name in CACHE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    select_backend(Config(compile_cache=""))
+    assert not any(name in os.environ for name in CACHE_VARIABLES)
 
 
 def test_deterministic_kernels_are_asked_for_before_the_backends_start(monkeypatch):

@@ -26,6 +26,9 @@ class CheckResult:
     advice: str = ""
     numbers: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
+    # Wall seconds since the check before it finished (set by ``run_checks``); a check
+    # whose training later checks reuse carries that training (R2.7's run feeds R2.9, R2.11).
+    seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in _ORDER:

@@ -45,12 +45,17 @@ def run_checks(
     start = time.perf_counter()
     results: list[CheckResult] = []
 
+    last = start
+
     def record(result: CheckResult) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        result.seconds, last = round(now - last, 3), now
         results.append(result)
         if verbose:
             print(
                 f"  {result.recipe_id:<6} {result.verdict:<5} {result.name} "
-                f"({time.perf_counter() - start:.1f} s)",
+                f"({result.seconds:.1f} s)",
                 flush=True,
             )
 
