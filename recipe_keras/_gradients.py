@@ -1,55 +1,80 @@
 """Input gradients, the one backend-specific piece of recipe_keras (used by R2.12).
 
 One small function per backend, chosen by ``keras.backend.backend()`` and
-imported lazily. Each returns d fn(x) / d x as a NumPy array, where ``fn`` maps
-a backend tensor to a scalar using ``keras.ops``. Measured pitfalls handled here:
-TF's tape returns None when there is no path (zero, not an error); JAX needs
-``fn`` to call the model with ``training=False`` (BatchNorm in training mode
-leaks tracers); torch needs a leaf tensor with ``requires_grad`` on Keras's
-device and grad mode switched on.
+imported lazily. Each returns, for every cotangent ``c``, the gradient of
+sum(model(x, training=False) * c) with respect to ``x`` as a NumPy array, from
+one forward pass and a backward pass per cotangent. Inference mode, because
+BatchNorm in training mode mixes the batch (and on JAX leaks tracers into its
+statistics). Measured pitfalls handled here: TF's tape returns None when there
+is no path (zero, not an error); torch needs a leaf tensor with
+``requires_grad`` on Keras's device and grad mode switched on. JAX compiles the
+whole computation once, the weights passed as arguments (``stateless_call``),
+so the compile cache can keep it: R2.12 on digits took 4.3 s cold / 1.0 s warm
+as one eager ``jax.grad`` per example, 2.6 / 0.4 s this way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import keras
 import numpy as np
 
-__all__ = ["input_gradient"]
+__all__ = ["input_gradients"]
 
 
-def input_gradient(fn: Callable, x: np.ndarray) -> np.ndarray:
-    """The gradient of the scalar ``fn(x)`` with respect to the whole input ``x``."""
+def input_gradients(model: keras.Layer, x: np.ndarray, cotangents: np.ndarray) -> np.ndarray:
+    """One gradient d sum(model(x) * c) / dx per ``c``: shape (len(cotangents), *x.shape)."""
     backend = keras.backend.backend()
     grad = {"tensorflow": _tensorflow, "jax": _jax, "torch": _torch}.get(backend)
     if grad is None:
         raise RuntimeError(f"no input gradient for backend {backend!r}")
-    return grad(fn, np.asarray(x, dtype="float32"))
+    x = np.asarray(x, dtype="float32")
+    return grad(model, x, np.asarray(cotangents, dtype="float32"))
 
 
-def _tensorflow(fn: Callable, x: np.ndarray) -> np.ndarray:
+def _stack(grads: list, x: np.ndarray) -> np.ndarray:
+    """The gradients as one array; a missing one (no path from x) is zero."""
+    return np.stack([np.zeros_like(x) if g is None else np.asarray(g) for g in grads])
+
+
+def _tensorflow(model: keras.Layer, x: np.ndarray, cotangents: np.ndarray) -> np.ndarray:
     import tensorflow as tf
 
-    x = tf.convert_to_tensor(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        value = fn(x)
-    grad = tape.gradient(value, x)
-    return np.zeros(x.shape, "float32") if grad is None else grad.numpy()
+    x_tensor = tf.convert_to_tensor(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x_tensor)
+        out = model(x_tensor, training=False)
+    grads = [tape.gradient(out, x_tensor, output_gradients=tf.constant(c)) for c in cotangents]
+    return _stack([None if g is None else g.numpy() for g in grads], x)
 
 
-def _jax(fn: Callable, x: np.ndarray) -> np.ndarray:
+def _jax(model: keras.Layer, x: np.ndarray, cotangents: np.ndarray) -> np.ndarray:
     import jax
 
-    return np.asarray(jax.grad(fn)(jax.numpy.asarray(x)))
+    def projected(trainable, non_trainable, x, c):
+        out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+        return jax.numpy.sum(out * c)
+
+    per_cotangent = jax.vmap(jax.grad(projected, argnums=2), in_axes=(None, None, None, 0))
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    return np.asarray(jax.jit(per_cotangent)(trainable, non_trainable, x, cotangents))
 
 
-def _torch(fn: Callable, x: np.ndarray) -> np.ndarray:
+def _torch(model: keras.Layer, x: np.ndarray, cotangents: np.ndarray) -> np.ndarray:
     import torch
 
     # convert_to_tensor puts it on Keras's device; a detached clone is a leaf.
     leaf = keras.ops.convert_to_tensor(x).detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        fn(leaf).backward()
-    return np.zeros(x.shape, "float32") if leaf.grad is None else leaf.grad.cpu().numpy()
+        out = model(leaf, training=False)
+        grads = [
+            torch.autograd.grad(
+                out,
+                leaf,
+                grad_outputs=keras.ops.convert_to_tensor(c),
+                retain_graph=True,
+                allow_unused=True,
+            )[0]
+            for c in cotangents
+        ]
+    return _stack([None if g is None else g.cpu().numpy() for g in grads], x)

@@ -327,6 +327,22 @@ def _probe_model(layer) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(10)(x))
 
 
+def test_input_gradients_match_a_linear_maps_analytic_gradient():
+    # d sum((x W) * c) / dx = c W^T for each cotangent c (one forward pass, a backward each).
+    from recipe_keras._gradients import input_gradients
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 5)).astype("float32")
+    dense = keras.layers.Dense(3, use_bias=False)
+    dense(x)
+    w = keras.ops.convert_to_numpy(dense.kernel)
+    cotangents = rng.standard_normal((3, 4, 3)).astype("float32")
+    grads = input_gradients(dense, x, cotangents)
+    assert grads.shape == (3, 4, 5)
+    np.testing.assert_allclose(grads, cotangents @ w.T, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("bug", [MixBatch, CenterOverBatch])
 def test_batch_independence_catches_batch_mixing(data_config, bug):
     x = _digits_batch(data_config)

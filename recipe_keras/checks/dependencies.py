@@ -18,20 +18,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from recipe_keras._gradients import input_gradient
+from recipe_keras._gradients import input_gradients
 from recipe_keras.checks.result import CheckResult
 
 __all__ = ["batch_dependencies", "check_batch_independence", "check_causality", "time_dependencies"]
-
-
-def _projected(model: keras.Model, index, weights: np.ndarray):
-    """A scalar function of the input: the model's output at ``index`` times fixed weights."""
-
-    def fn(x):
-        out = model(x, training=False)
-        return keras.ops.sum(out[index] * keras.ops.convert_to_tensor(weights))
-
-    return fn
 
 
 def _norms(grad: np.ndarray, axis: int) -> np.ndarray:
@@ -45,10 +35,14 @@ def batch_dependencies(
     """(pairs (i, j): output i depends on input j != i; examples whose own gradient is zero)."""
     rng = np.random.default_rng(seed)
     out_shape = tuple(model(x[:1], training=False).shape[1:])
-    offending, vacuous = [], []
+    # Cotangent i projects example i's output on random weights and ignores the others.
+    cotangents = np.zeros((len(x), len(x), *out_shape), "float32")
     for i in range(len(x)):
-        weights = rng.standard_normal(out_shape).astype("float32")
-        norms = _norms(input_gradient(_projected(model, i, weights), x), axis=0)
+        cotangents[i, i] = rng.standard_normal(out_shape)
+    grads = input_gradients(model, x, cotangents)
+    offending, vacuous = [], []
+    for i, grad in enumerate(grads):
+        norms = _norms(grad, axis=0)
         if norms[i] == 0:
             vacuous.append(i)
         scale = max(norms[i], 1e-30)
@@ -61,13 +55,16 @@ def time_dependencies(
 ) -> tuple[list[tuple[int, int]], list[int]]:
     """(pairs (t, s): output t depends on input s > t; steps whose own gradient is zero)."""
     rng = np.random.default_rng(seed)
-    out = model(x, training=False)
-    steps = int(out.shape[1])
-    offending, vacuous = [], []
+    out_shape = tuple(model(x, training=False).shape)
+    steps = out_shape[1]
+    # Cotangent t projects every example's output at step t on random weights.
+    cotangents = np.zeros((steps, *out_shape), "float32")
     for t in range(steps):
-        weights = rng.standard_normal(tuple(out.shape[:1]) + tuple(out.shape[2:])).astype("float32")
-        index = (slice(None), t)
-        norms = _norms(input_gradient(_projected(model, index, weights), x), axis=1)
+        cotangents[t][:, t] = rng.standard_normal(out_shape[:1] + out_shape[2:])
+    grads = input_gradients(model, x, cotangents)
+    offending, vacuous = [], []
+    for t, grad in enumerate(grads):
+        norms = _norms(grad, axis=1)
         if norms[: t + 1].max() == 0:
             vacuous.append(t)
         scale = max(norms[: t + 1].max(), 1e-30)
