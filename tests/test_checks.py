@@ -314,6 +314,32 @@ def test_prediction_dynamics_flags_standstill_and_jitter(data_config, tmp_path):
     assert "too high" in wild.advice
 
 
+def test_prediction_dynamics_in_fit_sees_every_step_and_changes_nothing():
+    # Inside Keras's own fit, each record must see that step's weights (on JAX fit keeps
+    # them outside the model between syncs), and recording must not change training.
+    rng = np.random.default_rng(0)
+    x = rng.random((256, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, 256)
+
+    def fit(callbacks):
+        keras.utils.set_random_seed(0)
+        model = models.from_config(ModelConfig(name="mlp", width=8), (8, 8, 1), 10)
+        model = compile_model(model, TrainConfig(learning_rate=1e-2))
+        history = model.fit(
+            x, y, batch_size=32, epochs=2, verbose=0, shuffle=False, callbacks=callbacks
+        )
+        return history.history["loss"], model
+
+    callback = PredictionDynamics(x[:8], y[:8], every_n_batches=1)
+    losses, model = fit([callback])
+    assert fit([])[0] == losses
+    p = callback.probabilities
+    assert p.shape == (17, 8)  # before training, then each of 16 steps
+    assert (np.abs(np.diff(p, axis=0)).max(axis=1) > 0).all()
+    final = keras.ops.convert_to_numpy(keras.ops.softmax(model(x[:8], training=False)))
+    np.testing.assert_allclose(p[-1], final[np.arange(8), y[:8]], rtol=1e-5, atol=1e-6)
+
+
 # --- R2.12 -------------------------------------------------------------------------------
 
 
