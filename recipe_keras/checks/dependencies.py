@@ -29,19 +29,33 @@ def _norms(grad: np.ndarray, axis: int) -> np.ndarray:
     return moved.reshape(moved.shape[0], -1).max(axis=1)
 
 
+def _gradients(model: keras.Model, x: np.ndarray, count: int, cotangent, chunk: int = 16):
+    """(k, gradient for ``cotangent(k)``) for k < count, ``chunk`` backward passes at a time.
+
+    One forward pass per chunk; chunks keep memory at ``chunk`` copies of ``x``, not
+    ``count`` (a 1,000-step sequence has 1,000 cotangents).
+    """
+    for start in range(0, count, chunk):
+        ks = range(start, min(start + chunk, count))
+        cotangents = np.stack([cotangent(k) for k in ks])
+        yield from zip(ks, input_gradients(model, x, cotangents), strict=True)
+
+
 def batch_dependencies(
     model: keras.Model, x: np.ndarray, seed: int = 0, tolerance: float = 1e-6
 ) -> tuple[list[tuple[int, int]], list[int]]:
     """(pairs (i, j): output i depends on input j != i; examples whose own gradient is zero)."""
     rng = np.random.default_rng(seed)
     out_shape = tuple(model(x[:1], training=False).shape[1:])
-    # Cotangent i projects example i's output on random weights and ignores the others.
-    cotangents = np.zeros((len(x), len(x), *out_shape), "float32")
-    for i in range(len(x)):
-        cotangents[i, i] = rng.standard_normal(out_shape)
-    grads = input_gradients(model, x, cotangents)
+
+    def cotangent(i: int) -> np.ndarray:
+        """Example i's output projected on random weights; the others ignored."""
+        c = np.zeros((len(x), *out_shape), "float32")
+        c[i] = rng.standard_normal(out_shape)
+        return c
+
     offending, vacuous = [], []
-    for i, grad in enumerate(grads):
+    for i, grad in _gradients(model, x, len(x), cotangent):
         norms = _norms(grad, axis=0)
         if norms[i] == 0:
             vacuous.append(i)
@@ -56,14 +70,15 @@ def time_dependencies(
     """(pairs (t, s): output t depends on input s > t; steps whose own gradient is zero)."""
     rng = np.random.default_rng(seed)
     out_shape = tuple(model(x, training=False).shape)
-    steps = out_shape[1]
-    # Cotangent t projects every example's output at step t on random weights.
-    cotangents = np.zeros((steps, *out_shape), "float32")
-    for t in range(steps):
-        cotangents[t][:, t] = rng.standard_normal(out_shape[:1] + out_shape[2:])
-    grads = input_gradients(model, x, cotangents)
+
+    def cotangent(t: int) -> np.ndarray:
+        """Every example's output at step t projected on random weights."""
+        c = np.zeros(out_shape, "float32")
+        c[:, t] = rng.standard_normal(out_shape[:1] + out_shape[2:])
+        return c
+
     offending, vacuous = [], []
-    for t, grad in enumerate(grads):
+    for t, grad in _gradients(model, x, out_shape[1], cotangent):
         norms = _norms(grad, axis=1)
         if norms[: t + 1].max() == 0:
             vacuous.append(t)
