@@ -29,18 +29,6 @@ def _norms(grad: np.ndarray, axis: int) -> np.ndarray:
     return moved.reshape(moved.shape[0], -1).max(axis=1)
 
 
-def _gradients(model: keras.Model, x: np.ndarray, count: int, cotangent, chunk: int = 16):
-    """(k, gradient for ``cotangent(k)``) for k < count, ``chunk`` backward passes at a time.
-
-    One forward pass per chunk; chunks keep memory at ``chunk`` copies of ``x``, not
-    ``count`` (a 1,000-step sequence has 1,000 cotangents).
-    """
-    for start in range(0, count, chunk):
-        ks = range(start, min(start + chunk, count))
-        cotangents = np.stack([cotangent(k) for k in ks])
-        yield from zip(ks, input_gradients(model, x, cotangents), strict=True)
-
-
 def batch_dependencies(
     model: keras.Model, x: np.ndarray, seed: int = 0, tolerance: float = 1e-6
 ) -> tuple[list[tuple[int, int]], list[int]]:
@@ -55,7 +43,8 @@ def batch_dependencies(
         return c
 
     offending, vacuous = [], []
-    for i, grad in _gradients(model, x, len(x), cotangent):
+    cotangents = (cotangent(i) for i in range(len(x)))  # drawn lazily, in order
+    for i, grad in enumerate(input_gradients(model, x, cotangents)):
         norms = _norms(grad, axis=0)
         if norms[i] == 0:
             vacuous.append(i)
@@ -78,7 +67,8 @@ def time_dependencies(
         return c
 
     offending, vacuous = [], []
-    for t, grad in _gradients(model, x, out_shape[1], cotangent):
+    cotangents = (cotangent(t) for t in range(out_shape[1]))
+    for t, grad in enumerate(input_gradients(model, x, cotangents)):
         norms = _norms(grad, axis=1)
         if norms[: t + 1].max() == 0:
             vacuous.append(t)
