@@ -20,7 +20,13 @@ from recipe_keras.data import Splits
 from recipe_keras.figures import plot_curves
 from recipe_keras.report import Report, write_report
 
-__all__ = ["compile_model", "fit_and_evaluate", "learning_rate_at", "schedule_warning"]
+__all__ = [
+    "build_optimizer",
+    "compile_model",
+    "fit_and_evaluate",
+    "learning_rate_at",
+    "schedule_warning",
+]
 
 RECIPE_IDS = ["R2.1", "R2.2", "R2.3", "R3.1", "R3.2", "R3.4"]
 
@@ -80,7 +86,19 @@ def compile_model(
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile="auto",
     )
+    build_optimizer(model)
     return model
+
+
+def build_optimizer(model: keras.Model) -> None:
+    """Create the optimizer's variables now, for a built model.
+
+    On TensorFlow, Keras otherwise creates them inside the first traced train
+    step, and a ``tf.function`` that creates variables is traced twice: measured
+    0.5-0.7 s more for the first step of every new model on CPU.
+    """
+    if model.built and model.trainable_variables and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
 
 
 def fit_and_evaluate(

@@ -27,7 +27,7 @@ from recipe_keras.checks.init import (
     measure_loss,
 )
 from recipe_keras.checks.inputs import check_inputs, decode, inputs_as_fed
-from recipe_keras.checks.subject import Subject, fit_steps
+from recipe_keras.checks.subject import Subject, first_batches, fit_steps
 from recipe_keras.checks.suite import run_checks
 from recipe_keras.checks.training import (
     check_baselines,
@@ -38,6 +38,7 @@ from recipe_keras.checks.training import (
 )
 from recipe_keras.config import CheckConfig, DataConfig, ModelConfig, TrainConfig
 from recipe_keras.report import Report, read_report, write_report
+from recipe_keras.seed import set_seed
 from recipe_keras.train import compile_model
 
 pytestmark = pytest.mark.backend
@@ -124,6 +125,10 @@ def test_correct_project_passes_every_check(data_config, tmp_path):
     expected = ["R2.1", "R2.4", "R2.5", "R2.7", "R2.8", "R2.9", "R2.10", "R2.11", "R2.12", "R2.13"]
     assert report.recipe_ids == expected
     assert set(report.verdicts.values()) == {"pass"}
+    # R2.1 reused the suite's own training as one of its two runs.
+    (determinism,) = [c for c in report.details["checks"] if c["recipe_id"] == "R2.1"]
+    assert determinism["numbers"]["fresh_runs"] == 1
+    assert determinism["numbers"]["same_batches"] is True
     for figure in report.figures:
         assert (tmp_path / figure).stat().st_size > 5_000
 
@@ -144,6 +149,28 @@ def test_determinism_passes_and_catches_an_unseeded_pipeline(data_config):
     )
     result = check_determinism(noisy)
     assert result.verdict == "fail" and result.numbers["max_difference"] > 0
+    assert result.numbers["same_batches"] is False and "pipeline" in result.advice
+
+
+def test_determinism_compares_with_a_reference_run_only_on_the_same_batches(data_config):
+    subject = subject_for(data_config)
+    steps = 4
+    set_seed(subject.seed, deterministic=None)
+    batches = first_batches(subject.load_splits().train, steps)  # as a fresh run loads
+    losses = fit_steps(subject.model(), batches, steps)
+    result = check_determinism(subject, steps, reference=(batches, losses))
+    assert result.verdict == "pass" and result.numbers["fresh_runs"] == 1
+
+    # Same batches, other losses: training itself is not reproducible.
+    shifted = [loss + 1e-3 for loss in losses]
+    result = check_determinism(subject, steps, reference=(batches, shifted))
+    assert result.verdict == "fail"
+    assert result.numbers["max_difference"] == pytest.approx(1e-3, rel=1e-3)
+    assert result.numbers["same_batches"] is True and "same batches" in result.advice
+
+    # A reference that saw other batches is not evidence: two fresh runs decide.
+    result = check_determinism(subject, steps, reference=(batches[::-1], shifted))
+    assert result.verdict == "pass" and result.numbers["fresh_runs"] == 2
 
 
 class UnseededScale(keras.layers.Layer):

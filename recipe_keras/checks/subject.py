@@ -11,8 +11,10 @@ import numpy as np
 
 from recipe_keras.config import ModelConfig
 from recipe_keras.data import Splits
+from recipe_keras.seed import set_seed
+from recipe_keras.train import build_optimizer
 
-__all__ = ["Subject", "fit_steps", "labels_of", "to_numpy"]
+__all__ = ["Subject", "first_batches", "fit_steps", "labels_of", "to_numpy"]
 
 
 @dataclass
@@ -36,7 +38,15 @@ class Subject:
 
     @functools.cached_property
     def splits(self) -> Splits:
-        return self.preloaded if self.preloaded is not None else self.load_splits()
+        """The pipelines the checks train on: ``preloaded``, or loaded right after seeding.
+
+        Loading right after seeding is what a fresh run does, so R2.1 can take the
+        suite's own training as one of its two runs (``make check`` seeds, then loads).
+        """
+        if self.preloaded is not None:
+            return self.preloaded
+        set_seed(self.seed, deterministic=None)
+        return self.load_splits()
 
     @functools.cached_property
     def train_labels(self) -> np.ndarray:
@@ -84,9 +94,14 @@ class Subject:
         A short last batch is left out when there are full ones: on JAX each new
         batch shape costs a recompilation, and the checks cycle over these batches.
         """
-        batches = [(to_numpy(x), to_numpy(y)) for x, y in self.splits.train.take(n)]
-        full = [b for b in batches if len(b[1]) == len(batches[0][1])]
-        return full or batches
+        return first_batches(self.splits.train, n)
+
+
+def first_batches(dataset, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first ``n`` (x, y) batches as arrays; short ones left out if any are full."""
+    batches = [(to_numpy(x), to_numpy(y)) for x, y in dataset.take(n)]
+    full = [b for b in batches if len(b[1]) == len(batches[0][1])]
+    return full or batches
 
 
 def _state(model: keras.Model) -> list:
@@ -115,6 +130,7 @@ def fit_steps(
     ``train_on_batch`` reports each step's own loss (fit reports a running mean),
     and Keras callbacks are driven as fit would drive them.
     """
+    build_optimizer(model)  # before the first step: on TF it saves a second trace
     hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
     hooks.on_train_begin()
     losses = []

@@ -63,7 +63,6 @@ def run_checks(
     batches = subject.train_batches(steps)
     x, _ = batches[0]
     probe = x[:8]
-    record(check_determinism(subject))
     # One untrained model serves the inference-only checks; R2.5 changes its bias, so last.
     fresh = subject.model()
     record(check_init_loss(fresh, batches[:4], splits.num_classes))
@@ -80,6 +79,8 @@ def run_checks(
         subject, batches, steps, margin=config.baseline_margin, callbacks=[dynamics]
     )
     record(baselines)
+    # R2.1 compares a fresh run with the first steps of this training (one run saved).
+    record(check_determinism(subject, reference=(batches, losses)))
     record(check_dynamics(dynamics, out / "check_dynamics.png"))
     record(check_loss_decreases(losses))
     record(check_capacity(subject, model, losses, batches))
