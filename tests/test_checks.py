@@ -171,6 +171,9 @@ def test_determinism_compares_with_a_reference_run_only_on_the_same_batches(data
     # A reference that saw other batches is not evidence: two fresh runs decide.
     result = check_determinism(subject, steps, reference=(batches[::-1], shifted))
     assert result.verdict == "pass" and result.numbers["fresh_runs"] == 2
+    # So is one shorter than the run.
+    result = check_determinism(subject, steps, reference=(batches, losses[:2]))
+    assert result.verdict == "pass" and result.numbers["fresh_runs"] == 2
 
 
 class UnseededScale(keras.layers.Layer):

@@ -62,7 +62,11 @@ def check_determinism(
         return batches, fit_steps(subject.model(), batches, steps)
 
     first = fresh()
-    from_reference = reference is not None and _same_batches(reference[0], first[0], steps)
+    from_reference = (
+        reference is not None
+        and len(reference[1]) >= steps
+        and _same_batches(reference[0], first[0], steps)
+    )
     other = reference if from_reference else fresh()
     same_batches = from_reference or _same_batches(first[0], other[0], steps)
     runs = [first[1][:steps], other[1][:steps]]
