@@ -67,7 +67,7 @@ class Subject:
             return self.build_seeded(**changes)
         if self._shared is None:
             model = self.build_seeded()
-            model.optimizer.build(model.trainable_variables)  # its state exists from now on
+            build_optimizer(model)  # its state exists from now on (once: compile may have)
             self._shared = model
             self._initial = [to_numpy(v) for v in _state(model)]
         else:
