@@ -12,7 +12,7 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-__all__ = ["ZOO", "build", "from_config"]
+__all__ = ["ZOO", "build", "flat_layers", "from_config"]
 
 
 def _head(num_classes: int, dropout: float) -> list[layers.Layer]:
@@ -128,6 +128,20 @@ def build(
     if name not in ZOO:
         raise ValueError(f"unknown model {name!r}; the zoo has: {', '.join(ZOO)}")
     return ZOO[name](tuple(input_shape), num_classes, width, dropout, **options)
+
+
+def flat_layers(model: keras.Layer) -> list[keras.Layer]:
+    """A model's layers in order, each nested model replaced by its own layers.
+
+    ``model.layers`` stops at a nested model: resnet50's is [rescaling, ResNet50V2,
+    head], so the first convolution, the BatchNormalization layers and the final
+    Dense sit one level down, where the checks that look for them must go too.
+    Layers held inside a custom (non-Model) layer are not listed.
+    """
+    flat = []
+    for layer in getattr(model, "layers", []):
+        flat.extend(flat_layers(layer) if hasattr(layer, "layers") else [layer])
+    return flat
 
 
 def from_config(config, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:

@@ -18,6 +18,7 @@ import keras
 from recipe_keras.config import Config, TrainConfig
 from recipe_keras.data import Splits
 from recipe_keras.figures import plot_curves
+from recipe_keras.models import flat_layers
 from recipe_keras.report import Report, write_report
 
 __all__ = [
@@ -219,10 +220,7 @@ def fit_and_evaluate(
 
 def _has(model: keras.Layer, kind: type) -> bool:
     """Whether any layer, nested models included, is a ``kind``."""
-    return any(
-        isinstance(layer, kind) or (hasattr(layer, "layers") and _has(layer, kind))
-        for layer in getattr(model, "layers", [])
-    )
+    return any(isinstance(layer, kind) for layer in flat_layers(model))
 
 
 def _look_inside(model: keras.Model, splits: Splits, out: Path) -> dict:

@@ -16,12 +16,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from recipe_keras.models import flat_layers
+
 __all__ = ["activation_stats", "first_layer_tiles", "noise_score", "plot_first_layer"]
 
 
 def first_layer_tiles(model: keras.Model) -> np.ndarray | None:
     """The first weighted layer as images (N, h, w): conv filters, or Dense rows as inputs."""
-    for layer in model.layers:
+    for layer in flat_layers(model):  # resnet50's first conv is in the nested base
         kernel = getattr(layer, "kernel", None)
         if kernel is None:
             continue

@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 from recipe_keras import data, models
+from recipe_keras.checks import training
 from recipe_keras.checks.dependencies import check_batch_independence, check_causality
 from recipe_keras.checks.dynamics import PredictionDynamics, check_dynamics
 from recipe_keras.checks.equivalence import check_equivalent, loop_over_batch
@@ -27,7 +28,7 @@ from recipe_keras.checks.init import (
     measure_loss,
 )
 from recipe_keras.checks.inputs import check_inputs, decode, inputs_as_fed
-from recipe_keras.checks.subject import Subject, first_batches, fit_steps
+from recipe_keras.checks.subject import Subject, first_batches, fit_steps, precise_batchnorm
 from recipe_keras.checks.suite import run_checks
 from recipe_keras.checks.training import (
     check_baselines,
@@ -55,8 +56,12 @@ def subject_for(
     head=None,
     learning_rate: float = 3e-4,
     model: str = "cnn",
+    net=None,
 ) -> Subject:
-    """A digits project, optionally with a planted bug in its pipeline or model."""
+    """A digits project, optionally with a planted bug in its pipeline or model.
+
+    ``net(width)``, when given, builds the model instead of the zoo entry ``model``.
+    """
 
     def load() -> data.Splits:
         splits = data.load_splits(data_config, seed=1)
@@ -67,10 +72,10 @@ def subject_for(
         )
 
     def build(mc: ModelConfig) -> keras.Model:
-        net = models.build(mc.name, (8, 8, 1), 10, mc.width)
+        model = models.build(mc.name, (8, 8, 1), 10, mc.width) if net is None else net(mc.width)
         if head is not None:
-            net = keras.Sequential([net, head()])
-        return compile_model(net, TrainConfig(learning_rate=learning_rate))
+            model = keras.Sequential([model, head()])
+        return compile_model(model, TrainConfig(learning_rate=learning_rate))
 
     return Subject(load, build, ModelConfig(name=model, width=16), seed=1)
 
@@ -263,6 +268,17 @@ def test_measured_loss_is_evaluates_including_regularizers():
     assert measure_loss(model, batches) > float(keras.ops.convert_to_numpy(plain)) + 0.01
 
 
+def test_final_bias_is_found_in_a_nested_head():
+    # resnet50's logits layer sits in a nested "head" model (R2.5 used to say "no bias").
+    labels = np.array([0] * 6 + [1] * 3 + [2])
+    head = keras.Sequential([keras.layers.Dense(3)], name="head")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5), head])
+    init_final_bias(model, labels, 3)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(head.layers[0].bias), np.log([0.6, 0.3, 0.1]), rtol=1e-6
+    )
+
+
 def test_final_bias_needs_a_bias():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False)])
     with pytest.raises(ValueError, match=r"no layer with a bias of shape \(2,\)"):
@@ -311,6 +327,75 @@ def test_overfit_one_batch_catches_double_softmax_and_zero_lr(data_config, tmp_p
     )
     assert frozen.verdict == "fail" and "learning rate of 0" in frozen.advice
     assert (tmp_path / "lr0.png").stat().st_size > 5_000
+
+
+def conv_batchnorm(width: int) -> keras.Model:
+    """A correct conv-BatchNorm-ReLU net, the commonest CNN: its moving statistics lag.
+
+    Twice the width asked for: at 16 filters it needs ~750 steps to overfit 8 examples.
+    """
+    blocks = [
+        layer
+        for w in (2 * width, 4 * width)
+        for layer in (
+            keras.layers.Conv2D(w, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+        )
+    ]
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            *blocks,
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10),
+        ]
+    )
+
+
+def test_precise_batchnorm_keeps_the_mean_of_batch_statistics():
+    rng = np.random.default_rng(0)
+    batches = [
+        (rng.normal(loc, scale, (16, 3)).astype("float32"), None)
+        for loc, scale in ((0.0, 1.0), (2.0, 3.0), (-1.0, 0.5), (9.0, 9.0))
+    ]
+    inner = keras.layers.BatchNormalization()
+    frozen = keras.layers.BatchNormalization()
+    frozen.trainable = False
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.Sequential([inner]), frozen, keras.layers.Dense(2)]
+    )
+    weights = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    assert precise_batchnorm(model, batches, max_batches=3) == 1  # the frozen one is left
+    used = [x for x, _ in batches[:3]]  # the fourth is beyond max_batches
+    means = np.mean([x.mean(axis=0) for x in used], axis=0)
+    variances = np.mean([x.var(axis=0) for x in used], axis=0)  # Keras: biased variance
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(inner.moving_mean), means, rtol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(inner.moving_variance), variances, rtol=1e-5
+    )
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(frozen.moving_mean), 0.0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(frozen.moving_variance), 1.0)
+    assert inner.momentum == 0.99 and frozen.momentum == 0.99  # put back
+    for before, after in zip(weights, model.trainable_weights, strict=True):
+        np.testing.assert_array_equal(before, keras.ops.convert_to_numpy(after))
+    assert precise_batchnorm(models.build("cnn", (8, 8, 1), 10), batches) == 0
+
+
+def test_a_batchnorm_model_passes_overfit_and_baselines(data_config, tmp_path, monkeypatch):
+    # After a short run the moving averages are still mostly their initial values, so in
+    # inference mode a correct BatchNorm net looked untrained: R2.8 failed it on every
+    # backend (loss < 0.05, accuracy 50%) and R2.7 on JAX and TF (0.13-0.16 vs 0.08).
+    subject = subject_for(data_config, net=conv_batchnorm)
+    overfit = check_overfit_batch(subject, tmp_path / "bn.png")
+    assert overfit.verdict == "pass" and overfit.numbers["batchnorm_reestimated"] == 2
+    baselines, _, _ = check_baselines(subject, subject.train_batches(50), 50)
+    assert baselines.verdict == "pass" and baselines.numbers["batchnorm_reestimated"] == 2
+    # The lag is real: without the re-estimate the same net fails R2.8.
+    monkeypatch.setattr(training, "precise_batchnorm", lambda model, batches: 0)
+    lagging = check_overfit_batch(subject, tmp_path / "lag.png")
+    assert lagging.numbers["final_loss"] < 0.05 and lagging.numbers["accuracy"] < 1.0
+    assert lagging.verdict == "fail"
 
 
 # --- R2.10 -------------------------------------------------------------------------------

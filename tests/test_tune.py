@@ -326,6 +326,15 @@ def test_resnet50_zoo_entry_counts_and_refuses_small_inputs():
     logits = model(np.random.default_rng(0).random((2, 32, 32, 3), "float32"), training=False)
     assert tuple(logits.shape) == (2, 10)
     assert float(keras.ops.max(keras.ops.abs(keras.ops.sum(logits, axis=-1) - 1.0))) > 1e-3
+    # Its first conv and its logits layer sit in nested models; the checks must reach them.
+    from recipe_keras.weights import first_layer_tiles
+
+    flat = models.flat_layers(model)
+    base = model.get_layer("resnet50v2")
+    norms = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [layer for layer in flat if layer in norms] == norms and len(norms) == 49
+    assert flat[-1] is model.get_layer("head").layers[-1]
+    assert first_layer_tiles(model).shape == (64, 7, 7)  # conv1: 64 filters of 7 x 7
     with pytest.raises(ValueError, match=r"set data.image_size = \[32, 32\].*data.channels = 3"):
         models.build("resnet50", (8, 8, 1), 10)
 

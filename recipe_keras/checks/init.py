@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from recipe_keras.checks.result import CheckResult
+from recipe_keras.models import flat_layers
 
 __all__ = [
     "check_bias_init",
@@ -97,7 +98,7 @@ def check_init_loss(
 
 
 def _final_bias(model: keras.Model, num_classes: int):
-    for layer in reversed(model.layers):
+    for layer in reversed(flat_layers(model)):  # resnet50's Dense is in a nested head
         bias = getattr(layer, "bias", None)
         if bias is not None and tuple(bias.shape) == (num_classes,):
             return bias

@@ -17,7 +17,14 @@ import tensorflow as tf
 
 from recipe_keras import models
 from recipe_keras.checks.result import CheckResult
-from recipe_keras.checks.subject import Subject, first_batches, fit_steps, labels_of, to_numpy
+from recipe_keras.checks.subject import (
+    Subject,
+    first_batches,
+    fit_steps,
+    labels_of,
+    precise_batchnorm,
+    to_numpy,
+)
 from recipe_keras.config import TrainConfig
 from recipe_keras.seed import set_seed
 from recipe_keras.train import compile_model
@@ -159,6 +166,7 @@ def check_baselines(
 
     zero_model = subject.model()
     fit_steps(zero_model, _zeros(batches), steps)
+    precise_batchnorm(zero_model, _zeros(batches))
     zero = _accuracy(zero_model, test.map(lambda x, y: (tf.zeros_like(x), y)), test_labels)
 
     keras.utils.set_random_seed(subject.seed)
@@ -168,6 +176,8 @@ def check_baselines(
 
     model = subject.model()
     losses = fit_steps(model, batches, steps, callbacks=callbacks)
+    # Inference mode after so few steps needs BatchNorm statistics that fit the weights.
+    norms = precise_batchnorm(model, batches)
     accuracy = _accuracy(model, test, test_labels)
 
     ok = accuracy >= zero + margin
@@ -188,7 +198,7 @@ def check_baselines(
         if ok
         else "the model does no better than one that never sees its inputs: are the inputs "
         "reaching it (a pipeline feeding zeros or constants), and can it learn at all?",
-        numbers={"test_accuracy": table, "steps": steps},
+        numbers={"test_accuracy": table, "steps": steps, "batchnorm_reestimated": norms},
     )
     return result, model, losses
 
@@ -269,6 +279,8 @@ def check_overfit_batch(
     x, y = x[:examples], y[:examples]
     model = subject.model()
     losses = fit_steps(model, [(x, y)], max_steps, stop_below=threshold)
+    # Statistics of these very examples: inference mode then predicts as training saw them.
+    norms = precise_batchnorm(model, [(x, y)])
     probs = to_numpy(keras.ops.softmax(model(x, training=False), axis=-1))
     accuracy = float(np.mean(np.argmax(probs, axis=-1) == y.astype(int).ravel()))
     final = losses[-1]
@@ -303,6 +315,7 @@ def check_overfit_batch(
             "accuracy": accuracy,
             "steps": len(losses),
             "double_softmax_stall": stall,
+            "batchnorm_reestimated": norms,
         },
         figures=[path.name],
     )
