@@ -205,6 +205,8 @@ class CheckConfig:
     # (R2.7, R2.9, R2.11), on batches of the project's own training pipeline.
     # 50: on digits the model is at 0.6-0.75 test accuracy by then, the zero-input
     # baseline at 0.08; raise it for a dataset that is slower to start learning.
+    # These are steps at a batch of 64 or more: smaller batches get sqrt(64 / batch)
+    # times as many (batch 8: 142), their loss being noisier.
     steps: int = field(default=50, metadata=_at_least(10))
     # Step budget to overfit one batch of 8 examples to ~zero loss (R2.8).
     overfit_steps: int = field(default=500, metadata=_at_least(1))

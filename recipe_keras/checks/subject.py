@@ -89,8 +89,11 @@ class Subject:
             self.model()
         return self._initial[: len(self._shared.variables)]
 
-    def train_batches(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def train_batches(self, n: int | Callable[[int], int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Up to ``n`` batches of the training pipeline, exactly as fit receives them.
+
+        ``n`` may be a function of the batch size (the suite's step count grows for
+        small batches), read from the first batch of the same pass.
 
         A short last batch is left out when there are full ones: on JAX each new
         batch shape costs a recompilation, and the checks cycle over these batches.
@@ -98,9 +101,19 @@ class Subject:
         return first_batches(self.splits.train, n)
 
 
-def first_batches(dataset, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The first ``n`` (x, y) batches as arrays; short ones left out if any are full."""
-    batches = [(to_numpy(x), to_numpy(y)) for x, y in dataset.take(n)]
+def first_batches(dataset, n: int | Callable[[int], int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first ``n`` (x, y) batches as arrays; short ones left out if any are full.
+
+    ``n`` may be a function of the first batch's size. One pass over ``dataset``:
+    a second would be reshuffled, and R2.1 compares the first pass after seeding.
+    """
+    batches = []
+    for x, y in dataset:
+        if callable(n):
+            n = n(len(y))
+        if len(batches) >= n:
+            break
+        batches.append((to_numpy(x), to_numpy(y)))
     full = [b for b in batches if len(b[1]) == len(batches[0][1])]
     return full or batches
 

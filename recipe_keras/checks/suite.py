@@ -24,6 +24,7 @@ from recipe_keras.checks.training import (
     check_determinism,
     check_loss_decreases,
     check_overfit_batch,
+    steps_for,
 )
 from recipe_keras.config import CheckConfig
 from recipe_keras.report import write_report
@@ -39,7 +40,6 @@ def run_checks(
 ) -> list[CheckResult]:
     """Run the suite; write ``<reports_dir>/check.json`` and figures; return the results."""
     config = config or CheckConfig()
-    steps = config.steps
     out = Path(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -60,8 +60,10 @@ def run_checks(
             )
 
     splits = subject.splits
-    batches = subject.train_batches(steps)
-    x, _ = batches[0]
+    # check.steps at a batch of 64; a smaller batch gets more steps, in the same pass.
+    batches = subject.train_batches(lambda size: steps_for(size, config.steps))
+    x, y = batches[0]
+    steps = steps_for(len(y), config.steps)
     probe = x[:8]
     # One untrained model serves the inference-only checks; R2.5 changes its bias, so last.
     fresh = subject.model()
