@@ -293,6 +293,15 @@ def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
     zeros = subject_for(data_config, transform=lambda x, y: (tf.zeros_like(x), y))
     result, _, losses = check_baselines(zeros, zeros.train_batches(60), steps=60)
     assert result.verdict == "fail" and "never sees its inputs" in result.advice
+    assert result.numbers["test_accuracy"]["model"] <= result.numbers["best_constant"]
+    # A linear model at 3e-4 learns, slowly: short of a wide margin, it is not told
+    # that its inputs may be missing, since it beats every constant guess.
+    slow = subject_for(data_config, model="linear")
+    result, _, _ = check_baselines(slow, slow.train_batches(60), steps=60, margin=0.5)
+    labels = np.concatenate([np.asarray(y) for _, y in slow.splits.test])
+    assert result.numbers["best_constant"] == pytest.approx(np.bincount(labels).max() / len(labels))
+    assert result.numbers["test_accuracy"]["model"] > result.numbers["best_constant"]
+    assert result.verdict == "fail" and "slow to learn" in result.advice
     good = subject_for(data_config)
     result, _, losses = check_baselines(good, good.train_batches(60), steps=60)
     acc = result.numbers["test_accuracy"]
@@ -336,6 +345,12 @@ def test_overfit_one_batch_catches_double_softmax_and_zero_lr(data_config, tmp_p
     assert double.verdict == "fail"
     assert double.numbers["final_loss"] == pytest.approx(double_softmax_stall(10), abs=0.1)
     assert "softmax applied twice" in double.advice
+
+    # The template gives a linear project 3e-3: at the deep-net default of 3e-4 a
+    # linear model cannot memorise 8 examples in the budget (loss ~0.8 after 500).
+    for rate, verdict in ((3e-3, "pass"), (3e-4, "fail")):
+        linear = subject_for(data_config, model="linear", learning_rate=rate)
+        assert check_overfit_batch(linear, tmp_path / "linear.png").verdict == verdict
 
     frozen = check_overfit_batch(
         subject_for(data_config, learning_rate=0.0), tmp_path / "lr0.png", max_steps=50

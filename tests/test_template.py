@@ -80,6 +80,7 @@ def test_every_choice_renders_a_lint_clean_project(tmp_path, answers, digits_fol
     config = load_config(project / "config.toml")
     assert config.backend == answers.get("backend", "tensorflow")
     assert config.model.name == answers.get("model", "cnn")
+    assert config.train.learning_rate == (3e-3 if config.model.name == "linear" else 3e-4)
     assert config.data.dataset == answers.get("dataset", "digits")
     pyproject = (project / "pyproject.toml").read_text()
     assert f'"recipe-keras[{config.backend}]"' in pyproject
