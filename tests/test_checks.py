@@ -473,6 +473,27 @@ def test_prediction_dynamics_flags_standstill_and_jitter(data_config, tmp_path):
     )
     assert wild.verdict == "warn"
     assert "too high" in wild.advice
+    assert wild.numbers["path"] > 1.0  # far beyond min_path
+
+
+def test_prediction_dynamics_tells_small_noise_from_jumps():
+    # p(true) of 8 examples over 50 records: a slow rise with small batch noise wastes
+    # most of its motion but travels little (the recipe's 3e-4 on noisy data); the same
+    # waste over large moves is a learning rate too high. Known path and waste per case.
+    rng = np.random.default_rng(0)
+    trend = np.linspace(0.1, 0.15, 50)[:, None] * np.ones(8)
+    calm = trend + rng.choice([-0.003, 0.003], size=(50, 8))
+    wild = trend + rng.choice([-0.05, 0.05], size=(50, 8))
+    for p, verdict in ((calm, ""), (wild, "too high")):
+        dynamics = PredictionDynamics(np.zeros((8, 1)), np.zeros(8))
+        dynamics.records = list(p)
+        problem, numbers = dynamics.diagnose()
+        path = np.abs(np.diff(p, axis=0)).sum(axis=0)
+        net = np.abs(p[-1] - p[0])
+        assert numbers["path"] == pytest.approx(path.mean())
+        assert numbers["wasted"] == pytest.approx(np.mean((path - net) / path))
+        assert numbers["wasted"] > 0.5
+        assert verdict in problem and bool(problem) == bool(verdict)
 
 
 def test_prediction_dynamics_in_fit_sees_every_step_and_changes_nothing():
