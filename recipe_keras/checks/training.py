@@ -181,8 +181,9 @@ def check_baselines(
     majority = float(np.mean(test_labels == np.bincount(subject.train_labels).argmax()))
 
     zero_model = subject.model()
-    fit_steps(zero_model, _zeros(batches), steps)
-    precise_batchnorm(zero_model, _zeros(batches))
+    zeros = _zeros(batches)
+    fit_steps(zero_model, zeros, steps)
+    precise_batchnorm(zero_model, zeros)
     zero = _accuracy(zero_model, test.map(lambda x, y: (tf.zeros_like(x), y)), test_labels)
 
     keras.utils.set_random_seed(subject.seed)
