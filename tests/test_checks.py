@@ -31,11 +31,13 @@ from recipe_keras.checks.inputs import check_inputs, decode, inputs_as_fed
 from recipe_keras.checks.subject import Subject, first_batches, fit_steps, precise_batchnorm
 from recipe_keras.checks.suite import run_checks
 from recipe_keras.checks.training import (
+    baseline_gains,
     check_baselines,
     check_determinism,
     check_loss_decreases,
     check_overfit_batch,
     double_softmax_stall,
+    input_blind_bounds,
     steps_for,
 )
 from recipe_keras.config import CheckConfig, DataConfig, ModelConfig, TrainConfig
@@ -294,6 +296,9 @@ def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
     result, _, losses = check_baselines(zeros, zeros.train_batches(60), steps=60)
     assert result.verdict == "fail" and "never sees its inputs" in result.advice
     assert result.numbers["test_accuracy"]["model"] <= result.numbers["best_constant"]
+    # Every round was tried: an input-blind model can never get past the bounds.
+    assert len(losses) == training.ROUNDS * 60 and result.numbers["rounds"] == training.ROUNDS
+    assert result.numbers["test_loss"]["model"] >= result.numbers["label_entropy"] - 1e-6
     # A linear model at 3e-4 learns, slowly: short of a wide margin, it is not told
     # that its inputs may be missing, since it beats every constant guess.
     slow = subject_for(data_config, model="linear")
@@ -303,14 +308,66 @@ def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
     assert result.numbers["test_accuracy"]["model"] > result.numbers["best_constant"]
     assert result.verdict == "fail" and "slow to learn" in result.advice
     good = subject_for(data_config)
-    result, _, losses = check_baselines(good, good.train_batches(60), steps=60)
-    acc = result.numbers["test_accuracy"]
-    assert result.verdict == "pass" and acc["model"] >= acc["input_independent"] + 0.1
+    result, model, losses = check_baselines(good, good.train_batches(60), steps=60)
+    acc, n = result.numbers["test_accuracy"], result.numbers
+    assert result.verdict == "pass" and n["steps"] == len(losses) == 60  # one round
+    best = max(n["best_constant"], acc["input_independent"])
+    assert n["gain_by_accuracy"] == pytest.approx((acc["model"] - best) / (1 - best))
+    assert n["gain_by_accuracy"] >= 0.1
+    # The test loss is Keras's own cross-entropy on the test split.
+    assert n["test_loss"]["model"] == pytest.approx(
+        model.evaluate(good.splits.test, verbose=0)[0], abs=1e-4
+    )
     # Majority-class accuracy against a NumPy count of the same splits.
     labels = np.concatenate([np.asarray(y) for _, y in good.splits.test])
     train = np.concatenate([np.asarray(y) for _, y in good.splits.train])
     assert acc["majority"] == pytest.approx(np.mean(labels == np.bincount(train).argmax()))
     assert check_loss_decreases(losses).verdict == "pass"
+
+
+def test_baselines_hold_on_imbalanced_classes(data_config):
+    # 9:1: "a zero" against the rest. The best constant guess scores 0.92, so an
+    # absolute margin of 0.1 was out of reach; a correct model passes by its loss
+    # once it has trained a few rounds (one is too few), a zero-fed one never does.
+    def rare_zeros(x, y):
+        return x, tf.cast(tf.equal(y, 0), y.dtype)
+
+    good = subject_for(data_config, transform=rare_zeros)
+    result, _, losses = check_baselines(good, good.train_batches(60), steps=60)
+    n = result.numbers
+    assert n["best_constant"] > 0.9 and result.verdict == "pass"
+    assert n["gain_by_loss"] >= 0.1 and 60 < len(losses) <= training.ROUNDS * 60
+    one, _, _ = check_baselines(good, good.train_batches(60), steps=60, rounds=1)
+    assert one.verdict == "fail"
+    blind = subject_for(data_config, transform=lambda x, y: rare_zeros(tf.zeros_like(x), y))
+    result, _, _ = check_baselines(blind, blind.train_batches(60), steps=60)
+    assert result.verdict == "fail" and "never sees its inputs" in result.advice
+
+
+def test_input_blind_bounds_hold_for_every_constant_prediction():
+    rng = np.random.default_rng(0)
+    labels = rng.choice(5, size=400, p=[0.5, 0.2, 0.15, 0.1, 0.05])
+    best, entropy = input_blind_bounds(labels)
+    p = np.bincount(labels) / len(labels)
+    assert best == p.max() and entropy == pytest.approx(-(p * np.log(p)).sum())
+    # No constant prediction does better: Dirichlet draws, and the priors themselves.
+    for q in [*rng.dirichlet(np.ones(5), size=200), p]:
+        assert -np.mean(np.log(q[labels])) >= entropy - 1e-12
+        assert np.mean(labels == np.argmax(q)) <= best
+    assert baseline_gains(1.0, 0.0, best, entropy) == (1.0, 1.0)
+    assert baseline_gains(best, entropy, best, entropy) == (0.0, 0.0)
+    assert baseline_gains(0.75, entropy / 2, 0.5, entropy) == (0.5, 0.5)
+
+
+def test_fit_steps_asks_until_every_round_and_at_the_end(data_config):
+    subject = subject_for(data_config)
+    batches, asked = subject.train_batches(3), []
+    losses = fit_steps(
+        subject.model(), batches, 25, until=lambda run: asked.append(len(run)), every=10
+    )
+    assert len(losses) == 25 and asked == [10, 20, 25]
+    losses = fit_steps(subject.model(), batches, 25, until=lambda run: len(run) >= 20, every=10)
+    assert len(losses) == 20
 
 
 def test_small_batches_get_more_steps(data_config):

@@ -138,11 +138,15 @@ def fit_steps(
     steps: int,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     stop_below: float | None = None,
+    until: Callable[[list[float]], bool] | None = None,
+    every: int = 1,
 ) -> list[float]:
     """Train ``steps`` steps cycling over ``batches``; the loss of each step.
 
     ``train_on_batch`` reports each step's own loss (fit reports a running mean),
-    and Keras callbacks are driven as fit would drive them.
+    and Keras callbacks are driven as fit would drive them. The run ends early once
+    a loss is under ``stop_below``, or once ``until(losses)``, asked every ``every``
+    steps and at the last, is true.
     """
     build_optimizer(model)  # before the first step: on TF it saves a second trace
     hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
@@ -154,6 +158,9 @@ def fit_steps(
         losses.append(float(logs["loss"]))
         hooks.on_train_batch_end(step, logs)
         if stop_below is not None and losses[-1] < stop_below:
+            break
+        asked = until is not None and ((step + 1) % every == 0 or step + 1 == steps)
+        if asked and until(losses):
             break
     hooks.on_train_end()
     return losses
