@@ -175,6 +175,7 @@ def test_train_report_and_saved_model(tmp_path, tfds_dir):
     x, y = _collect(splits.test)
     predicted = np.argmax(keras.ops.convert_to_numpy(model.predict(x, verbose=0)), axis=1)
     assert np.mean(predicted == y) == pytest.approx(n["test_accuracy"], abs=1e-6)
+    assert n["commonest_class_accuracy"] == np.bincount(y.astype(int)).max() / len(y)
     assert not (tmp_path / "artifacts" / "backup").exists()  # removed after a finished run
 
 

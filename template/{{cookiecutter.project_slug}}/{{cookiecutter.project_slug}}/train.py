@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     n = report.numbers
     print(
         f"[{report.backend}] test accuracy {n['test_accuracy']:.3f} "
-        f"(chance {n['chance_accuracy']:.3f}), test loss {n['test_loss']:.3f}, "
+        f"(chance {n['chance_accuracy']:.3f}, "
+        f"commonest class {n['commonest_class_accuracy']:.3f}), test loss {n['test_loss']:.3f}, "
         f"{n['wall_seconds']:.1f} s; report: {config.train.reports_dir}/train.json, "
         f"model: {config.train.model_path}"
     )
