@@ -233,6 +233,27 @@ def test_init_loss_catches_unnormalised_inputs(data_config):
     assert result.numbers["init_loss"] > 2 * math.log(10)
 
 
+def test_init_loss_is_class_balanced_so_an_imbalance_does_not_tip_it():
+    # 9:1 labels and an input-blind model that leans to the rare class (logits b, -b):
+    # the plain loss is far from ln 2, the class-balanced one is not, as in NumPy.
+    labels = np.array([0] * 90 + [1] * 10)
+    x = np.random.default_rng(0).random((100, 4)).astype("float32")
+    batches = [(x[i : i + 32], labels[i : i + 32]) for i in range(0, 100, 32)]
+    inputs = keras.Input((4,))
+    dense = keras.layers.Dense(2, kernel_initializer="zeros")
+    model = compile_model(keras.Model(inputs, dense(inputs)), TrainConfig())
+    dense.bias.assign(np.array([-0.3, 0.3], "float32"))
+    q0 = 1 / (1 + math.exp(0.6))  # p(class 0) for every example
+    per_class = np.array([-math.log(q0), -math.log(1 - q0)])
+    assert measure_loss(model, batches) == pytest.approx(0.9 * per_class[0] + 0.1 * per_class[1])
+    assert measure_loss(model, batches, balanced=True) == pytest.approx(per_class.mean())
+    result = check_init_loss(model, batches, 2)
+    assert result.verdict == "pass" and result.numbers["init_loss"] == pytest.approx(
+        0.7375, abs=1e-3
+    )
+    assert measure_loss(model, batches) / math.log(2) - 1 > 0.25  # the plain loss would fail
+
+
 def test_init_loss_cannot_see_a_double_softmax(data_config):
     # Measured: softmax of probabilities is near uniform, so the init loss is ~ln C.
     double = subject_for(data_config, head=HandSoftmax)
