@@ -38,6 +38,7 @@ from recipe_keras.checks.training import (
     check_overfit_batch,
     double_softmax_stall,
     input_blind_bounds,
+    spread_over_classes,
     steps_for,
 )
 from recipe_keras.config import CheckConfig, DataConfig, ModelConfig, TrainConfig
@@ -346,7 +347,7 @@ def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
     assert check_loss_decreases(losses).verdict == "pass"
 
 
-def test_baselines_hold_on_imbalanced_classes(data_config):
+def test_baselines_hold_on_imbalanced_classes(data_config, tmp_path):
     # 9:1: "a zero" against the rest. The best constant guess scores 0.92, so an
     # absolute margin of 0.1 was out of reach; a correct model passes by its loss
     # once it has trained a few rounds (one is too few), a zero-fed one never does.
@@ -363,6 +364,11 @@ def test_baselines_hold_on_imbalanced_classes(data_config):
     blind = subject_for(data_config, transform=lambda x, y: rare_zeros(tf.zeros_like(x), y))
     result, _, _ = check_baselines(blind, blind.train_batches(60), steps=60)
     assert result.verdict == "fail" and "never sees its inputs" in result.advice
+    # R2.8's 8 examples hold both classes, so only a model that sees its inputs
+    # memorises them (the first 8 of a 9:1 batch are often all "not a zero").
+    assert check_overfit_batch(good, tmp_path / "good.png").verdict == "pass"
+    overfit = check_overfit_batch(blind, tmp_path / "blind.png")
+    assert overfit.verdict == "fail" and overfit.numbers["steps"] == 500
 
 
 def test_input_blind_bounds_hold_for_every_constant_prediction():
@@ -411,6 +417,15 @@ def test_loss_decrease_fails_on_a_flat_or_nan_loss():
 
 
 # --- R2.8 --------------------------------------------------------------------------------
+
+
+def test_overfit_examples_are_spread_over_the_classes():
+    labels = np.array([0] * 20 + [1] + [0] * 20 + [2, 1])
+    assert spread_over_classes(labels, 8).tolist() == [0, 1, 2, 3, 4, 20, 41, 42]
+    assert sorted(set(labels[spread_over_classes(labels, 3)])) == [0, 1, 2]
+    assert spread_over_classes(np.arange(5) % 5, 8).tolist() == [0, 1, 2, 3, 4]
+    balanced = np.arange(64) % 10
+    assert spread_over_classes(balanced, 8).tolist() == list(range(8))
 
 
 def test_overfit_one_batch_catches_double_softmax_and_zero_lr(data_config, tmp_path):
