@@ -10,12 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from recipe_keras.config import DataConfig, dataset_kind
 
-__all__ = ["Splits", "augmenter", "load_splits", "make_builder", "make_pipeline", "read_split"]
+__all__ = [
+    "Splits",
+    "augmenter",
+    "labels_of",
+    "load_splits",
+    "make_builder",
+    "make_pipeline",
+    "read_split",
+]
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,11 @@ def read_split(builder: tfds.core.DatasetBuilder, split: str) -> tf.data.Dataset
     for piece in pieces[1:]:
         ds = ds.concatenate(piece)
     return ds
+
+
+def labels_of(dataset: tf.data.Dataset) -> np.ndarray:
+    """All labels of a batched (x, y) pipeline, in its order, as integers."""
+    return np.concatenate([np.asarray(y).ravel() for _, y in dataset]).astype(int)
 
 
 def _size(ds: tf.data.Dataset) -> int:

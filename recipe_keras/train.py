@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from recipe_keras.config import Config, TrainConfig
-from recipe_keras.data import Splits
+from recipe_keras.data import Splits, labels_of
 from recipe_keras.figures import plot_curves
 from recipe_keras.models import flat_layers
 from recipe_keras.report import Report, write_report
@@ -167,6 +167,7 @@ def fit_and_evaluate(
         for metric, value in result.items()
     }
     epochs_run = len(history.history["loss"])  # fewer than planned after a resume
+    test_labels = labels_of(splits.test)
     numbers |= {
         "seed": cfg.seed,
         "epochs": tc.epochs,
@@ -178,7 +179,7 @@ def fit_and_evaluate(
         "chance_accuracy": 1.0 / splits.num_classes,
         # The accuracy of always guessing the commonest test class: on a 9:1 split
         # that is 0.9, where "chance" (1 / C) says 0.5.
-        "commonest_class_accuracy": _commonest_share(splits.test),
+        "commonest_class_accuracy": float(np.bincount(test_labels).max() / len(test_labels)),
         "first_layer_noise": look["noise"],
     }
     report = Report(
@@ -247,9 +248,3 @@ def _look_inside(model: keras.Model, splits: Splits, out: Path) -> dict:
         # A layer whose units are mostly zero for every example has stopped learning.
         "dead_layers": [s["layer"] for s in stats if s["dead_share"] > 0.5],
     }
-
-
-def _commonest_share(dataset) -> float:
-    """The commonest label's share in a batched (x, y) split."""
-    labels = np.concatenate([np.asarray(keras.ops.convert_to_numpy(y)).ravel() for _, y in dataset])
-    return float(np.bincount(labels.astype(int)).max() / len(labels))

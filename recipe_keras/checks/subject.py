@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from recipe_keras.config import ModelConfig
-from recipe_keras.data import Splits
+from recipe_keras.data import Splits, labels_of
 from recipe_keras.models import flat_layers
 from recipe_keras.seed import set_seed
 from recipe_keras.train import build_optimizer
@@ -121,11 +121,6 @@ def first_batches(dataset, n: int | Callable[[int], int]) -> list[tuple[np.ndarr
 def _state(model: keras.Model) -> list:
     """Everything a training step changes: the model's variables, then its optimizer's."""
     return [*model.variables, *model.optimizer.variables]
-
-
-def labels_of(dataset) -> np.ndarray:
-    """All labels of a batched (x, y) pipeline, in its order, as integers."""
-    return np.concatenate([to_numpy(y) for _, y in dataset]).astype(int).ravel()
 
 
 def to_numpy(x) -> np.ndarray:
