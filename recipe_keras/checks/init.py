@@ -55,14 +55,15 @@ def measure_loss(
     the suite needs nowhere else; ``predict_on_batch`` reuses the predict function
     R2.7 needs anyway (measured 0.46 s vs 0.10 s on the first call).
     """
-    labels = np.concatenate([np.asarray(y).astype(int).ravel() for _, y in batches])
-    counts = np.bincount(labels)
+    if balanced:  # N / (K n_c): the weighted mean is the mean over classes of class means
+        labels = np.concatenate([np.asarray(y).astype(int).ravel() for _, y in batches])
+        counts = np.bincount(labels)
+        per_class = len(labels) / (np.count_nonzero(counts) * np.maximum(counts, 1))
     total, count = 0.0, 0
     for x, y in batches:
         weight = None
-        if balanced:  # N / (K n_c): the weighted mean is the mean over classes of class means
-            share = counts[np.asarray(y).astype(int).ravel()]
-            weight = (len(labels) / (np.count_nonzero(counts) * share)).astype("float32")
+        if balanced:
+            weight = per_class[np.asarray(y).astype(int).ravel()].astype("float32")
         y_pred = keras.tree.map_structure(keras.ops.convert_to_tensor, model.predict_on_batch(x))
         loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=weight, training=False)
         total += float(keras.ops.convert_to_numpy(loss)) * len(y)

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from recipe_keras import models
+from recipe_keras.checks.init import class_priors, expected_init_loss
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.checks.subject import (
     Subject,
@@ -189,9 +190,8 @@ def input_blind_bounds(labels: np.ndarray) -> tuple[float, float]:
     its accuracy is one class's share, at most the commonest one's, and its
     cross-entropy -sum p log q is at least the labels' entropy -sum p log p (Gibbs).
     """
-    p = np.bincount(labels) / len(labels)
-    p = p[p > 0]
-    return float(p.max()), float(-(p * np.log(p)).sum())
+    priors = class_priors(labels, int(np.max(labels)) + 1)
+    return float(priors.max()), expected_init_loss(len(priors), priors)
 
 
 def baseline_gains(
@@ -324,17 +324,21 @@ def _tail_mean(losses: list[float]) -> float:
     return float(np.mean(losses[-k:]))
 
 
+def _ends(losses: list[float]) -> tuple[float, float]:
+    """The mean loss of the first tenth of a run and of its last tenth."""
+    k = max(1, len(losses) // 10)
+    return float(np.mean(losses[:k])), _tail_mean(losses)
+
+
 def _falls(losses: list[float], factor: float = 0.97) -> bool:
     """Whether the last tenth's mean loss is under ``factor`` times the first tenth's."""
-    k = max(1, len(losses) // 10)
-    last = _tail_mean(losses)
-    return math.isfinite(last) and last < factor * float(np.mean(losses[:k]))
+    first, last = _ends(losses)
+    return math.isfinite(last) and last < factor * first
 
 
 def check_loss_decreases(losses: list[float], factor: float = 0.97) -> CheckResult:
     """R2.9: over a short run the training loss falls (last tenth vs first tenth)."""
-    k = max(1, len(losses) // 10)
-    first, last = float(np.mean(losses[:k])), _tail_mean(losses)
+    first, last = _ends(losses)
     ok = _falls(losses, factor)
     return CheckResult(
         "R2.9",
