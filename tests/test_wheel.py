@@ -1,15 +1,22 @@
 """`pip install recipe-keras` then `recipe-keras new`: the wheel carries the template.
 
-A fresh venv installs the built wheel (dependencies from the package registry),
-renders a project with no source checkout around, and that project's
-`make install` resolves its recipe-keras requirement to the very wheel file,
-with no index that knows recipe-keras. Then `make train` runs in it.
+A fresh venv installs the built wheel, renders a project with no source
+checkout around, and that project's `make install` resolves its recipe-keras
+requirement to the very wheel file, with no index that knows recipe-keras.
+Then `make train` runs in it.
+
+The fresh venv borrows the test venv's third-party packages (one .pth line)
+instead of installing TensorFlow a second time: that copy is about 2 GB, and
+a CI run died of a full disk installing it. That pyproject's dependencies
+resolve from the registry is what `make setup` itself shows on every CI run.
 """
 
 from __future__ import annotations
 
+import sysconfig
 import venv
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +44,15 @@ def test_recipe_keras_new_from_a_wheel_in_a_fresh_venv(tmp_path, tfds_dir):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
+    purelib = run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cwd=tmp_path
+    )
+    fresh_site = Path(purelib.stdout.strip())
+    # Appended after the fresh venv's own site-packages, so the wheel's recipe_keras wins.
+    (fresh_site / "zz_borrowed_test_venv.pth").write_text(sysconfig.get_path("purelib") + "\n")
     run([str(py), "-m", "pip", "install", "--quiet", str(wheel)], cwd=tmp_path, timeout=900)
+    where = run([str(py), "-c", "import recipe_keras; print(recipe_keras.__file__)"], cwd=tmp_path)
+    assert Path(where.stdout.strip()).is_relative_to(fresh_site), where.stdout
 
     work = tmp_path / "work"
     work.mkdir()
