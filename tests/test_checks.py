@@ -219,6 +219,30 @@ def test_the_shared_model_is_handed_out_freshly_initialised(data_config):
     assert subject.model(width=32) is not model
 
 
+def test_fit_steps_losses_are_each_steps_own_as_train_on_batch_reports_them(data_config):
+    # fit_steps keeps Keras's metrics accumulating and takes each step's loss from the
+    # change in the loss tracker's total; the reference resets them at every step.
+    subject = subject_for(data_config, model="mlp")
+    batches = subject.train_batches(3)
+    model = subject.model()
+    losses = fit_steps(model, batches, 12)
+    reference = subject.build_seeded()
+    expected = [
+        float(reference.train_on_batch(*batches[i % 3], return_dict=True)["loss"])
+        for i in range(12)
+    ]
+    np.testing.assert_allclose(losses, expected, rtol=1e-4)
+    running = float(model.get_metrics_result()["loss"])  # what fit would report
+    assert running == pytest.approx(np.mean(losses), rel=1e-5)
+    assert abs(losses[-1] - running) > 1e-3  # the steps' own losses, not a running mean
+    assert "reset_metrics" not in vars(model)  # the method is Keras's again
+    model.train_on_batch(*batches[0])
+    model.reset_metrics()
+    assert not any(
+        np.any(keras.ops.convert_to_numpy(v)) for m in model.metrics for v in m.variables
+    )
+
+
 # --- R2.4 / R2.5 ---------------------------------------------------------------------------
 
 

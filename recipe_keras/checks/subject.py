@@ -138,25 +138,39 @@ def fit_steps(
 ) -> list[float]:
     """Train ``steps`` steps cycling over ``batches``; the loss of each step.
 
-    ``train_on_batch`` reports each step's own loss (fit reports a running mean),
-    and Keras callbacks are driven as fit would drive them. The run ends early once
-    a loss is under ``stop_below``, or once ``until(losses)``, asked every ``every``
-    steps and at the last, is true.
+    Keras callbacks are driven as fit would drive them, with fit's running means in
+    their logs. The run ends early once a step's loss is under ``stop_below``, or
+    once ``until(losses)``, asked every ``every`` steps and at the last, is true.
+
+    ``train_on_batch`` resets every metric before each step; on TensorFlow that is
+    half a small step's time (2.6 of 5.5 ms at batch 8, digits CNN). So the metrics
+    are reset once and accumulate, as in fit, and each step's own loss is the step's
+    change in the loss tracker's total: on every backend a mean weighted by batch size.
     """
     build_optimizer(model)  # before the first step: on TF it saves a second trace
     hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
     hooks.on_train_begin()
-    losses = []
-    for step in range(steps):
-        x, y = batches[step % len(batches)]
-        logs = model.train_on_batch(x, y, return_dict=True)
-        losses.append(float(logs["loss"]))
-        hooks.on_train_batch_end(step, logs)
-        if stop_below is not None and losses[-1] < stop_below:
-            break
-        asked = until is not None and ((step + 1) % every == 0 or step + 1 == steps)
-        if asked and until(losses):
-            break
+    losses: list[float] = []
+    seen, total = 0, 0.0  # examples trained on, and the sum of their losses
+    model.reset_metrics()
+    # An instance attribute shadows the method; object's setattr skips Keras's tracking.
+    object.__setattr__(model, "reset_metrics", lambda: None)
+    try:
+        for step in range(steps):
+            x, y = batches[step % len(batches)]
+            logs = model.train_on_batch(x, y, return_dict=True)
+            seen += len(y)
+            running = float(logs["loss"]) * seen
+            losses.append((running - total) / len(y))
+            total = running
+            hooks.on_train_batch_end(step, logs)
+            if stop_below is not None and losses[-1] < stop_below:
+                break
+            asked = until is not None and ((step + 1) % every == 0 or step + 1 == steps)
+            if asked and until(losses):
+                break
+    finally:
+        object.__delattr__(model, "reset_metrics")
     hooks.on_train_end()
     return losses
 
