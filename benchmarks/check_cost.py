@@ -18,8 +18,12 @@ With ``--folder N`` the project reads an image folder of N synthetic 16x16 digit
 instead: a dataset nearer a real one's size, where `make train` grows and the
 suite does not.
 
+With ``--against REF`` (a commit) it also times the suite of that commit's
+recipe_keras on the same project, alternating with this checkout's: on a shared,
+noisy machine a change's effect shows only side by side, not across days.
+
 Usage: python benchmarks/check_cost.py [--repeats 2] [--backends tensorflow,jax,torch]
-                                        [--folder 10000]
+                                        [--folder 10000] [--against REF]
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--folder", type=int, default=0, help="synthetic folder of N images")
+    parser.add_argument("--against", metavar="REF", help="also time the suite at this commit")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from recipe_keras.new import new_project
@@ -127,6 +132,36 @@ def main() -> None:
     for check_name in per_check[names[0]]:
         cells = " ".join(f"{per_check[n].get(check_name, float('nan')):>16.2f}" for n in names)
         print(f"{check_name[:52]:<52} {cells}")
+    if args.against:
+        compare(args.against, args.backends.split(","), args.repeats, project, make, env, work)
+
+
+def compare(
+    ref: str, backends: list[str], repeats: int, project: Path, make: list[str], env, work: Path
+) -> None:
+    """The suite's seconds with REF's recipe_keras against this checkout's, alternating."""
+    old = work / "ref"
+    old.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", ref, "recipe_keras"], cwd=ROOT, check=True, capture_output=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    print(f"\nsuite seconds, {ref} against this checkout (median of {repeats}, alternating)")
+    print(f"{'backend':<16} {ref[:10]:>10} {'now':>6} {'now/ref':>8}")
+    for backend in backends:
+        times: dict[str, list[float]] = {"ref": [], "now": []}
+        for _ in range(repeats):
+            for which in ("ref", "now"):
+                benv = {**env, "KERAS_BACKEND": backend}
+                if which == "ref":  # PYTHONPATH wins over the editable install
+                    benv["PYTHONPATH"] = os.pathsep.join([str(old), str(project)])
+                subprocess.run(
+                    [*make, "check"], cwd=project, env=benv, check=True, capture_output=True
+                )
+                report = json.loads((project / "reports" / "check.json").read_text())
+                times[which].append(report["numbers"]["seconds"])
+        r, n = statistics.median(times["ref"]), statistics.median(times["now"])
+        print(f"{backend:<16} {r:>10.2f} {n:>6.2f} {n / r:>8.2f}", flush=True)
 
 
 if __name__ == "__main__":

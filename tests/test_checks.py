@@ -348,8 +348,12 @@ def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
     # A linear model at 3e-4 learns, slowly: short of a wide margin, it is not told
     # that its inputs may be missing, since it beats every constant guess.
     slow = subject_for(data_config, model="linear")
-    result, _, _ = check_baselines(slow, slow.train_batches(60), steps=60, margin=0.5)
-    labels = np.concatenate([np.asarray(y) for _, y in slow.splits.test])
+    # Scored on the first 100 test examples, in whole batches of 64: the bounds too.
+    result, _, _ = check_baselines(
+        slow, slow.train_batches(60), steps=60, margin=0.5, test_examples=100
+    )
+    labels = np.concatenate([np.asarray(y) for _, y in slow.splits.test])[:128]
+    assert result.numbers["test_examples"] == 128
     assert result.numbers["best_constant"] == pytest.approx(np.bincount(labels).max() / len(labels))
     assert result.numbers["test_accuracy"]["model"] > result.numbers["best_constant"]
     assert result.verdict == "fail" and "slow to learn" in result.advice
@@ -357,6 +361,7 @@ def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
     result, model, losses = check_baselines(good, good.train_batches(60), steps=60)
     acc, n = result.numbers["test_accuracy"], result.numbers
     assert result.verdict == "pass" and n["steps"] == len(losses) == 60  # one round
+    assert n["test_examples"] == good.splits.sizes["test"] < 2000  # the whole split
     best = max(n["best_constant"], acc["input_independent"])
     assert n["gain_by_accuracy"] == pytest.approx((acc["model"] - best) / (1 - best))
     assert n["gain_by_accuracy"] >= 0.1

@@ -78,7 +78,12 @@ def run_checks(
         to_numpy(val_x)[:8], to_numpy(val_y)[:8], every_n_batches=max(1, steps // 30)
     )
     baselines, model, losses = check_baselines(
-        subject, batches, steps, margin=config.baseline_margin, callbacks=[dynamics]
+        subject,
+        batches,
+        steps,
+        margin=config.baseline_margin,
+        callbacks=[dynamics],
+        test_examples=config.test_examples,
     )
     record(baselines)
     # R2.1 compares a fresh run with the first steps of this training (one run saved).
