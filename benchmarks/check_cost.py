@@ -23,7 +23,7 @@ recipe_keras on the same project, alternating with this checkout's: on a shared,
 noisy machine a change's effect shows only side by side, not across days.
 
 Usage: python benchmarks/check_cost.py [--repeats 2] [--backends tensorflow,jax,torch]
-                                        [--folder 10000] [--against REF]
+                                        [--folder 10000] [--against REF] [--no-table]
 """
 
 from __future__ import annotations
@@ -73,6 +73,9 @@ def main() -> None:
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--folder", type=int, default=0, help="synthetic folder of N images")
     parser.add_argument("--against", metavar="REF", help="also time the suite at this commit")
+    parser.add_argument(
+        "--table", action=argparse.BooleanOptionalAction, default=True, help="the ratio table"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from recipe_keras.new import new_project
@@ -93,12 +96,13 @@ def main() -> None:
     timed([*make, "train"], project, env)  # prepare the dataset once, outside the timings
     reports = project / "reports"
     print(f"{dataset}, median of {args.repeats} alternating runs (wall seconds)")
-    print(
-        f"{'backend':<16} {'make train':>10} {'make check':>10} {'ratio':>6}   "
-        f"{'suite':>6} {'/ make train':>12}   {'fit':>5} {'suite / fit':>11}"
-    )
+    if args.table:
+        print(
+            f"{'backend':<16} {'make train':>10} {'make check':>10} {'ratio':>6}   "
+            f"{'suite':>6} {'/ make train':>12}   {'fit':>5} {'suite / fit':>11}"
+        )
     per_check: dict[str, dict[str, float]] = {}
-    for backend in args.backends.split(","):
+    for backend in args.backends.split(",") if args.table else []:
         for cold in (False, True) if backend == "jax" else (False,):
             name = f"{backend} (cold)" if cold else backend
             train, check, fit, suite, checks = [], [], [], [], {}
@@ -126,10 +130,11 @@ def main() -> None:
                 f"{s:>6.1f} {s / t:>12.2f}   {f:>5.1f} {s / f:>11.2f}",
                 flush=True,
             )
-    print("\nseconds per check (median; R2.7 includes the training R2.9 and R2.11 reuse)")
     names = list(per_check)
-    print(f"{'check':<52} " + " ".join(f"{n:>16}" for n in names))
-    for check_name in per_check[names[0]]:
+    if names:
+        print("\nseconds per check (median; R2.7 includes the training R2.9 and R2.11 reuse)")
+        print(f"{'check':<52} " + " ".join(f"{n:>16}" for n in names))
+    for check_name in per_check[names[0]] if names else []:
         cells = " ".join(f"{per_check[n].get(check_name, float('nan')):>16.2f}" for n in names)
         print(f"{check_name[:52]:<52} {cells}")
     if args.against:
@@ -139,26 +144,48 @@ def main() -> None:
 def compare(
     ref: str, backends: list[str], repeats: int, project: Path, make: list[str], env, work: Path
 ) -> None:
-    """The suite's seconds with REF's recipe_keras against this checkout's, alternating."""
+    """The suite's seconds at REF against this checkout's, alternating.
+
+    REF's recipe_keras renders its own default project (its config may not know
+    this checkout's keys, nor this one REF's) and runs it through PYTHONPATH.
+    """
     old = work / "ref"
     old.mkdir()
     archive = subprocess.run(
-        ["git", "archive", ref, "recipe_keras"], cwd=ROOT, check=True, capture_output=True
+        ["git", "archive", ref, "recipe_keras", "template"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    render = (
+        "import sys; from pathlib import Path; from recipe_keras.new import new_project; "
+        "print(new_project(Path(sys.argv[1]), {'recipe_keras_requirement': 'recipe-keras'}, "
+        "no_input=True))"
+    )
+    ref_env = {**env, "PYTHONPATH": str(old)}
+    out = subprocess.run(
+        [sys.executable, "-c", render, str(old / "out")],
+        cwd=old,  # `python -c` puts its folder first on sys.path, before PYTHONPATH
+        env=ref_env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    ref_project = Path(out.stdout.strip().splitlines()[-1])
     print(f"\nsuite seconds, {ref} against this checkout (median of {repeats}, alternating)")
     print(f"{'backend':<16} {ref[:10]:>10} {'now':>6} {'now/ref':>8}")
     for backend in backends:
         times: dict[str, list[float]] = {"ref": [], "now": []}
         for _ in range(repeats):
-            for which in ("ref", "now"):
+            for which, where in (("ref", ref_project), ("now", project)):
                 benv = {**env, "KERAS_BACKEND": backend}
                 if which == "ref":  # PYTHONPATH wins over the editable install
-                    benv["PYTHONPATH"] = os.pathsep.join([str(old), str(project)])
+                    benv["PYTHONPATH"] = os.pathsep.join([str(old), str(ref_project)])
                 subprocess.run(
-                    [*make, "check"], cwd=project, env=benv, check=True, capture_output=True
+                    [*make, "check"], cwd=where, env=benv, check=True, capture_output=True
                 )
-                report = json.loads((project / "reports" / "check.json").read_text())
+                report = json.loads((where / "reports" / "check.json").read_text())
                 times[which].append(report["numbers"]["seconds"])
         r, n = statistics.median(times["ref"]), statistics.median(times["now"])
         print(f"{backend:<16} {r:>10.2f} {n:>6.2f} {n / r:>8.2f}", flush=True)
