@@ -28,7 +28,13 @@ from recipe_keras.checks.init import (
     measure_loss,
 )
 from recipe_keras.checks.inputs import check_inputs, decode, inputs_as_fed
-from recipe_keras.checks.subject import Subject, first_batches, fit_steps, precise_batchnorm
+from recipe_keras.checks.subject import (
+    Subject,
+    first_batches,
+    fit_steps,
+    keras_train_step,
+    precise_batchnorm,
+)
 from recipe_keras.checks.suite import run_checks
 from recipe_keras.checks.training import (
     baseline_gains,
@@ -241,6 +247,39 @@ def test_fit_steps_losses_are_each_steps_own_as_train_on_batch_reports_them(data
     assert not any(
         np.any(keras.ops.convert_to_numpy(v)) for m in model.metrics for v in m.variables
     )
+
+
+class OwnStep(keras.Model):
+    """A model whose class defines train_step (here Keras's, passed through)."""
+
+    def train_step(self, *args):  # JAX's takes (state, data), the others (data)
+        return super().train_step(*args)
+
+
+def test_fit_steps_keeps_the_reset_for_a_model_with_its_own_train_step(data_config):
+    # Its own train_step may report a step's loss rather than a running mean, so the
+    # losses are taken as reported, with Keras's reset before every step.
+    def net(width):
+        inputs = keras.Input((8, 8, 1))
+        return OwnStep(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
+
+    subject = subject_for(data_config, net=net)
+    model, batches = subject.model(), subject.train_batches(3)
+    assert not keras_train_step(model)
+    assert keras_train_step(subject_for(data_config).model())  # a zoo model: Keras's step
+    shadowed = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            shadowed.append("reset_metrics" in vars(self.model))
+
+    losses = fit_steps(model, batches, 6, callbacks=[Watch()])
+    reference = subject.build_seeded()
+    expected = [
+        float(reference.train_on_batch(*batches[i % 3], return_dict=True)["loss"]) for i in range(6)
+    ]
+    np.testing.assert_allclose(losses, expected, rtol=1e-6)
+    assert shadowed == [False] * 6
 
 
 # --- R2.4 / R2.5 ---------------------------------------------------------------------------

@@ -15,7 +15,15 @@ from recipe_keras.models import flat_layers
 from recipe_keras.seed import set_seed
 from recipe_keras.train import build_optimizer
 
-__all__ = ["Subject", "first_batches", "fit_steps", "labels_of", "precise_batchnorm", "to_numpy"]
+__all__ = [
+    "Subject",
+    "first_batches",
+    "fit_steps",
+    "keras_train_step",
+    "labels_of",
+    "precise_batchnorm",
+    "to_numpy",
+]
 
 
 @dataclass
@@ -146,23 +154,30 @@ def fit_steps(
     half a small step's time (2.6 of 5.5 ms at batch 8, digits CNN). So the metrics
     are reset once and accumulate, as in fit, and each step's own loss is the step's
     change in the loss tracker's total: on every backend a mean weighted by batch size.
+    A model with its own ``train_step`` may report anything as its loss, so it keeps
+    Keras's reset before every step and its losses are taken as reported.
     """
     build_optimizer(model)  # before the first step: on TF it saves a second trace
     hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
     hooks.on_train_begin()
     losses: list[float] = []
     seen, total = 0, 0.0  # examples trained on, and the sum of their losses
+    accumulate = keras_train_step(model)
     model.reset_metrics()
-    # An instance attribute shadows the method; object's setattr skips Keras's tracking.
-    object.__setattr__(model, "reset_metrics", lambda: None)
+    if accumulate:
+        # An instance attribute shadows the method; object's setattr skips Keras's tracking.
+        object.__setattr__(model, "reset_metrics", lambda: None)
     try:
         for step in range(steps):
             x, y = batches[step % len(batches)]
             logs = model.train_on_batch(x, y, return_dict=True)
-            seen += len(y)
-            running = float(logs["loss"]) * seen
-            losses.append((running - total) / len(y))
-            total = running
+            if accumulate:
+                seen += len(y)
+                running = float(logs["loss"]) * seen
+                losses.append((running - total) / len(y))
+                total = running
+            else:
+                losses.append(float(logs["loss"]))
             hooks.on_train_batch_end(step, logs)
             if stop_below is not None and losses[-1] < stop_below:
                 break
@@ -170,9 +185,15 @@ def fit_steps(
             if asked and until(losses):
                 break
     finally:
-        object.__delattr__(model, "reset_metrics")
+        if accumulate:
+            object.__delattr__(model, "reset_metrics")
     hooks.on_train_end()
     return losses
+
+
+def keras_train_step(model: keras.Model) -> bool:
+    """Whether ``model`` trains with Keras's own ``train_step`` (not one of its class's)."""
+    return type(model).train_step.__module__.startswith("keras.")
 
 
 def precise_batchnorm(
