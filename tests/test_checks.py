@@ -225,6 +225,14 @@ def test_the_shared_model_is_handed_out_freshly_initialised(data_config):
     assert subject.model(width=32) is not model
 
 
+def per_step_losses(model: keras.Model, batches, steps: int) -> list[float]:
+    """The reference: plain train_on_batch, which resets the metrics before every step."""
+    return [
+        float(model.train_on_batch(*batches[i % len(batches)], return_dict=True)["loss"])
+        for i in range(steps)
+    ]
+
+
 def test_fit_steps_losses_are_each_steps_own_as_train_on_batch_reports_them(data_config):
     # fit_steps keeps Keras's metrics accumulating and takes each step's loss from the
     # change in the loss tracker's total; the reference resets them at every step.
@@ -232,11 +240,7 @@ def test_fit_steps_losses_are_each_steps_own_as_train_on_batch_reports_them(data
     batches = subject.train_batches(3)
     model = subject.model()
     losses = fit_steps(model, batches, 12)
-    reference = subject.build_seeded()
-    expected = [
-        float(reference.train_on_batch(*batches[i % 3], return_dict=True)["loss"])
-        for i in range(12)
-    ]
+    expected = per_step_losses(subject.build_seeded(), batches, 12)
     np.testing.assert_allclose(losses, expected, rtol=1e-4)
     running = float(model.get_metrics_result()["loss"])  # what fit would report
     assert running == pytest.approx(np.mean(losses), rel=1e-5)
@@ -274,10 +278,7 @@ def test_fit_steps_keeps_the_reset_for_a_model_with_its_own_train_step(data_conf
             shadowed.append("reset_metrics" in vars(self.model))
 
     losses = fit_steps(model, batches, 6, callbacks=[Watch()])
-    reference = subject.build_seeded()
-    expected = [
-        float(reference.train_on_batch(*batches[i % 3], return_dict=True)["loss"]) for i in range(6)
-    ]
+    expected = per_step_losses(subject.build_seeded(), batches, 6)
     np.testing.assert_allclose(losses, expected, rtol=1e-6)
     assert shadowed == [False] * 6
 
