@@ -215,9 +215,9 @@ class CheckConfig:
     # the way from the best constant guess's test accuracy to 1, or from the test
     # labels' entropy (the least loss without inputs) to 0.
     baseline_margin: float = field(default=0.1, metadata=_at_least(0.0))
-    # Test examples R2.7 scores its models on: the first N of the test split, in whole
-    # batches (0: all). 2,000 measure accuracy to about +-0.01; the check predicts them
-    # up to 6 times, so a larger test split would only slow it down.
+    # Test examples R2.7 scores its models on: N spread evenly over the test split (0:
+    # all), so a split sorted by class is sampled fairly. 2,000 measure accuracy to
+    # about +-0.01; the check predicts them up to 6 times, so more only slow it down.
     test_examples: int = field(default=2000, metadata=_at_least(0))
     # Test examples on the sheet `make human-sheet` draws for you to label (R2.6).
     human_examples: int = field(default=40, metadata=_at_least(1))

@@ -377,6 +377,31 @@ def test_final_bias_needs_a_bias():
 # --- R2.7 / R2.9 -------------------------------------------------------------------------
 
 
+def spaced_indices(size: int, n: int) -> list[int]:
+    """The loop reference for evenly_spaced: the i where floor(i n / size) steps up."""
+    return [i for i in range(size) if (i + 1) * n // size > i * n // size]
+
+
+@pytest.mark.parametrize("size, n, batch", [(1000, 100, 64), (1000, 999, 64), (130, 7, 8)])
+def test_evenly_spaced_samples_a_class_sorted_split_whole(size, n, batch):
+    # A project's own loader may keep its test split sorted by class: the head is
+    # then one class, a spaced sample keeps every class's share.
+    labels = np.arange(size) * 10 // size
+    images = np.arange(size, dtype="float32").reshape(size, 1) * np.ones((1, 3), "float32")
+    split = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch)
+    sample = training.evenly_spaced(split, size, n)
+    x = np.concatenate([np.asarray(x) for x, _ in sample])
+    y = np.concatenate([np.asarray(y) for _, y in sample])
+    picked = spaced_indices(size, n)
+    assert len(y) == n == len(picked) and len(np.asarray(next(iter(sample))[1])) == min(n, batch)
+    np.testing.assert_array_equal(x[:, 0], picked)  # each example's own image, in order
+    np.testing.assert_array_equal(y, labels[picked])
+    shares = np.bincount(y, minlength=10) / n
+    assert np.abs(shares - 0.1).max() <= 1 / n + 1e-9  # every class, in its share
+    assert training.evenly_spaced(split, size, 0) is split
+    assert training.evenly_spaced(split, size, size) is split
+
+
 def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
     zeros = subject_for(data_config, transform=lambda x, y: (tf.zeros_like(x), y))
     result, _, losses = check_baselines(zeros, zeros.train_batches(60), steps=60)
@@ -388,12 +413,13 @@ def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
     # A linear model at 3e-4 learns, slowly: short of a wide margin, it is not told
     # that its inputs may be missing, since it beats every constant guess.
     slow = subject_for(data_config, model="linear")
-    # Scored on the first 100 test examples, in whole batches of 64: the bounds too.
+    # Scored on 100 test examples spread over the split: the bounds too.
     result, _, _ = check_baselines(
         slow, slow.train_batches(60), steps=60, margin=0.5, test_examples=100
     )
-    labels = np.concatenate([np.asarray(y) for _, y in slow.splits.test])[:128]
-    assert result.numbers["test_examples"] == 128
+    labels = np.concatenate([np.asarray(y) for _, y in slow.splits.test])
+    labels = labels[spaced_indices(len(labels), 100)]
+    assert result.numbers["test_examples"] == 100
     assert result.numbers["best_constant"] == pytest.approx(np.bincount(labels).max() / len(labels))
     assert result.numbers["test_accuracy"]["model"] > result.numbers["best_constant"]
     assert result.verdict == "fail" and "slow to learn" in result.advice
