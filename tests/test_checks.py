@@ -7,6 +7,7 @@ Run once per backend by scripts/run_tests.py.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import keras
@@ -27,7 +28,14 @@ from recipe_keras.checks.init import (
     init_final_bias,
     measure_loss,
 )
-from recipe_keras.checks.inputs import check_inputs, decode, inputs_as_fed
+from recipe_keras.checks.inputs import (
+    check_inputs,
+    check_shuffled,
+    decode,
+    equal_neighbours,
+    inputs_as_fed,
+    shuffled_chance,
+)
 from recipe_keras.checks.subject import (
     Subject,
     first_batches,
@@ -637,6 +645,65 @@ def test_input_grid_shows_the_exact_tensors_fit_receives(data_config, tmp_path):
         splits.test.map(lambda x, y: (x * 255, y)), splits.class_names, tmp_path / "raw.png"
     )
     assert raw.verdict == "warn" and "leave [0, 1]" in raw.advice
+
+
+@pytest.mark.parametrize(
+    "priors",
+    [
+        np.array([0.9, 0.1]),
+        np.full(10, 0.1),
+        (1 / np.arange(1, 101)) / np.sum(1 / np.arange(1, 101)),
+    ],
+    ids=["9:1", "10 classes", "100 classes, Zipf"],
+)
+def test_shuffled_chance_bounds_what_shuffled_labels_do(priors):
+    # 5,000 sequences of 640 labels drawn independently from the class shares.
+    rng = np.random.default_rng(0)
+    draws = rng.choice(len(priors), size=(5000, 640), p=priors)
+    counts = np.array([equal_neighbours(d) for d in draws])
+    loop = [sum(int(a == b) for a, b in itertools.pairwise(d)) for d in draws[:50]]
+    np.testing.assert_array_equal(counts[:50], loop)
+    share = float(np.sum(priors**2))
+    assert counts.mean() == pytest.approx(639 * share, rel=0.02)
+    for q in (0.9, 0.99, 0.999):  # the bound is above the observed tail, wherever it is read
+        k = int(np.quantile(counts, q))
+        assert np.mean(counts >= k) <= shuffled_chance(k, 639, share)
+    # None of them warns (a normal tail at z = 6 warned once in 20,000 over 100 classes).
+    assert min(shuffled_chance(int(c), 639, share) for c in counts) > 1e-4
+    # The binomial tail against a sum over math.comb: 9 equal among 10 pairs at share 0.3.
+    tail = sum(math.comb(5, k) * 0.3**k * 0.7 ** (5 - k) for k in range(5, 6))
+    assert shuffled_chance(9, 10, 0.3) == pytest.approx(2 * tail)
+
+
+def test_check_shuffled_catches_a_class_sorted_source(data_config):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    order = np.argsort(digits.target, kind="stable")  # a source stored class by class
+    images = (digits.images[order, :, :, None] * 16).clip(0, 255).astype("uint8")
+    labels = digits.target[order]
+    source = tf.data.Dataset.from_tensor_slices((images, labels))
+
+    def fed(buffer: int) -> np.ndarray:
+        config = dataclasses.replace(data_config, shuffle_buffer=buffer)
+        pipeline = data.make_pipeline(source, config, (8, 8, 1), training=True, seed=1)
+        return np.concatenate([y for _, y in first_batches(pipeline, 50)])
+
+    unshuffled = check_shuffled(labels, labels)
+    assert unshuffled.verdict == "warn" and "runs of one class" in unshuffled.advice
+    assert unshuffled.numbers["equal_neighbours"] == len(labels) - 10  # 9 class changes
+    small = check_shuffled(fed(64), labels)  # a buffer far smaller than the split
+    assert small.verdict == "warn" and small.numbers["chance"] < 1e-6
+    whole = check_shuffled(fed(len(labels)), labels)
+    assert whole.verdict == "pass" and whole.numbers["chance"] > 1e-3
+    # The embedded digits as the project feeds them, and a 9:1 split in one batch of
+    # 64, where a run of the commonest class is no evidence.
+    subject = subject_for(data_config)
+    ours = np.concatenate([y for _, y in subject.train_batches(50)])
+    assert check_shuffled(ours, subject.train_labels).verdict == "pass"
+    imbalanced = np.array([0] * 58 + [1] * 6)
+    assert check_shuffled(imbalanced, np.array([0] * 9 + [1])).verdict == "pass"
+    assert check_shuffled(np.zeros(64), np.zeros(100)).verdict == "warn"
 
 
 # --- R2.11 -------------------------------------------------------------------------------

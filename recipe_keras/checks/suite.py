@@ -11,11 +11,13 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from recipe_keras.checks.dependencies import check_batch_independence
 from recipe_keras.checks.dynamics import PredictionDynamics, check_dynamics
 from recipe_keras.checks.equivalence import check_model_batching
 from recipe_keras.checks.init import check_bias_init, check_init_loss
-from recipe_keras.checks.inputs import check_inputs
+from recipe_keras.checks.inputs import check_inputs, check_shuffled
 from recipe_keras.checks.result import CheckResult, format_table, results_report
 from recipe_keras.checks.subject import Subject, to_numpy
 from recipe_keras.checks.training import (
@@ -72,6 +74,8 @@ def run_checks(
     record(check_model_batching(fresh, probe))
     record(check_bias_init(fresh, batches[:4], subject.train_labels, splits.num_classes))
     record(check_inputs(splits.train, splits.class_names, out / "check_inputs.png"))
+    fed = np.concatenate([np.ravel(labels) for _, labels in batches])
+    record(check_shuffled(fed, subject.train_labels))
     record(check_overfit_batch(subject, out / "check_overfit.png", max_steps=config.overfit_steps))
     val_x, val_y = next(iter(splits.val))
     dynamics = PredictionDynamics(
