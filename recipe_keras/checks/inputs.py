@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.stats import binom
 
+from recipe_keras.checks.init import class_priors
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.checks.subject import to_numpy
 
@@ -109,8 +110,7 @@ def check_shuffled(
     it warns when as many equal neighbours as seen had a chance under ``limit``
     (``shuffled_chance``, an upper bound, so a shuffled split warns even more rarely).
     """
-    train_labels = np.asarray(train_labels).astype(int).ravel()
-    priors = np.bincount(train_labels) / len(train_labels)
+    priors = class_priors(train_labels, int(np.max(train_labels)) + 1)
     share = float(np.sum(priors**2))
     pairs = max(np.size(labels) - 1, 0)
     count = equal_neighbours(labels)
