@@ -367,6 +367,20 @@ def compile_cache_environment(folder: str) -> None:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(Path(folder).expanduser().resolve())
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        # JAX started first (a notebook that imported keras before the project): it read
+        # the environment already, but its config still takes the cache, even after a
+        # compilation (JAX 0.10). Without it, every check compiled cold: 15.5 s vs 4.5 s.
+        jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+        jax.config.update(
+            "jax_persistent_cache_min_compile_time_secs",
+            float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+        )
+        jax.config.update(
+            "jax_persistent_cache_min_entry_size_bytes",
+            int(os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]),
+        )
 
 
 def select_backend(config: Config | str | os.PathLike[str] = "config.toml") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import subprocess
 import sys
 import types
 
@@ -99,6 +100,8 @@ def _gpu_environment(monkeypatch):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     for name in CACHE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # A JAX already started would take each test's cache live (see the subprocess test).
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
 
 
 CACHE_VARIABLES = (
@@ -132,6 +135,24 @@ def test_jax_compile_cache_is_set_before_jax_starts(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     select_backend(Config(compile_cache=""))
     assert not any(name in os.environ for name in CACHE_VARIABLES)
+
+
+def test_jax_compile_cache_is_taken_live_when_jax_started_first(tmp_path):
+    # A notebook imports keras (JAX starts, reading its environment) before the
+    # project's package runs select_backend: the cache must still be used.
+    script = (
+        "import os, sys; os.environ['KERAS_BACKEND'] = 'jax'\n"
+        "import keras, numpy as np\n"
+        "keras.ops.sum(keras.ops.ones(3)).block_until_ready()  # a first compilation\n"
+        "from recipe_keras.config import Config, select_backend\n"
+        "select_backend(Config(compile_cache=sys.argv[1]))\n"
+        "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])\n"
+        "model.predict_on_batch(np.ones((4, 3), 'float32'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in CACHE_VARIABLES}
+    cache = tmp_path / "jax-cache"
+    subprocess.run([sys.executable, "-c", script, str(cache)], env=env, check=True)
+    assert cache.is_dir() and len(list(cache.iterdir())) > 0  # predict's program, at least
 
 
 def test_deterministic_kernels_are_asked_for_before_the_backends_start(monkeypatch):
