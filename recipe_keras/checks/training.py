@@ -189,7 +189,7 @@ def evenly_spaced(dataset: tf.data.Dataset, size: int, n: int) -> tf.data.Datase
     commonest class's share, the labels' entropy) would be those of another dataset.
     Example i is kept when floor((i+1) n / size) passes floor(i n / size): exactly
     ``n`` of them, one per stretch of size / n. Each batch is masked in place (per
-    example, tf.data took 3 times as long over 10,000 images); the sample is cached,
+    example, tf.data took 2-4 times as long over 10,000 images); the sample is cached,
     as it is read up to six times. ``n`` of 0, or not under ``size``: the pipeline.
     """
     if not n or n >= size:
