@@ -134,9 +134,9 @@ def main() -> None:
     if names:
         print("\nseconds per check (median; R2.7 includes the training R2.9 and R2.11 reuse)")
         print(f"{'check':<52} " + " ".join(f"{n:>16}" for n in names))
-    for check_name in per_check[names[0]] if names else []:
-        cells = " ".join(f"{per_check[n].get(check_name, float('nan')):>16.2f}" for n in names)
-        print(f"{check_name[:52]:<52} {cells}")
+        for check_name in per_check[names[0]]:
+            cells = " ".join(f"{per_check[n].get(check_name, float('nan')):>16.2f}" for n in names)
+            print(f"{check_name[:52]:<52} {cells}")
     if args.against:
         compare(args.against, args.backends.split(","), args.repeats, project, make, env, work)
 

@@ -399,7 +399,7 @@ def test_evenly_spaced_samples_a_class_sorted_split_whole(size, n, batch):
     split = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch)
     sample = training.evenly_spaced(split, size, n)
     x = np.concatenate([np.asarray(x) for x, _ in sample])
-    y = np.concatenate([np.asarray(y) for _, y in sample])
+    y = data.labels_of(sample)
     picked = spaced_indices(size, n)
     assert len(y) == n == len(picked) and len(np.asarray(next(iter(sample))[1])) == min(n, batch)
     np.testing.assert_array_equal(x[:, 0], picked)  # each example's own image, in order
@@ -427,7 +427,7 @@ def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
     result, _, _ = check_baselines(
         slow, slow.train_batches(60), steps=60, margin=0.5, test_examples=100
     )
-    labels = np.concatenate([np.asarray(y) for _, y in slow.splits.test])
+    labels = data.labels_of(slow.splits.test)
     labels = labels[spaced_indices(len(labels), 100)]
     assert result.numbers["test_examples"] == 100
     assert result.numbers["best_constant"] == pytest.approx(np.bincount(labels).max() / len(labels))

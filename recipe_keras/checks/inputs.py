@@ -114,10 +114,10 @@ def check_shuffled(
     share = float(np.sum(priors**2))
     pairs = max(np.size(labels) - 1, 0)
     count = equal_neighbours(labels)
-    chance = shuffled_chance(count, pairs, share) if share < 1 else 1.0
     if share >= 1:
-        verdict, advice = "warn", "the training split holds one class: nothing to tell apart"
-    elif chance < limit:
+        chance, verdict = 1.0, "warn"
+        advice = "the training split holds one class: nothing to tell apart"
+    elif (chance := shuffled_chance(count, pairs, share)) < limit:
         verdict = "warn"
         advice = (
             "the training batches come in runs of one class: shuffle the training split "
