@@ -17,7 +17,12 @@ import tensorflow as tf
 
 from recipe_keras import data, models
 from recipe_keras.checks import training
-from recipe_keras.checks.dependencies import check_batch_independence, check_causality
+from recipe_keras.checks.dependencies import (
+    check_batch_independence,
+    check_causality,
+    from_embedding,
+    time_dependencies,
+)
 from recipe_keras.checks.dynamics import PredictionDynamics, check_dynamics
 from recipe_keras.checks.equivalence import check_equivalent, loop_over_batch
 from recipe_keras.checks.human import record_human_score, score_sheet, write_sheet
@@ -863,6 +868,98 @@ def test_causality_catches_same_padding_and_an_off_by_one_mask():
     assert all(s == t + 1 for t, s in same.numbers["offending"])  # kernel 3 sees one step ahead
     peek = check_causality(_sequence_model(layer=PeekNext), x)
     assert peek.verdict == "fail" and peek.numbers["offending"] == [(t, t + 1) for t in range(11)]
+
+
+def _token_model(middle, sequential: bool = False) -> keras.Model:
+    """Integer tokens -> Embedding(50, 6) -> ``middle`` layers -> Dense(2)."""
+    keras.utils.set_random_seed(0)
+    layers = [keras.layers.Embedding(50, 6), *middle, keras.layers.Dense(2)]
+    if sequential:
+        return keras.Sequential([keras.Input((12,), batch_size=4, dtype="int32"), *layers])
+    x = inputs = keras.Input((12,), batch_size=4, dtype="int32")
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+def _tokens(shape=(4, 12)) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 50, shape).astype("int32")
+
+
+def test_from_embedding_cuts_the_model_at_its_embedding():
+    tokens = _tokens()
+    for sequential in (False, True):
+        model = _token_model([keras.layers.Conv1D(4, 3, padding="causal")], sequential)
+        tail, embedded = from_embedding(model, tokens)
+        (embedding,) = [la for la in model.layers if isinstance(la, keras.layers.Embedding)]
+        table = keras.ops.convert_to_numpy(embedding.embeddings)
+        np.testing.assert_array_equal(embedded, table[tokens])  # a lookup, row by row
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(tail(embedded)),
+            keras.ops.convert_to_numpy(model(tokens)),
+            rtol=1e-6,
+            atol=1e-6,
+        )
+
+
+def test_token_inputs_are_checked_from_the_embedding_output():
+    tokens = _tokens()
+    causal = _token_model([keras.layers.Conv1D(4, 3, padding="causal")])
+    # The pitfall: tokens cast to floats reach the Embedding through a cast that has no
+    # gradient, so every step is vacuous (TF: None; JAX and torch: zero).
+    _, vacuous = time_dependencies(causal, tokens.astype("float32"))
+    assert vacuous == list(range(12))
+    for sequential in (False, True):
+        ok = check_causality(_token_model([keras.layers.Conv1D(4, 3, padding="causal")]), tokens)
+        assert ok.verdict == "pass" and ok.numbers["vacuous"] == []
+        assert ok.numbers["from_embedding"] and "embedding" in ok.measured
+        same = check_causality(
+            _token_model([keras.layers.Conv1D(4, 3, padding="same")], sequential), tokens
+        )
+        assert same.verdict == "fail"
+        assert same.numbers["offending"] == [(t, t + 1) for t in range(11)]
+        peek = check_causality(_token_model([PeekNext()], sequential), tokens)
+        assert peek.numbers["offending"] == [(t, t + 1) for t in range(11)]
+
+
+@pytest.mark.parametrize("bug", [MixBatch, CenterOverBatch])
+def test_token_batch_independence_catches_batch_mixing(bug):
+    tokens = _tokens()
+    pooled = [keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(8, activation="relu")]
+    ok = check_batch_independence(_token_model(pooled), tokens)
+    assert ok.verdict == "pass" and ok.numbers["from_embedding"] and ok.numbers["vacuous"] == []
+    mixed = check_batch_independence(_token_model([*pooled, bug()]), tokens)
+    assert mixed.verdict == "fail" and mixed.numbers["from_embedding"]
+    assert mixed.numbers["offending"] and all(i != j for i, j in mixed.numbers["offending"])
+
+
+def test_token_inputs_without_a_cuttable_embedding_are_a_clear_error():
+    tokens = _tokens()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12,), dtype="int32")
+    one_hot = keras.layers.Lambda(lambda t: keras.ops.one_hot(keras.ops.cast(t, "int32"), 50))(
+        inputs
+    )
+    no_embedding = keras.Model(inputs, keras.layers.Dense(2)(one_hot))
+    with pytest.raises(ValueError, match=r"no keras\.layers\.Embedding"):
+        check_causality(no_embedding, tokens)
+    # The tokens used again after the embedding (a padding mask): no cut can leave them out.
+    embedded = keras.layers.Embedding(50, 6)(inputs)
+    mask = keras.ops.expand_dims(keras.ops.cast(keras.ops.not_equal(inputs, 0), "float32"), -1)
+    reused = keras.Model(inputs, keras.layers.Dense(2)(embedded * mask))
+    with pytest.raises(ValueError, match="cannot cut"):
+        check_causality(reused, tokens)
+
+    class Subclassed(keras.Model):  # no graph to cut: its layers are called in Python
+        def __init__(self):
+            super().__init__()
+            self.embed, self.out = keras.layers.Embedding(50, 6), keras.layers.Dense(2)
+
+        def call(self, t):
+            return self.out(self.embed(t))
+
+    with pytest.raises(ValueError, match="cannot cut"):
+        check_batch_independence(Subclassed(), tokens)
 
 
 # --- R2.13 -------------------------------------------------------------------------------

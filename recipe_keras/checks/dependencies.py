@@ -9,8 +9,8 @@ Measured pitfalls this module avoids: the model runs in inference mode
 (BatchNorm in training mode mixes the batch legitimately); each output is
 projected on random weights (the gradient of summed softmax outputs is only
 rounding noise); a zero gradient at i itself makes the test vacuous, reported as
-a warning, never a pass. Integer token inputs have no gradient: check the model
-from its embedding output instead.
+a warning, never a pass. Integer token inputs have no gradient: both checks then
+run from the model's Embedding output (``from_embedding``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,55 @@ import numpy as np
 from recipe_keras._gradients import input_gradients
 from recipe_keras.checks.result import CheckResult
 
-__all__ = ["batch_dependencies", "check_batch_independence", "check_causality", "time_dependencies"]
+__all__ = [
+    "batch_dependencies",
+    "check_batch_independence",
+    "check_causality",
+    "from_embedding",
+    "time_dependencies",
+]
+
+
+def from_embedding(model: keras.Model, tokens: np.ndarray) -> tuple[keras.Model, np.ndarray]:
+    """For integer token inputs: the model from its Embedding's output on, and that output.
+
+    No gradient reaches integer tokens (TensorFlow's tape gives None, JAX and torch a
+    zero through the cast), so on tokens every row would be vacuous. An embedding
+    vector depends on its own token alone, so the outputs depend on the embeddings
+    exactly where they depend on the tokens. The first Embedding of a Sequential or
+    functional model is used; the rest of the model must need nothing else from the
+    tokens. A ``mask_zero`` padding mask is not carried over: a mask only removes
+    dependencies, so checking without it hides no leak.
+    """
+    embedding = next((la for la in model.layers if isinstance(la, keras.layers.Embedding)), None)
+    fix = (
+        "differentiate from the first float tensor yourself: check the part of the model "
+        "after it on that tensor, e.g. check_causality(rest, embed(tokens))"
+    )
+    if embedding is None:
+        raise ValueError(
+            f"integer inputs ({np.asarray(tokens).dtype}) have no gradient, and "
+            f"{model.name!r} has no keras.layers.Embedding among its layers to start from; " + fix
+        )
+    if isinstance(model, keras.Sequential):
+        tail = keras.Sequential(model.layers[model.layers.index(embedding) + 1 :])
+    else:
+        try:
+            tail = keras.Model(embedding.output, model.output)
+        except (AttributeError, ValueError) as error:  # subclassed; or the tokens used again
+            raise ValueError(
+                f"cannot cut {model.name!r} at its Embedding {embedding.name!r} ({error}); " + fix
+            ) from error
+    return tail, keras.ops.convert_to_numpy(embedding(np.asarray(tokens)))
+
+
+def _tokens(x: np.ndarray) -> bool:
+    return np.asarray(x).dtype.kind in "iub"
+
+
+def _differentiable(model: keras.Model, x: np.ndarray) -> tuple[keras.Model, np.ndarray]:
+    """The model and inputs to differentiate: token inputs go through ``from_embedding``."""
+    return from_embedding(model, x) if _tokens(x) else (model, x)
 
 
 def _norms(grad: np.ndarray, axis: int) -> np.ndarray:
@@ -33,6 +81,7 @@ def batch_dependencies(
     model: keras.Model, x: np.ndarray, seed: int = 0, tolerance: float = 1e-6
 ) -> tuple[list[tuple[int, int]], list[int]]:
     """(pairs (i, j): output i depends on input j != i; examples whose own gradient is zero)."""
+    model, x = _differentiable(model, x)
     rng = np.random.default_rng(seed)
     out_shape = tuple(model(x[:1], training=False).shape[1:])
 
@@ -57,6 +106,7 @@ def time_dependencies(
     model: keras.Model, x: np.ndarray, seed: int = 0, tolerance: float = 1e-6
 ) -> tuple[list[tuple[int, int]], list[int]]:
     """(pairs (t, s): output t depends on input s > t; steps whose own gradient is zero)."""
+    model, x = _differentiable(model, x)
     rng = np.random.default_rng(seed)
     out_shape = tuple(model(x, training=False).shape)
 
@@ -75,6 +125,10 @@ def time_dependencies(
         scale = max(norms[: t + 1].max(), 1e-30)
         offending += [(t, s) for s in range(t + 1, len(norms)) if norms[s] > tolerance * scale]
     return offending, vacuous
+
+
+def _source(x: np.ndarray) -> str:
+    return " (tokens: from the embedding output)" if _tokens(x) else ""
 
 
 def _verdict(offending: list, vacuous: list, what: str, fix: str) -> tuple[str, str]:
@@ -101,10 +155,16 @@ def check_batch_independence(model: keras.Model, x: np.ndarray, seed: int = 0) -
         "R2.12",
         "batch independence (backprop)",
         verdict,
-        measured=f"{len(offending)} cross-example dependencies, {len(vacuous)} vacuous rows",
+        measured=f"{len(offending)} cross-example dependencies, {len(vacuous)} vacuous rows"
+        + _source(x),
         expected="0 and 0",
         advice=advice,
-        numbers={"offending": offending[:64], "vacuous": vacuous, "examples": len(x)},
+        numbers={
+            "offending": offending[:64],
+            "vacuous": vacuous,
+            "examples": len(x),
+            "from_embedding": _tokens(x),
+        },
     )
 
 
@@ -121,8 +181,8 @@ def check_causality(model: keras.Model, x: np.ndarray, seed: int = 0) -> CheckRe
         "R2.12",
         "causality (backprop)",
         verdict,
-        measured=f"{len(offending)} dependencies on later steps",
+        measured=f"{len(offending)} dependencies on later steps" + _source(x),
         expected="0",
         advice=advice,
-        numbers={"offending": offending[:64], "vacuous": vacuous},
+        numbers={"offending": offending[:64], "vacuous": vacuous, "from_embedding": _tokens(x)},
     )
