@@ -238,6 +238,39 @@ def test_the_shared_model_is_handed_out_freshly_initialised(data_config):
     assert subject.model(width=32) is not model
 
 
+def test_a_hand_out_without_reseeding_restores_the_models_own_random_state(data_config):
+    # Dropout on TF and JAX draws from the layer's own seed state, which a hand-out
+    # restores with the weights: the losses repeat without reseeding the global RNGs
+    # (which on TF would empty the kernel cache). torch's Keras dropout draws from
+    # torch's global generator, so there only a reseeded hand-out repeats them.
+    def net(width: int) -> keras.Model:
+        return keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                keras.layers.Flatten(),
+                keras.layers.Dropout(0.5),
+                keras.layers.Dense(10),
+            ]
+        )
+
+    subject = subject_for(data_config, net=net)
+    batches = subject.train_batches(3)
+    first = fit_steps(subject.model(), batches, 6)
+    keras.utils.set_random_seed(7)  # the global RNGs moved elsewhere
+    model = subject.model(reseed=False)
+    for start, variable in zip(subject.initial_weights, model.variables, strict=True):
+        np.testing.assert_array_equal(start, keras.ops.convert_to_numpy(variable))
+    repeated = fit_steps(model, batches, 6)
+    assert (repeated == first) == (keras.backend.backend() != "torch")
+    assert fit_steps(subject.model(), batches, 6) == first
+    if keras.backend.backend() != "torch":
+        # The dropout state is what makes them repeat: moved on, the losses differ.
+        model = subject.model(reseed=False)
+        (dropout,) = [la for la in model.layers if isinstance(la, keras.layers.Dropout)]
+        dropout.seed_generator.state.assign(dropout.seed_generator.state + 1)
+        assert fit_steps(model, batches, 6) != first
+
+
 def per_step_losses(model: keras.Model, batches, steps: int) -> list[float]:
     """The reference: plain train_on_batch, which resets the metrics before every step."""
     return [

@@ -286,11 +286,11 @@ def check_baselines(
         model, batches, rounds * steps, callbacks=callbacks, until=learnt, every=steps
     )
     trained = len(losses)
-    # The zero-input run re-initialises the same model object (no new trace); the
-    # caller gets the trained weights back afterwards.
+    # The zero-input run re-initialises the same model object (no new trace), without
+    # reseeding (no run is compared with it); the caller gets the trained weights back.
     weights = [to_numpy(v) for v in model.variables]
 
-    zero_model = subject.model()
+    zero_model = subject.model(reseed=False)
     zeros = _zeros(batches)
     fit_steps(zero_model, zeros, trained)
     precise_batchnorm(zero_model, zeros)
