@@ -28,9 +28,12 @@ from recipe_keras.checks.equivalence import check_equivalent, loop_over_batch
 from recipe_keras.checks.human import record_human_score, score_sheet, write_sheet
 from recipe_keras.checks.init import (
     check_init_loss,
+    check_regression_bias_init,
+    check_regression_init_loss,
     class_priors,
     expected_init_loss,
     init_final_bias,
+    init_regression_bias,
     measure_loss,
 )
 from recipe_keras.checks.inputs import (
@@ -418,6 +421,92 @@ def test_final_bias_needs_a_bias():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False)])
     with pytest.raises(ValueError, match=r"no layer with a bias of shape \(2,\)"):
         init_final_bias(model, np.array([0, 1]), 2)
+
+
+def _regression(outputs: int = 1, scale: float = 1.0, final=None, loss="mse", seed: int = 0):
+    """A fresh MLP regressor on X ~ N(0, 1) (times ``scale``), targets with mean 10, sd ~8."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((256, 8)).astype("float32")
+    w = 3 * rng.standard_normal((8, outputs))
+    y = (x @ w + 10 + np.arange(outputs) + rng.normal(0, 1, (256, outputs))).astype("float32")
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(32, activation="relu"),
+            final or keras.layers.Dense(outputs),
+        ]
+    )
+    model.compile(optimizer="adam", loss=loss)
+    batches = [((x * scale)[i : i + 64], y[i : i + 64]) for i in range(0, 256, 64)]
+    return model, batches, y
+
+
+def _mse(model, batches) -> float:
+    """The reference: NumPy's mean squared error of the model's predictions."""
+    x, y = (np.concatenate(part) for part in zip(*batches, strict=True))
+    return float(np.mean((keras.ops.convert_to_numpy(model(x)) - y) ** 2))
+
+
+@pytest.mark.parametrize("outputs, seed", [(1, 0), (1, 1), (3, 0), (3, 2)])
+def test_regression_init_loss_is_the_target_variance_once_the_bias_is_the_mean(outputs, seed):
+    model, batches, y = _regression(outputs, seed=seed)
+    # Fresh, zero bias: the second moment E[y^2] (about 100 + 9 per output).
+    fresh = check_regression_init_loss(model, batches)
+    assert fresh.verdict == "pass" and not fresh.numbers["bias_at_target_mean"]
+    assert fresh.numbers["expected"] == pytest.approx(float(np.mean(y.astype("float64") ** 2)))
+    assert fresh.numbers["init_loss"] == pytest.approx(_mse(model, batches), rel=1e-5)
+    x = np.concatenate([x for x, _ in batches])
+    spread = keras.ops.convert_to_numpy(model(x)).astype("float64").mean(axis=0)  # bias 0
+    result = check_regression_bias_init(model, batches, y)
+    mean = y.astype("float64").mean(axis=0)
+    bias = keras.ops.convert_to_numpy(model.layers[-1].bias)
+    np.testing.assert_allclose(bias, mean, rtol=1e-6)
+    variance = float(np.mean(np.var(y.astype("float64"), axis=0)))  # Keras averages outputs
+    assert result.verdict == "pass"
+    assert result.numbers["target_variance"] == pytest.approx(variance)
+    assert result.numbers["loss_before"] == pytest.approx(fresh.numbers["init_loss"], rel=1e-6)
+    assert result.numbers["loss_after"] == pytest.approx(_mse(model, batches), rel=1e-5)
+    # Moving every output by m lowers the MSE by mean(m^2 - 2 m g), g the outputs' mean.
+    drop = result.numbers["loss_before"] - result.numbers["loss_after"]
+    assert drop == pytest.approx(float(np.mean(mean**2 - 2 * mean * spread)), rel=1e-3)
+    after = check_regression_init_loss(model, batches)
+    assert after.verdict == "pass" and after.numbers["bias_at_target_mean"]
+    assert after.numbers["expected"] == pytest.approx(variance)
+    assert "target variance" in after.expected
+
+
+@pytest.mark.parametrize("bug", ["unnormalised inputs", "final layer at a large scale"])
+def test_regression_init_loss_catches_outputs_that_swing_at_init(bug):
+    if bug == "unnormalised inputs":
+        model, batches, y = _regression(scale=255.0)
+    else:
+        large = keras.initializers.RandomNormal(0.0, 10.0, seed=0)
+        model, batches, y = _regression(final=keras.layers.Dense(1, kernel_initializer=large))
+    init_regression_bias(model, y)
+    result = check_regression_init_loss(model, batches)
+    assert result.verdict == "fail" and "swing" in result.advice
+    assert result.numbers["init_loss"] > 2 * result.numbers["expected"]
+
+
+def test_regression_init_loss_is_exactly_the_variance_from_a_zero_final_kernel():
+    # The fix R2.4 advises: a zero final kernel predicts the bias (the mean, after R2.5).
+    model, batches, y = _regression(final=keras.layers.Dense(1, kernel_initializer="zeros"))
+    init_regression_bias(model, y)
+    result = check_regression_init_loss(model, batches)
+    assert result.verdict == "pass" and result.numbers["deviation"] < 1e-5
+    assert result.numbers["init_loss"] == pytest.approx(float(np.var(y.astype("float64"))))
+
+
+def test_regression_init_needs_mean_squared_error_and_a_bias():
+    model, batches, y = _regression(loss="mae")
+    with pytest.raises(ValueError, match="loss='mae'"):
+        check_regression_init_loss(model, batches)
+    model, batches, y = _regression(final=keras.layers.Dense(1, use_bias=False))
+    with pytest.raises(ValueError, match=r"no layer with a bias of shape \(1,\)"):
+        init_regression_bias(model, y)
+    result = check_regression_bias_init(model, batches, y)
+    assert result.verdict == "warn" and result.measured == "not applicable"
 
 
 # --- R2.7 / R2.9 -------------------------------------------------------------------------

@@ -6,6 +6,12 @@ priors. A start far above that is over-confident (raw 0-255 pixels, a final
 layer at a large scale) and wastes the first steps undoing it. This check cannot
 see a double softmax (softmax of probabilities is near uniform, so the loss sits
 at ln C by construction): R2.8 catches that one.
+
+For L2 regression the same holds with the target variance: a fresh regressor
+should predict about its final bias, which R2.5 sets to the target mean, so its
+mean squared error starts at the targets' variance (their second moment while the
+bias is still zero). Over that means outputs that swing at init: unnormalised
+inputs, or a final layer at a large scale.
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ from recipe_keras.models import flat_layers
 __all__ = [
     "check_bias_init",
     "check_init_loss",
+    "check_regression_bias_init",
+    "check_regression_init_loss",
     "class_priors",
     "expected_init_loss",
+    "expected_regression_loss",
     "init_final_bias",
+    "init_regression_bias",
     "measure_loss",
 ]
 
@@ -88,22 +98,15 @@ def check_init_loss(
     """
     measured = measure_loss(model, batches, balanced=priors is None)
     expected = expected_init_loss(num_classes, priors)
-    deviation = abs(measured - expected) / expected
-    verdict = (
-        "pass" if deviation <= tolerance else "warn" if deviation <= 2.5 * tolerance else "fail"
+    verdict, advice, deviation = _init_verdict(
+        measured,
+        expected,
+        tolerance,
+        high="the model starts over-confident: normalise the inputs (e.g. pixels to [0, 1]) "
+        "and check the final layer's initial scale",
+        low="the loss is below chance before any training: do labels leak into the inputs, "
+        "or does the model output probabilities where the loss expects logits?",
     )
-    if verdict == "pass":
-        advice = ""
-    elif measured > expected:
-        advice = (
-            "the model starts over-confident: normalise the inputs (e.g. pixels to [0, 1]) "
-            "and check the final layer's initial scale"
-        )
-    else:
-        advice = (
-            "the loss is below chance before any training: do labels leak into the inputs, "
-            "or does the model output probabilities where the loss expects logits?"
-        )
     what = "-log(1/C)" if priors is None else "entropy of the class priors"
     return CheckResult(
         "R2.4",
@@ -117,6 +120,96 @@ def check_init_loss(
             "class_balanced": priors is None,
             "expected": expected,
             "deviation": deviation,
+        },
+    )
+
+
+def _init_verdict(
+    measured: float, expected: float, tolerance: float, high: str, low: str, chance: bool = False
+) -> tuple[str, str, float]:
+    """pass within ``tolerance`` (relative), warn within 2.5 times it, else fail.
+
+    ``chance``: the loss may fall below the expected value by chance, so below it
+    only warns, and only past 2.5 times the tolerance.
+    """
+    deviation = abs(measured - expected) / max(expected, 1e-12)
+    if chance and measured < expected:
+        verdict = "warn" if deviation > 2.5 * tolerance else "pass"
+    else:
+        verdict = (
+            "pass" if deviation <= tolerance else "warn" if deviation <= 2.5 * tolerance else "fail"
+        )
+    advice = "" if verdict == "pass" else high if measured > expected else low
+    return verdict, advice, deviation
+
+
+def _targets(batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Every target of ``batches`` as (examples, outputs) floats."""
+    y = np.concatenate([np.asarray(y, dtype="float64") for _, y in batches])
+    return y.reshape(len(y), -1)
+
+
+def _mean_squared_error(model: keras.Model) -> None:
+    """R2.4's expected value for regression holds for the mean squared error only."""
+    loss = model.loss
+    name = loss if isinstance(loss, str) else type(loss).__name__
+    if name not in ("mse", "mean_squared_error", "MeanSquaredError"):
+        raise ValueError(
+            f"the expected loss at init is known for the mean squared error; {model.name!r} "
+            f"is compiled with loss={name!r}; allowed: 'mse' or keras.losses.MeanSquaredError()"
+        )
+
+
+def expected_regression_loss(targets: np.ndarray, bias: np.ndarray | float = 0.0) -> float:
+    """Mean squared error of always predicting ``bias``: the target variance at the mean.
+
+    Keras's MSE averages over the outputs, so this is the mean over outputs of
+    E[(y - b)^2]: the variance plus (mean - b)^2.
+    """
+    y = np.asarray(targets, dtype="float64").reshape(len(targets), -1)
+    return float(np.mean((y - np.ravel(bias)) ** 2))
+
+
+def check_regression_init_loss(
+    model: keras.Model, batches: Sequence[tuple[np.ndarray, np.ndarray]], tolerance: float = 0.1
+) -> CheckResult:
+    """R2.4 for L2 regression: the untrained model's MSE against that of predicting its bias.
+
+    After R2.5 (bias = target mean) that is the target variance; with a zero bias,
+    the targets' second moment. Far over it, the outputs swing at init. Under it
+    only warns: a random init's outputs correlate with the targets by chance (a
+    correct MLP started 13% under the variance of targets with a tenth of its spread).
+    """
+    _mean_squared_error(model)
+    y = _targets(batches)
+    bias = _final_bias(model, y.shape[1])
+    bias = np.zeros(y.shape[1]) if bias is None else keras.ops.convert_to_numpy(bias)
+    measured = measure_loss(model, batches)
+    expected = expected_regression_loss(y, bias)
+    verdict, advice, deviation = _init_verdict(
+        measured,
+        expected,
+        tolerance,
+        high="the outputs swing at init: normalise the inputs and the targets, and start "
+        "the final layer small (kernel_initializer='zeros': the model predicts its bias)",
+        low="the loss is far below that of predicting the final bias before any training: "
+        "do the targets leak into the inputs?",
+        chance=True,
+    )
+    at_mean = np.allclose(bias, y.mean(axis=0), rtol=1e-4, atol=1e-6)
+    what = "target variance" if at_mean else "mean of (y - final bias)^2"
+    return CheckResult(
+        "R2.4",
+        "loss at init (L2 regression)",
+        verdict,
+        measured=f"{measured:.4g}",
+        expected=f"{expected:.4g} = {what} (±{tolerance:.0%})",
+        advice=advice,
+        numbers={
+            "init_loss": measured,
+            "expected": expected,
+            "deviation": deviation,
+            "bias_at_target_mean": bool(at_mean),
         },
     )
 
@@ -181,4 +274,52 @@ def check_bias_init(
             "prior_entropy": expected,
             "imbalance_ratio": imbalance,
         },
+    )
+
+
+def init_regression_bias(model: keras.Model, targets: np.ndarray) -> np.ndarray:
+    """R2.5 for regression: set the final layer's bias to the mean of ``targets``.
+
+    The model then starts by predicting the mean, and its loss at the target
+    variance (R2.4) rather than at the second moment. Returns the bias.
+    """
+    y = np.asarray(targets, dtype="float64").reshape(len(targets), -1)
+    bias = _final_bias(model, y.shape[1])
+    if bias is None:
+        raise ValueError(
+            f"no layer with a bias of shape ({y.shape[1]},) to initialise; "
+            "the model's last Dense layer needs use_bias=True"
+        )
+    value = y.mean(axis=0).astype("float32")
+    bias.assign(value)
+    return value
+
+
+def check_regression_bias_init(
+    model: keras.Model,
+    batches: Sequence[tuple[np.ndarray, np.ndarray]],
+    train_targets: np.ndarray,
+) -> CheckResult:
+    """R2.5 for regression: MSE at init before and after the final bias takes the target mean."""
+    _mean_squared_error(model)
+    before = measure_loss(model, batches)
+    try:
+        init_regression_bias(model, train_targets)
+    except ValueError as exc:
+        return CheckResult(
+            "R2.5", "init final bias to the target mean", "warn", "not applicable", "", str(exc)
+        )
+    after = measure_loss(model, batches)
+    variance = expected_regression_loss(_targets(batches), np.mean(_targets(batches), axis=0))
+    verdict = "pass" if after <= before + 0.05 * variance else "warn"
+    return CheckResult(
+        "R2.5",
+        "init final bias to the target mean",
+        verdict,
+        measured=f"loss {before:.4g} -> {after:.4g}",
+        expected=f"<= {before:.4g}, near {variance:.4g} (target variance)",
+        advice=""
+        if verdict == "pass"
+        else "the target-mean bias did not lower the init loss: is the final layer linear?",
+        numbers={"loss_before": before, "loss_after": after, "target_variance": variance},
     )
