@@ -1055,7 +1055,24 @@ def test_token_batch_independence_catches_batch_mixing(bug):
     assert mixed.numbers["offending"] and all(i != j for i, j in mixed.numbers["offending"])
 
 
-def test_token_inputs_without_a_cuttable_embedding_are_a_clear_error():
+def test_integer_pixels_without_an_embedding_are_differentiated_as_floats(data_config):
+    # uint8 images before a Rescaling layer carry a gradient: no Embedding cut, no error.
+    x = (_digits_batch(data_config) * 255).astype("uint8")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+    result = check_batch_independence(model, x)
+    assert result.verdict == "pass" and not result.numbers["from_embedding"]
+    assert result.numbers["vacuous"] == []
+
+
+def test_token_inputs_without_a_cuttable_embedding_error_or_are_vacuous():
     tokens = _tokens()
     keras.utils.set_random_seed(0)
     inputs = keras.Input((12,), dtype="int32")
@@ -1064,7 +1081,12 @@ def test_token_inputs_without_a_cuttable_embedding_are_a_clear_error():
     )
     no_embedding = keras.Model(inputs, keras.layers.Dense(2)(one_hot))
     with pytest.raises(ValueError, match=r"no keras\.layers\.Embedding"):
-        check_causality(no_embedding, tokens)
+        from_embedding(no_embedding, tokens)
+    # The checks differentiate it as floats, as any integer input without an
+    # Embedding: the one-hot cast has no gradient, so every step is vacuous, not a pass.
+    vacuous = check_causality(no_embedding, tokens)
+    assert vacuous.verdict == "warn" and vacuous.numbers["vacuous"] == list(range(12))
+    assert not vacuous.numbers["from_embedding"]
     # The tokens used again after the embedding (a padding mask): no cut can leave them out.
     embedded = keras.layers.Embedding(50, 6)(inputs)
     mask = keras.ops.expand_dims(keras.ops.cast(keras.ops.not_equal(inputs, 0), "float32"), -1)

@@ -9,8 +9,9 @@ Measured pitfalls this module avoids: the model runs in inference mode
 (BatchNorm in training mode mixes the batch legitimately); each output is
 projected on random weights (the gradient of summed softmax outputs is only
 rounding noise); a zero gradient at i itself makes the test vacuous, reported as
-a warning, never a pass. Integer token inputs have no gradient: both checks then
-run from the model's Embedding output (``from_embedding``).
+a warning, never a pass. Integer token inputs have no gradient: given integer
+inputs and a model with an Embedding, both checks run from its output
+(``from_embedding``).
 """
 
 from __future__ import annotations
@@ -63,13 +64,20 @@ def from_embedding(model: keras.Model, tokens: np.ndarray) -> tuple[keras.Model,
     return tail, keras.ops.convert_to_numpy(embedding(np.asarray(tokens)))
 
 
-def _tokens(x: np.ndarray) -> bool:
-    return np.asarray(x).dtype.kind in "iub"
+def _tokens(model: keras.Model, x: np.ndarray) -> bool:
+    """Integer inputs into a model with an Embedding: tokens, with no gradient.
+
+    Integer inputs into a model without one (uint8 pixels before a Rescaling) are
+    differentiated as floats, as before: the gradient flows there.
+    """
+    return np.asarray(x).dtype.kind in "iub" and any(
+        isinstance(layer, keras.layers.Embedding) for layer in model.layers
+    )
 
 
 def _differentiable(model: keras.Model, x: np.ndarray) -> tuple[keras.Model, np.ndarray]:
     """The model and inputs to differentiate: token inputs go through ``from_embedding``."""
-    return from_embedding(model, x) if _tokens(x) else (model, x)
+    return from_embedding(model, x) if _tokens(model, x) else (model, x)
 
 
 def _norms(grad: np.ndarray, axis: int) -> np.ndarray:
@@ -127,8 +135,8 @@ def time_dependencies(
     return offending, vacuous
 
 
-def _source(x: np.ndarray) -> str:
-    return " (tokens: from the embedding output)" if _tokens(x) else ""
+def _source(model: keras.Model, x: np.ndarray) -> str:
+    return " (tokens: from the embedding output)" if _tokens(model, x) else ""
 
 
 def _verdict(offending: list, vacuous: list, what: str, fix: str) -> tuple[str, str]:
@@ -156,14 +164,14 @@ def check_batch_independence(model: keras.Model, x: np.ndarray, seed: int = 0) -
         "batch independence (backprop)",
         verdict,
         measured=f"{len(offending)} cross-example dependencies, {len(vacuous)} vacuous rows"
-        + _source(x),
+        + _source(model, x),
         expected="0 and 0",
         advice=advice,
         numbers={
             "offending": offending[:64],
             "vacuous": vacuous,
             "examples": len(x),
-            "from_embedding": _tokens(x),
+            "from_embedding": _tokens(model, x),
         },
     )
 
@@ -181,8 +189,12 @@ def check_causality(model: keras.Model, x: np.ndarray, seed: int = 0) -> CheckRe
         "R2.12",
         "causality (backprop)",
         verdict,
-        measured=f"{len(offending)} dependencies on later steps" + _source(x),
+        measured=f"{len(offending)} dependencies on later steps" + _source(model, x),
         expected="0",
         advice=advice,
-        numbers={"offending": offending[:64], "vacuous": vacuous, "from_embedding": _tokens(x)},
+        numbers={
+            "offending": offending[:64],
+            "vacuous": vacuous,
+            "from_embedding": _tokens(model, x),
+        },
     )
