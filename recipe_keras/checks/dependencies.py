@@ -64,6 +64,9 @@ def from_embedding(model: keras.Model, tokens: np.ndarray) -> tuple[keras.Model,
     return tail, keras.ops.convert_to_numpy(embedding(np.asarray(tokens)))
 
 
+_EMBEDDED = " (tokens: from the embedding output)"  # appended to R2.12's measured text
+
+
 def _tokens(model: keras.Model, x: np.ndarray) -> bool:
     """Integer inputs into a model with an Embedding: tokens, with no gradient.
 
@@ -135,10 +138,6 @@ def time_dependencies(
     return offending, vacuous
 
 
-def _source(model: keras.Model, x: np.ndarray) -> str:
-    return " (tokens: from the embedding output)" if _tokens(model, x) else ""
-
-
 def _verdict(offending: list, vacuous: list, what: str, fix: str) -> tuple[str, str]:
     if offending:
         return "fail", f"{what}; {fix}"
@@ -153,6 +152,7 @@ def _verdict(offending: list, vacuous: list, what: str, fix: str) -> tuple[str, 
 def check_batch_independence(model: keras.Model, x: np.ndarray, seed: int = 0) -> CheckResult:
     """R2.12a on a batch of real inputs (8 examples are plenty)."""
     offending, vacuous = batch_dependencies(model, x, seed)
+    tokens = _tokens(model, x)
     verdict, advice = _verdict(
         offending,
         vacuous,
@@ -164,14 +164,14 @@ def check_batch_independence(model: keras.Model, x: np.ndarray, seed: int = 0) -
         "batch independence (backprop)",
         verdict,
         measured=f"{len(offending)} cross-example dependencies, {len(vacuous)} vacuous rows"
-        + _source(model, x),
+        + (_EMBEDDED if tokens else ""),
         expected="0 and 0",
         advice=advice,
         numbers={
             "offending": offending[:64],
             "vacuous": vacuous,
             "examples": len(x),
-            "from_embedding": _tokens(model, x),
+            "from_embedding": tokens,
         },
     )
 
@@ -179,6 +179,7 @@ def check_batch_independence(model: keras.Model, x: np.ndarray, seed: int = 0) -
 def check_causality(model: keras.Model, x: np.ndarray, seed: int = 0) -> CheckResult:
     """R2.12b for a sequence model mapping (batch, time, ...) to (batch, time, ...)."""
     offending, vacuous = time_dependencies(model, x, seed)
+    tokens = _tokens(model, x)
     verdict, advice = _verdict(
         offending,
         vacuous,
@@ -189,12 +190,12 @@ def check_causality(model: keras.Model, x: np.ndarray, seed: int = 0) -> CheckRe
         "R2.12",
         "causality (backprop)",
         verdict,
-        measured=f"{len(offending)} dependencies on later steps" + _source(model, x),
+        measured=f"{len(offending)} dependencies on later steps" + (_EMBEDDED if tokens else ""),
         expected="0",
         advice=advice,
         numbers={
             "offending": offending[:64],
             "vacuous": vacuous,
-            "from_embedding": _tokens(model, x),
+            "from_embedding": tokens,
         },
     )

@@ -228,14 +228,19 @@ def init_final_bias(model: keras.Model, labels: np.ndarray, num_classes: int) ->
     The model then starts by predicting the class frequencies, so its first
     steps go to learning, not to discovering the imbalance. Returns the bias.
     """
-    bias = _final_bias(model, num_classes)
+    priors = class_priors(labels, num_classes)
+    return _set_final_bias(model, np.log(np.maximum(priors, 1e-6)))
+
+
+def _set_final_bias(model: keras.Model, value: np.ndarray) -> np.ndarray:
+    """Assign ``value`` to the final bias of its shape (R2.5); returns it as float32."""
+    value = np.asarray(value, dtype="float32")
+    bias = _final_bias(model, len(value))
     if bias is None:
         raise ValueError(
-            f"no layer with a bias of shape ({num_classes},) to initialise; "
+            f"no layer with a bias of shape ({len(value)},) to initialise; "
             "the model's last Dense layer needs use_bias=True"
         )
-    priors = class_priors(labels, num_classes)
-    value = np.log(np.maximum(priors, 1e-6)).astype("float32")
     bias.assign(value)
     return value
 
@@ -284,15 +289,7 @@ def init_regression_bias(model: keras.Model, targets: np.ndarray) -> np.ndarray:
     variance (R2.4) rather than at the second moment. Returns the bias.
     """
     y = np.asarray(targets, dtype="float64").reshape(len(targets), -1)
-    bias = _final_bias(model, y.shape[1])
-    if bias is None:
-        raise ValueError(
-            f"no layer with a bias of shape ({y.shape[1]},) to initialise; "
-            "the model's last Dense layer needs use_bias=True"
-        )
-    value = y.mean(axis=0).astype("float32")
-    bias.assign(value)
-    return value
+    return _set_final_bias(model, y.mean(axis=0))
 
 
 def check_regression_bias_init(
@@ -310,7 +307,8 @@ def check_regression_bias_init(
             "R2.5", "init final bias to the target mean", "warn", "not applicable", "", str(exc)
         )
     after = measure_loss(model, batches)
-    variance = expected_regression_loss(_targets(batches), np.mean(_targets(batches), axis=0))
+    y = _targets(batches)
+    variance = expected_regression_loss(y, y.mean(axis=0))
     verdict = "pass" if after <= before + 0.05 * variance else "warn"
     return CheckResult(
         "R2.5",
