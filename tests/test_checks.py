@@ -963,6 +963,39 @@ def test_batch_independence_holds_for_batchnorm_in_inference_mode(data_config):
     assert check_batch_independence(model, _digits_batch(data_config)).verdict == "pass"
 
 
+class _NumpyOnly(keras.layers.Layer):
+    """A layer that cannot be traced symbolically: it computes in NumPy."""
+
+    def call(self, x):
+        return keras.ops.convert_to_tensor(np.asarray(keras.ops.convert_to_numpy(x))[:, :3] * 2)
+
+
+class _Subclassed(keras.Model):
+    def __init__(self, numpy_only: bool = False):
+        super().__init__()
+        self.dense = keras.layers.Dense(5)
+        self.tail = _NumpyOnly() if numpy_only else keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.tail(self.dense(x))
+
+
+def test_output_shape_is_traced_symbolically_or_by_a_call():
+    # R2.12 sizes its cotangents from the output shape without an eager probe (on JAX
+    # each eager op compiles at a new shape); code that cannot be traced is called.
+    from recipe_keras.checks.dependencies import _output_shape
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).standard_normal((4, 12, 3)).astype("float32")
+    for model, inputs in [
+        (_probe_model(None), np.zeros((8, 8, 8, 1), "float32")),
+        (_sequence_model("causal"), x),
+        (_Subclassed(), x[:, 0]),
+        (_Subclassed(numpy_only=True), x[:, 0]),
+    ]:
+        assert _output_shape(model, inputs) == tuple(model(inputs, training=False).shape)
+
+
 def test_all_zero_inputs_are_vacuous_never_a_pass():
     keras.utils.set_random_seed(0)
     model = keras.Sequential(

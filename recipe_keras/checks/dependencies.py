@@ -61,7 +61,10 @@ def from_embedding(model: keras.Model, tokens: np.ndarray) -> tuple[keras.Model,
             raise ValueError(
                 f"cannot cut {model.name!r} at its Embedding {embedding.name!r} ({error}); " + fix
             ) from error
-    return tail, keras.ops.convert_to_numpy(embedding(np.asarray(tokens)))
+    embedded = keras.ops.convert_to_numpy(embedding(np.asarray(tokens)))
+    if not tail.built:  # a Sequential of built layers, without an Input yet
+        tail.build((None, *embedded.shape[1:]))
+    return tail, embedded
 
 
 _EMBEDDED = " (tokens: from the embedding output)"  # appended to R2.12's measured text
@@ -83,6 +86,20 @@ def _differentiable(model: keras.Model, x: np.ndarray) -> tuple[keras.Model, np.
     return from_embedding(model, x) if _tokens(model, x) else (model, x)
 
 
+def _output_shape(model: keras.Model, x: np.ndarray) -> tuple[int, ...]:
+    """The model's output shape on ``x``, traced symbolically.
+
+    A probe call would run the model eagerly, and on JAX every eager op at a new
+    shape is traced, lowered and compiled on its own (R2.12 spent 0.1-0.2 s so on
+    the digits CNN). Code that cannot run symbolically is called on ``x`` instead.
+    """
+    try:
+        shape = tuple(model.compute_output_spec(keras.KerasTensor(x.shape, x.dtype)).shape)
+    except (NotImplementedError, TypeError, ValueError, AttributeError):
+        shape = (None,)
+    return shape if None not in shape else tuple(model(x, training=False).shape)
+
+
 def _norms(grad: np.ndarray, axis: int) -> np.ndarray:
     moved = np.moveaxis(np.abs(grad), axis, 0)
     return moved.reshape(moved.shape[0], -1).max(axis=1)
@@ -94,7 +111,7 @@ def batch_dependencies(
     """(pairs (i, j): output i depends on input j != i; examples whose own gradient is zero)."""
     model, x = _differentiable(model, x)
     rng = np.random.default_rng(seed)
-    out_shape = tuple(model(x[:1], training=False).shape[1:])
+    out_shape = _output_shape(model, x[:1])[1:]
 
     def cotangent(i: int) -> np.ndarray:
         """Example i's output projected on random weights; the others ignored."""
@@ -119,7 +136,7 @@ def time_dependencies(
     """(pairs (t, s): output t depends on input s > t; steps whose own gradient is zero)."""
     model, x = _differentiable(model, x)
     rng = np.random.default_rng(seed)
-    out_shape = tuple(model(x, training=False).shape)
+    out_shape = _output_shape(model, x)
 
     def cotangent(t: int) -> np.ndarray:
         """Every example's output at step t projected on random weights."""

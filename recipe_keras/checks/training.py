@@ -466,8 +466,9 @@ def check_overfit_batch(
     model = subject.model()
     losses = fit_steps(model, [(x, y)], max_steps, stop_below=threshold)
     # Statistics of these very examples: inference mode then predicts as training saw them.
+    # The predict function, not an eager call (on JAX each eager op compiles at a new shape).
     norms = precise_batchnorm(model, [(x, y)])
-    probs = to_numpy(keras.ops.softmax(model(x, training=False), axis=-1))
+    probs = _probabilities(to_numpy(model.predict_on_batch(x)))
     accuracy = float(np.mean(np.argmax(probs, axis=-1) == y.astype(int).ravel()))
     final = losses[-1]
     ok = final < threshold and accuracy == 1.0
