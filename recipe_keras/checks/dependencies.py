@@ -95,9 +95,11 @@ def _output_shape(model: keras.Model, x: np.ndarray) -> tuple[int, ...]:
     """
     try:
         shape = tuple(model.compute_output_spec(keras.KerasTensor(x.shape, x.dtype)).shape)
+        if None not in shape:
+            return shape
     except (NotImplementedError, TypeError, ValueError, AttributeError):
-        shape = (None,)
-    return shape if None not in shape else tuple(model(x, training=False).shape)
+        pass
+    return tuple(model(x, training=False).shape)
 
 
 def _norms(grad: np.ndarray, axis: int) -> np.ndarray:

@@ -143,10 +143,15 @@ def _init_verdict(
     return verdict, advice, deviation
 
 
+def _rows(targets: np.ndarray) -> np.ndarray:
+    """Regression targets as (examples, outputs) float64, whatever their trailing shape."""
+    y = np.asarray(targets, dtype="float64")
+    return y.reshape(len(y), -1)
+
+
 def _targets(batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """Every target of ``batches`` as (examples, outputs) floats."""
-    y = np.concatenate([np.asarray(y, dtype="float64") for _, y in batches])
-    return y.reshape(len(y), -1)
+    return _rows(np.concatenate([np.asarray(y) for _, y in batches]))
 
 
 def _mean_squared_error(model: keras.Model) -> None:
@@ -166,8 +171,7 @@ def expected_regression_loss(targets: np.ndarray, bias: np.ndarray | float = 0.0
     Keras's MSE averages over the outputs, so this is the mean over outputs of
     E[(y - b)^2]: the variance plus (mean - b)^2.
     """
-    y = np.asarray(targets, dtype="float64").reshape(len(targets), -1)
-    return float(np.mean((y - np.ravel(bias)) ** 2))
+    return float(np.mean((_rows(targets) - np.ravel(bias)) ** 2))
 
 
 def check_regression_init_loss(
@@ -288,8 +292,7 @@ def init_regression_bias(model: keras.Model, targets: np.ndarray) -> np.ndarray:
     The model then starts by predicting the mean, and its loss at the target
     variance (R2.4) rather than at the second moment. Returns the bias.
     """
-    y = np.asarray(targets, dtype="float64").reshape(len(targets), -1)
-    return _set_final_bias(model, y.mean(axis=0))
+    return _set_final_bias(model, _rows(targets).mean(axis=0))
 
 
 def check_regression_bias_init(
