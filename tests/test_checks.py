@@ -423,12 +423,20 @@ def test_final_bias_needs_a_bias():
         init_final_bias(model, np.array([0, 1]), 2)
 
 
-def _regression(outputs: int = 1, scale: float = 1.0, final=None, loss="mse", seed: int = 0):
+def _regression(
+    outputs: int = 1,
+    scale: float = 1.0,
+    final=None,
+    loss="mse",
+    seed: int = 0,
+    examples: int = 256,
+    optimizer="adam",
+):
     """A fresh MLP regressor on X ~ N(0, 1) (times ``scale``), targets with mean 10, sd ~8."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((256, 8)).astype("float32")
+    x = rng.standard_normal((examples, 8)).astype("float32")
     w = 3 * rng.standard_normal((8, outputs))
-    y = (x @ w + 10 + np.arange(outputs) + rng.normal(0, 1, (256, outputs))).astype("float32")
+    y = (x @ w + 10 + np.arange(outputs) + rng.normal(0, 1, (examples, outputs))).astype("float32")
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
@@ -437,8 +445,8 @@ def _regression(outputs: int = 1, scale: float = 1.0, final=None, loss="mse", se
             final or keras.layers.Dense(outputs),
         ]
     )
-    model.compile(optimizer="adam", loss=loss)
-    batches = [((x * scale)[i : i + 64], y[i : i + 64]) for i in range(0, 256, 64)]
+    model.compile(optimizer=optimizer, loss=loss)
+    batches = [((x * scale)[i : i + 64], y[i : i + 64]) for i in range(0, examples, 64)]
     return model, batches, y
 
 
@@ -510,6 +518,49 @@ def test_regression_init_needs_mean_squared_error_and_a_bias():
 
 
 # --- R2.7 / R2.9 -------------------------------------------------------------------------
+
+
+def _regression_baselines(outputs: int, blind: bool = False, **changes):
+    """R2.7 for regression on 256 training and 256 test examples, after R2.5's bias."""
+    model, batches, y = _regression(
+        outputs, examples=512, optimizer=keras.optimizers.Adam(0.01), **changes
+    )
+    if blind:  # a pipeline that feeds zeros, to training and test alike
+        batches = [(np.zeros_like(x), t) for x, t in batches]
+    train, test = batches[:4], batches[4:]
+    if model.outputs[0].shape[-1] == outputs:
+        init_regression_bias(model, y[:256])
+    result, losses = training.check_regression_baselines(model, train, test)
+    return result, losses, model, test, y[:256].astype("float64"), y[256:].astype("float64")
+
+
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_regression_baselines_pass_a_learning_model_and_fail_zero_inputs(outputs):
+    result, losses, model, test, train_y, test_y = _regression_baselines(outputs)
+    n, mse = result.numbers, result.numbers["test_mse"]
+    variance = float(np.mean(np.var(test_y, axis=0)))  # the best any constant does
+    assert n["target_variance"] == pytest.approx(variance)
+    assert mse["mean"] == pytest.approx(float(np.mean((test_y - train_y.mean(axis=0)) ** 2)))
+    assert mse["mean"] >= variance and mse["input_independent"] >= variance * (1 - 1e-6)
+    # The model is handed back trained: the reported MSE is NumPy's of its predictions.
+    assert mse["model"] == pytest.approx(_mse(model, test), rel=1e-5)
+    assert n["gain"] == pytest.approx(1 - mse["model"] / variance, rel=1e-6)
+    assert result.verdict == "pass" and n["gain"] >= 0.1 and n["steps"] == len(losses)
+    # The linear baseline starts at the training mean (R2.5); from a zero bias its MSE
+    # was 1.7-2.5 times the mean predictor's after as many steps.
+    assert mse["linear"] < 1.1 * mse["mean"]
+    assert check_loss_decreases(losses).verdict == "pass"
+    blind, losses, *_ = _regression_baselines(outputs, blind=True)
+    assert blind.verdict == "fail" and "never sees its inputs" in blind.advice
+    # Every round was tried: an input-blind model never gets past the variance.
+    assert len(losses) == training.ROUNDS * 25 and blind.numbers["gain"] <= 1e-6
+
+
+def test_regression_baselines_need_mse_and_outputs_that_match_the_targets():
+    with pytest.raises(ValueError, match="loss='mae'"):
+        _regression_baselines(1, loss="mae")
+    with pytest.raises(ValueError, match="predicts 2 outputs per example; the targets have 1"):
+        _regression_baselines(1, final=keras.layers.Dense(2))
 
 
 def spaced_indices(size: int, n: int) -> list[int]:

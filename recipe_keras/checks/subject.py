@@ -22,6 +22,8 @@ __all__ = [
     "keras_train_step",
     "labels_of",
     "precise_batchnorm",
+    "restore_state",
+    "state_of",
     "to_numpy",
 ]
 
@@ -85,10 +87,9 @@ class Subject:
             model = self.build_seeded()
             build_optimizer(model)  # its state exists from now on (once: compile may have)
             self._shared = model
-            self._initial = [to_numpy(v) for v in _state(model)]
+            self._initial = state_of(model)
         else:
-            for variable, value in zip(_state(self._shared), self._initial, strict=True):
-                variable.assign(value)
+            restore_state(self._shared, self._initial)
             if reseed:
                 keras.utils.set_random_seed(self.seed)
         return self._shared
@@ -137,6 +138,17 @@ def first_batches(dataset, n: int | Callable[[int], int]) -> list[tuple[np.ndarr
 def _state(model: keras.Model) -> list:
     """Everything a training step changes: the model's variables, then its optimizer's."""
     return [*model.variables, *model.optimizer.variables]
+
+
+def state_of(model: keras.Model) -> list[np.ndarray]:
+    """A copy of everything a training step changes (``restore_state`` puts it back)."""
+    return [to_numpy(v) for v in _state(model)]
+
+
+def restore_state(model: keras.Model, values: Sequence[np.ndarray]) -> None:
+    """Put back a ``state_of`` copy: weights, BatchNorm statistics, seeds, optimizer."""
+    for variable, value in zip(_state(model), values, strict=True):
+        variable.assign(value)
 
 
 def to_numpy(x) -> np.ndarray:

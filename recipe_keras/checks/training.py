@@ -16,7 +16,14 @@ import numpy as np
 import tensorflow as tf
 
 from recipe_keras import models
-from recipe_keras.checks.init import class_priors, expected_init_loss
+from recipe_keras.checks.init import (
+    _mean_squared_error,
+    _rows,
+    _targets,
+    class_priors,
+    expected_init_loss,
+    init_regression_bias,
+)
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.checks.subject import (
     Subject,
@@ -24,11 +31,13 @@ from recipe_keras.checks.subject import (
     fit_steps,
     labels_of,
     precise_batchnorm,
+    restore_state,
+    state_of,
     to_numpy,
 )
 from recipe_keras.config import TrainConfig
 from recipe_keras.seed import set_seed
-from recipe_keras.train import compile_model
+from recipe_keras.train import build_optimizer, compile_model
 
 __all__ = [
     "REFERENCE_BATCH",
@@ -39,6 +48,7 @@ __all__ = [
     "check_determinism",
     "check_loss_decreases",
     "check_overfit_batch",
+    "check_regression_baselines",
     "double_softmax_stall",
     "evenly_spaced",
     "input_blind_bounds",
@@ -158,24 +168,29 @@ def _probabilities(outputs: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def _test_scores(
-    model: keras.Model, dataset: tf.data.Dataset, labels: np.ndarray
-) -> tuple[float, float]:
-    """Accuracy and cross-entropy over a whole split, one batch shape for ``predict``.
+def _predictions(model: keras.Model, pairs) -> np.ndarray:
+    """The model's outputs over every (x, y) batch of ``pairs``, one batch shape for ``predict``.
 
     A short last batch is padded to the first batch's size: on TensorFlow a new
     shape traces ``predict`` again (measured 0.1-0.3 s each on CPU); padding is
     safe because each example's output depends on itself only (R2.12).
     """
     outputs, size = [], None
-    for x, _ in dataset:
+    for x, _ in pairs:
         x = to_numpy(x)
         n = len(x)
         size = size or n
         if n < size:
             x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
         outputs.append(to_numpy(model.predict_on_batch(x))[:n])
-    probs = _probabilities(np.concatenate(outputs).reshape(len(labels), -1))
+    return np.concatenate(outputs)
+
+
+def _test_scores(
+    model: keras.Model, dataset: tf.data.Dataset, labels: np.ndarray
+) -> tuple[float, float]:
+    """Accuracy and cross-entropy over a whole split."""
+    probs = _probabilities(_predictions(model, dataset).reshape(len(labels), -1))
     accuracy = float(np.mean(np.argmax(probs, axis=-1) == labels))
     chosen = probs[np.arange(len(labels)), labels]
     return accuracy, float(-np.mean(np.log(np.maximum(chosen, 1e-12))))
@@ -233,8 +248,28 @@ def baseline_gains(
     for a 9:1 imbalance, where an absolute 0.1 of accuracy is out of reach.
     """
     by_accuracy = (accuracy - best_accuracy) / max(1.0 - best_accuracy, 1e-12)
-    by_loss = (least_loss - cross_entropy) / max(least_loss, 1e-12)
-    return float(by_accuracy), float(by_loss)
+    return float(by_accuracy), _removed(cross_entropy, least_loss)
+
+
+def _removed(loss: float, floor: float) -> float:
+    """The share of an input-blind loss floor that ``loss`` removes."""
+    return float((floor - loss) / max(floor, 1e-12))
+
+
+def _baseline_advice(ok: bool, learns: bool, steps: int) -> str:
+    """R2.7's advice: none, "slow to learn" (past every constant guess), or "blind"."""
+    if ok:
+        return ""
+    if learns:
+        return (
+            f"the predictions depend on the inputs (better than any constant guess), but "
+            f"the model is slow to learn: a learning rate too low for this model (a linear "
+            f"one at 3e-4), or more check.steps than {steps} per round"
+        )
+    return (
+        "the model does no better than one that never sees its inputs: are the inputs "
+        "reaching it (a pipeline feeding zeros or constants), and can it learn at all?"
+    )
 
 
 def check_baselines(
@@ -314,19 +349,7 @@ def check_baselines(
         accuracy, loss, max(best_constant, zero), min(entropy, zero_loss)
     )
     ok = max(by_accuracy, by_loss) >= margin
-    if ok:
-        advice = ""
-    elif by_accuracy > 0 or by_loss > 0:
-        advice = (
-            f"the predictions depend on the inputs (better than any constant guess), but "
-            f"the model is slow to learn: a learning rate too low for this model (a linear "
-            f"one at 3e-4), or more check.steps than {steps} per round"
-        )
-    else:
-        advice = (
-            "the model does no better than one that never sees its inputs: are the inputs "
-            "reaching it (a pipeline feeding zeros or constants), and can it learn at all?"
-        )
+    advice = _baseline_advice(ok, by_accuracy > 0 or by_loss > 0, steps)
     result = CheckResult(
         "R2.7",
         "beats the dumb baselines",
@@ -357,6 +380,104 @@ def check_baselines(
         },
     )
     return result, model, losses
+
+
+def check_regression_baselines(
+    model: keras.Model,
+    batches: Batches,
+    test: Batches,
+    steps: int = 25,
+    margin: float = 0.1,
+    rounds: int = ROUNDS,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    seed: int = 0,
+) -> tuple[CheckResult, list[float]]:
+    """R2.7 for L2 regression: the model against the mean predictor, itself fed all-zero
+    inputs, and a linear model, by test mean squared error after the same steps.
+
+    No input-blind model predicts the test targets better than their own mean, whose
+    MSE is their variance (averaged over outputs, as Keras's MSE is); the model must
+    remove ``margin`` of it, an R² of at least ``margin``. The mean predictor is the
+    training targets' mean; the linear model (Flatten, Dense, its bias at that mean
+    as R2.5 sets it) trains with a fresh copy of the model's optimizer. ``model``,
+    compiled with the mean squared error and freshly initialised, trains in rounds
+    as in ``check_baselines``; the zero-input run starts again from that state, and
+    ``model`` is left trained. ``batches`` and ``test`` are lists of (x, y) arrays.
+    Returns the result and the model's per-step losses, which R2.9 reads.
+    """
+    _mean_squared_error(model)
+    build_optimizer(model)
+    initial = state_of(model)
+    train_y, test_y = _targets(batches), _targets(test)
+
+    # Before any training: Keras's MSE would broadcast (n, 2) outputs against (n, 1) targets.
+    outputs = _rows(to_numpy(model.predict_on_batch(test[0][0]))).shape[1]
+    if outputs != test_y.shape[1]:
+        raise ValueError(
+            f"{model.name!r} predicts {outputs} outputs per example; "
+            f"the targets have {test_y.shape[1]}"
+        )
+
+    def test_mse(predictor: keras.Model, pairs: Batches) -> float:
+        return float(np.mean((_rows(_predictions(predictor, pairs)) - test_y) ** 2))
+
+    floor = float(np.mean(np.var(test_y, axis=0)))  # predicting the test mean
+    mean_mse = float(np.mean((test_y - train_y.mean(axis=0)) ** 2))
+    scores: dict[str, float] = {}
+
+    def learnt(losses: list[float]) -> bool:
+        scores["norms"] = precise_batchnorm(model, batches)
+        scores["mse"] = test_mse(model, test)
+        return _falls(losses) and _removed(scores["mse"], floor) >= margin
+
+    losses = fit_steps(
+        model, batches, rounds * steps, callbacks=callbacks, until=learnt, every=steps
+    )
+    trained, weights = len(losses), state_of(model)
+    restore_state(model, initial)
+    zeros = _zeros(batches)
+    fit_steps(model, zeros, trained)
+    precise_batchnorm(model, zeros)
+    zero_mse = test_mse(model, _zeros(test))
+    restore_state(model, weights)
+
+    keras.utils.set_random_seed(seed)
+    linear = models.linear(batches[0][0].shape[1:], test_y.shape[1], 0)
+    optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
+    linear.compile(optimizer=optimizer, loss="mean_squared_error")
+    init_regression_bias(linear, train_y)  # R2.5, as the model under check should have had
+    fit_steps(linear, batches, trained)
+    linear_mse = test_mse(linear, test)
+
+    # The zero-input model is input-blind: it cannot beat the floor but by rounding.
+    gain = _removed(scores["mse"], min(floor, zero_mse))
+    ok = gain >= margin
+    result = CheckResult(
+        "R2.7",
+        "beats the dumb baselines (L2 regression)",
+        "pass" if ok else "fail",
+        measured=f"after {trained} steps, {len(test_y)} test examples: MSE {scores['mse']:.4g} "
+        f"(zero inputs {zero_mse:.4g}, mean {mean_mse:.4g}, linear {linear_mse:.4g}); "
+        f"R² {max(gain, 0):.2f} past input-blind",
+        expected=f"R² >= {margin:.2f}: MSE <= {1 - margin:.0%} of the test targets' variance "
+        f"({floor:.4g}), which no input-blind model beats",
+        advice=_baseline_advice(ok, gain > 0, steps),
+        numbers={
+            "test_mse": {
+                "model": scores["mse"],
+                "linear": linear_mse,
+                "input_independent": zero_mse,
+                "mean": mean_mse,
+            },
+            "target_variance": floor,
+            "gain": gain,
+            "test_examples": len(test_y),
+            "steps": trained,
+            "rounds": -(-trained // steps),
+            "batchnorm_reestimated": scores["norms"],
+        },
+    )
+    return result, losses
 
 
 def _tail_mean(losses: list[float]) -> float:
