@@ -302,6 +302,40 @@ def test_fit_steps_losses_are_each_steps_own_as_train_on_batch_reports_them(data
     )
 
 
+def test_fit_steps_until_sees_the_model_as_trained_and_its_changes_carry_on(data_config):
+    # On JAX the steps run inside model.fit, which keeps the state apart from the
+    # variables. R2.7's `until` scores the model mid-run and re-estimates its BatchNorm
+    # statistics: it must see the weights as trained so far, and what it changes must
+    # carry on into the next steps. Reference: train_on_batch, with the same change.
+    subject = subject_for(data_config, model="mlp")
+    batches = subject.train_batches(3)
+    model = subject.model()
+    seen = []
+
+    def until(losses):
+        bias = model.layers[-1].bias
+        seen.append(keras.ops.convert_to_numpy(bias).copy())
+        bias.assign(np.zeros(bias.shape, "float32"))
+        return False
+
+    fit_steps(model, batches, 10, until=until, every=5)
+    reference = subject.build_seeded()
+    bias = reference.layers[-1].bias
+    per_step_losses(reference, batches, 5)
+    np.testing.assert_allclose(seen[0], keras.ops.convert_to_numpy(bias), rtol=1e-5, atol=1e-7)
+    bias.assign(np.zeros(bias.shape, "float32"))
+    per_step_losses(reference, batches[2:] + batches[:2], 5)  # steps 5-9: batches 2, 0, 1, ...
+    np.testing.assert_allclose(seen[1], keras.ops.convert_to_numpy(bias), rtol=1e-5, atol=1e-7)
+    assert np.abs(seen[1]).max() > 1e-4  # it trained on from zero
+    for ours, theirs in zip(model.weights[:-1], reference.weights[:-1], strict=True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours),
+            keras.ops.convert_to_numpy(theirs),
+            rtol=1e-5,
+            atol=1e-7,
+        )
+
+
 class OwnStep(keras.Model):
     """A model whose class defines train_step (here Keras's, passed through)."""
 
