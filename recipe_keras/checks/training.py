@@ -324,8 +324,8 @@ def check_baselines(
     )
     trained = len(losses)
     # The zero-input run re-initialises the same model object (no new trace), without
-    # reseeding (no run is compared with it); the caller gets the trained weights back.
-    weights = [to_numpy(v) for v in model.variables]
+    # reseeding (no run is compared with it); the caller gets the trained state back.
+    weights = state_of(model)
 
     zero_model = subject.model(reseed=False)
     zeros = _zeros(batches)
@@ -339,8 +339,7 @@ def check_baselines(
     linear = compile_model(models.linear(splits.input_shape, splits.num_classes, 0), TrainConfig())
     fit_steps(linear, batches, trained)
     linear_acc, linear_loss = _test_scores(linear, test, test_labels)
-    for variable, value in zip(model.variables, weights, strict=True):
-        variable.assign(value)
+    restore_state(model, weights)
 
     accuracy, loss = scores["accuracy"], scores["loss"]
     # The zero-input model is input-blind too: it cannot beat the bounds, but if
