@@ -1007,7 +1007,7 @@ def _probe_model(layer) -> keras.Model:
 
 def test_input_gradients_match_a_linear_maps_analytic_gradient():
     # d sum((x W) * c) / dx = c W^T for each cotangent c (one forward pass, a backward each).
-    from recipe_keras._gradients import input_gradients
+    from recipe_keras._backend import input_gradients
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -1023,6 +1023,68 @@ def test_input_gradients_match_a_linear_maps_analytic_gradient():
     many = rng.standard_normal((20, 4, 3)).astype("float32")
     chunked = np.stack(list(input_gradients(dense, x, iter(many))))
     np.testing.assert_allclose(chunked, many @ w.T, rtol=1e-5, atol=1e-6)
+
+
+class SeenBatches(keras.layers.Layer):
+    """Records the batch size each Python call of a training pass sees (traces, on TF)."""
+
+    def __init__(self, seen: list, **kwargs):
+        super().__init__(**kwargs)
+        self.record = seen.append  # not the list: Keras would track a copy of it
+
+    def call(self, x, training=None):
+        if training:
+            self.record(x.shape[0])
+        return x
+
+
+def test_one_trace_trains_every_batch_size_on_tensorflow():
+    # The checks train one model at 8 (R2.8) and 64 (R2.7); train_on_batch alone traces
+    # at 8, then again relaxed. Traced relaxed first, one trace serves both.
+    from recipe_keras._backend import trace_for_any_batch
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    spec = (tf.TensorSpec((None, 8, 8, 1), tf.float32), tf.TensorSpec((None,), tf.int64))
+    runs = {}
+    for traced_first in (False, True):
+        seen: list = []
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                SeenBatches(seen),
+                keras.layers.Flatten(),
+                keras.layers.Dense(10),
+            ]
+        )
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        if traced_first:
+            assert trace_for_any_batch(model, spec) == (keras.backend.backend() == "tensorflow")
+        losses = [float(model.train_on_batch(x[:n], y[:n])) for n in (8, 8, 64, 8, 64)]
+        runs[traced_first] = losses, seen
+    np.testing.assert_array_equal(runs[True][0], runs[False][0])  # the same training
+    if keras.backend.backend() == "tensorflow":
+        assert runs[False][1][0] == 8 and runs[False][1][-1] is None, runs  # at 8, then relaxed
+        assert set(runs[True][1]) == {None}, runs
+        # Shapes it cannot relax (unknown rank), or a model run eagerly: Keras's own trace.
+        unknown = (tf.TensorSpec(None, tf.float32), spec[1])
+        assert not trace_for_any_batch(model, unknown)
+        model.compile("adam", "mse", run_eagerly=True)
+        assert not trace_for_any_batch(model, spec)
+    # A model that needs a static batch size (reshapes by x.shape[0]) is left to Keras.
+    mixing = keras.Sequential(
+        [
+            keras.Input((8, 8, 1), batch_size=8),
+            MixBatch(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2),
+        ]
+    )
+    mixing.compile("adam", "mse")
+    assert not trace_for_any_batch(mixing, spec)
+    assert np.isfinite(float(mixing.train_on_batch(x[:8], np.zeros((8, 2)))))
 
 
 @pytest.mark.parametrize("bug", [MixBatch, CenterOverBatch])

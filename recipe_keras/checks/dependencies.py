@@ -19,7 +19,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from recipe_keras._gradients import input_gradients
+from recipe_keras._backend import input_gradients
 from recipe_keras.checks.result import CheckResult
 
 __all__ = [

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 import keras
 import numpy as np
 
+from recipe_keras._backend import trace_for_any_batch
 from recipe_keras.config import ModelConfig
 from recipe_keras.data import Splits, labels_of
 from recipe_keras.models import flat_layers
@@ -86,6 +87,8 @@ class Subject:
         if self._shared is None:
             model = self.build_seeded()
             build_optimizer(model)  # its state exists from now on (once: compile may have)
+            # Trained and predicted at 8 (R2.8) and at the pipeline's batch: one trace on TF.
+            trace_for_any_batch(model, self.splits.train.element_spec)
             self._shared = model
             self._initial = state_of(model)
         else:

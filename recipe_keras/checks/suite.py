@@ -76,7 +76,6 @@ def run_checks(
     record(check_inputs(splits.train, splits.class_names, out / "check_inputs.png"))
     fed = np.concatenate([np.ravel(labels) for _, labels in batches])
     record(check_shuffled(fed, subject.train_labels))
-    record(check_overfit_batch(subject, out / "check_overfit.png", max_steps=config.overfit_steps))
     val_x, val_y = next(iter(splits.val))
     dynamics = PredictionDynamics(
         to_numpy(val_x)[:8], to_numpy(val_y)[:8], every_n_batches=max(1, steps // 30)
@@ -90,10 +89,12 @@ def run_checks(
         test_examples=config.test_examples,
     )
     record(baselines)
-    # R2.1 compares a fresh run with the first steps of this training (one run saved).
-    record(check_determinism(subject, reference=(batches, losses)))
     record(check_dynamics(dynamics, out / "check_dynamics.png"))
     record(check_loss_decreases(losses))
+    # R2.1 compares a fresh run with the first steps of this training (one run saved).
+    record(check_determinism(subject, reference=(batches, losses)))
+    # After R2.1, whose reseed it then need not repeat (see check_overfit_batch).
+    record(check_overfit_batch(subject, out / "check_overfit.png", max_steps=config.overfit_steps))
     record(check_capacity(subject, model, losses, batches))
     seconds = time.perf_counter() - start
 
