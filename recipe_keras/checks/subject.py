@@ -218,9 +218,10 @@ def fit_steps(
     if not own_step:
         # An instance attribute shadows the method; object's setattr skips Keras's tracking.
         object.__setattr__(model, "reset_metrics", lambda: None)
+    fed = _as_tensors(batches) if steps > len(batches) else batches
     try:
         for step in range(steps):
-            logs = model.train_on_batch(*batches[step % len(batches)], return_dict=True)
+            logs = model.train_on_batch(*fed[step % len(fed)], return_dict=True)
             hooks.on_train_batch_end(step, logs)
             if model.stop_training:
                 break
@@ -229,6 +230,23 @@ def fit_steps(
             object.__delattr__(model, "reset_metrics")
     hooks.on_train_end()
     return record.losses
+
+
+# Batches up to this size in all are converted to tensors once when fit_steps reuses them.
+TENSOR_BYTES = 256 * 2**20
+
+
+def _as_tensors(batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> Sequence[tuple]:
+    """The batches as backend tensors, converted once: each reuse then saves a conversion.
+
+    ``train_on_batch`` converts NumPy inputs at every call. R2.8 trains one batch of
+    8 up to 500 times: on TF a step took 2.6-3.4 ms from tensors against 3.6-4.0 ms
+    from arrays. Kept only up to ``TENSOR_BYTES`` (they are a second copy).
+    """
+    if sum(np.asarray(x).nbytes + np.asarray(y).nbytes for x, y in batches) > TENSOR_BYTES:
+        return batches
+    convert = keras.ops.convert_to_tensor
+    return [(convert(x), convert(y)) for x, y in batches]
 
 
 class _StepLosses(keras.callbacks.Callback):
