@@ -87,8 +87,12 @@ class Subject:
         if self._shared is None:
             model = self.build_seeded()
             build_optimizer(model)  # its state exists from now on (once: compile may have)
-            # Trained and predicted at 8 (R2.8) and at the pipeline's batch: one trace on TF.
-            trace_for_any_batch(model, self.splits.train.element_spec)
+            # Trained and predicted at 8 (R2.8) and at the pipeline's batch: one trace on
+            # TF. Only from splits already loaded (make check loads them first): a model
+            # asked for alone does not load the data.
+            splits = self.__dict__.get("splits")  # functools.cached_property's slot
+            if splits is not None:
+                trace_for_any_batch(model, getattr(splits.train, "element_spec", None))
             self._shared = model
             self._initial = state_of(model)
         else:
@@ -189,7 +193,8 @@ def fit_steps(
     small step's time (2.6 of 5.5 ms at batch 8, digits CNN). On ``FIT_BACKENDS``
     the steps run inside one ``model.fit``. A model with its own ``train_step`` may
     report anything as its loss, so it keeps Keras's reset before every step and
-    its losses are taken as reported.
+    its losses are taken as reported. Batches it reuses go in as tensors, converted
+    once (``_as_tensors``).
     """
     build_optimizer(model)  # before the first step: on TF it saves a second trace
     own_step = not keras_train_step(model)
