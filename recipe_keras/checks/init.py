@@ -36,6 +36,9 @@ __all__ = [
     "init_final_bias",
     "init_regression_bias",
     "measure_loss",
+    "require_mean_squared_error",
+    "target_rows",
+    "targets_of",
 ]
 
 
@@ -143,18 +146,18 @@ def _init_verdict(
     return verdict, advice, deviation
 
 
-def _rows(targets: np.ndarray) -> np.ndarray:
+def target_rows(targets: np.ndarray) -> np.ndarray:
     """Regression targets as (examples, outputs) float64, whatever their trailing shape."""
     y = np.asarray(targets, dtype="float64")
     return y.reshape(len(y), -1)
 
 
-def _targets(batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+def targets_of(batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """Every target of ``batches`` as (examples, outputs) floats."""
-    return _rows(np.concatenate([np.asarray(y) for _, y in batches]))
+    return target_rows(np.concatenate([np.asarray(y) for _, y in batches]))
 
 
-def _mean_squared_error(model: keras.Model) -> None:
+def require_mean_squared_error(model: keras.Model) -> None:
     """R2.4's expected value for regression holds for the mean squared error only."""
     loss = model.loss
     name = loss if isinstance(loss, str) else type(loss).__name__
@@ -171,7 +174,7 @@ def expected_regression_loss(targets: np.ndarray, bias: np.ndarray | float = 0.0
     Keras's MSE averages over the outputs, so this is the mean over outputs of
     E[(y - b)^2]: the variance plus (mean - b)^2.
     """
-    return float(np.mean((_rows(targets) - np.ravel(bias)) ** 2))
+    return float(np.mean((target_rows(targets) - np.ravel(bias)) ** 2))
 
 
 def check_regression_init_loss(
@@ -184,8 +187,8 @@ def check_regression_init_loss(
     only warns: a random init's outputs correlate with the targets by chance (a
     correct MLP started 13% under the variance of targets with a tenth of its spread).
     """
-    _mean_squared_error(model)
-    y = _targets(batches)
+    require_mean_squared_error(model)
+    y = targets_of(batches)
     bias = _final_bias(model, y.shape[1])
     bias = np.zeros(y.shape[1]) if bias is None else keras.ops.convert_to_numpy(bias)
     measured = measure_loss(model, batches)
@@ -292,7 +295,7 @@ def init_regression_bias(model: keras.Model, targets: np.ndarray) -> np.ndarray:
     The model then starts by predicting the mean, and its loss at the target
     variance (R2.4) rather than at the second moment. Returns the bias.
     """
-    return _set_final_bias(model, _rows(targets).mean(axis=0))
+    return _set_final_bias(model, target_rows(targets).mean(axis=0))
 
 
 def check_regression_bias_init(
@@ -301,7 +304,7 @@ def check_regression_bias_init(
     train_targets: np.ndarray,
 ) -> CheckResult:
     """R2.5 for regression: MSE at init before and after the final bias takes the target mean."""
-    _mean_squared_error(model)
+    require_mean_squared_error(model)
     before = measure_loss(model, batches)
     try:
         init_regression_bias(model, train_targets)
@@ -310,7 +313,7 @@ def check_regression_bias_init(
             "R2.5", "init final bias to the target mean", "warn", "not applicable", "", str(exc)
         )
     after = measure_loss(model, batches)
-    y = _targets(batches)
+    y = targets_of(batches)
     variance = expected_regression_loss(y, y.mean(axis=0))
     verdict = "pass" if after <= before + 0.05 * variance else "warn"
     return CheckResult(

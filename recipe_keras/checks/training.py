@@ -17,12 +17,12 @@ import tensorflow as tf
 
 from recipe_keras import models
 from recipe_keras.checks.init import (
-    _mean_squared_error,
-    _rows,
-    _targets,
     class_priors,
     expected_init_loss,
     init_regression_bias,
+    require_mean_squared_error,
+    target_rows,
+    targets_of,
 )
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.checks.subject import (
@@ -404,13 +404,13 @@ def check_regression_baselines(
     ``model`` is left trained. ``batches`` and ``test`` are lists of (x, y) arrays.
     Returns the result and the model's per-step losses, which R2.9 reads.
     """
-    _mean_squared_error(model)
+    require_mean_squared_error(model)
     build_optimizer(model)
     initial = state_of(model)
-    train_y, test_y = _targets(batches), _targets(test)
+    train_y, test_y = targets_of(batches), targets_of(test)
 
     # Before any training: Keras's MSE would broadcast (n, 2) outputs against (n, 1) targets.
-    outputs = _rows(to_numpy(model.predict_on_batch(test[0][0]))).shape[1]
+    outputs = target_rows(to_numpy(model.predict_on_batch(test[0][0]))).shape[1]
     if outputs != test_y.shape[1]:
         raise ValueError(
             f"{model.name!r} predicts {outputs} outputs per example; "
@@ -418,7 +418,7 @@ def check_regression_baselines(
         )
 
     def test_mse(predictor: keras.Model, pairs: Batches) -> float:
-        return float(np.mean((_rows(_predictions(predictor, pairs)) - test_y) ** 2))
+        return float(np.mean((target_rows(_predictions(predictor, pairs)) - test_y) ** 2))
 
     floor = float(np.mean(np.var(test_y, axis=0)))  # predicting the test mean
     mean_mse = float(np.mean((test_y - train_y.mean(axis=0)) ** 2))
