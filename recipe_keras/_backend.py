@@ -1,6 +1,6 @@
-"""The backend-specific code of recipe_keras, one small function per backend.
+"""The backend-specific code of recipe_keras.
 
-Input gradients (R2.12). One function per backend, chosen by
+Input gradients (R2.12): one small function per backend, chosen by
 ``keras.backend.backend()`` and imported lazily. Each yields, for every cotangent
 ``c`` in turn, the gradient of sum(model(x, training=False) * c) with respect to
 ``x`` as a NumPy array, from one forward pass and a backward pass per cotangent.

@@ -226,6 +226,14 @@ def _zeros(batches: Batches) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.zeros_like(x), y) for x, y in batches]
 
 
+def _train_blind(model: keras.Model, batches: Batches, steps: int) -> None:
+    """R2.7's input-independent baseline: ``model`` trained ``steps`` steps on all-zero
+    inputs, its BatchNorm statistics then taken from those zeros (``precise_batchnorm``)."""
+    zeros = _zeros(batches)
+    fit_steps(model, zeros, steps)
+    precise_batchnorm(model, zeros)
+
+
 def input_blind_bounds(labels: np.ndarray) -> tuple[float, float]:
     """The best accuracy and the lowest cross-entropy any input-blind model can reach.
 
@@ -328,9 +336,7 @@ def check_baselines(
     weights = state_of(model)
 
     zero_model = subject.model(reseed=False)
-    zeros = _zeros(batches)
-    fit_steps(zero_model, zeros, trained)
-    precise_batchnorm(zero_model, zeros)
+    _train_blind(zero_model, batches, trained)
     zero, zero_loss = _test_scores(
         zero_model, test.map(lambda x, y: (tf.zeros_like(x), y)), test_labels
     )
@@ -434,9 +440,7 @@ def check_regression_baselines(
     )
     trained, weights = len(losses), state_of(model)
     restore_state(model, initial)
-    zeros = _zeros(batches)
-    fit_steps(model, zeros, trained)
-    precise_batchnorm(model, zeros)
+    _train_blind(model, batches, trained)
     zero_mse = test_mse(model, _zeros(test))
     restore_state(model, weights)
 
