@@ -622,6 +622,43 @@ def test_evenly_spaced_samples_a_class_sorted_split_whole(size, n, batch):
     assert training.evenly_spaced(split, size, size) is split
 
 
+@pytest.mark.parametrize("batch, classes", [(64, 10), (5, 3)])
+def test_linear_baseline_trains_like_the_keras_linear_model(batch, classes):
+    # R2.7's NumPy baseline against models.linear compiled with TrainConfig()'s
+    # defaults, from the same weights on the same batches: the same losses, weights
+    # and logits, step for step.
+    rng = np.random.default_rng(3)
+    batches = [
+        (rng.random((batch, 6, 6, 2)).astype("float32"), rng.integers(0, classes, batch))
+        for _ in range(4)
+    ]
+    keras.utils.set_random_seed(0)
+    reference = compile_model(models.linear((6, 6, 2), classes, 0), TrainConfig())
+    baseline = training.LinearBaseline(72, classes, TrainConfig().learning_rate, seed=1)
+    initial = [w.copy() for w in baseline.weights]
+    # Glorot-uniform kernel as Keras draws it (bounds, spread), and a zero bias.
+    limit = math.sqrt(6 / (72 + classes))
+    assert np.abs(initial[0]).max() <= limit and initial[0].std() > 0.5 * limit / math.sqrt(3)
+    assert not initial[1].any()
+    reference.set_weights(initial)
+    ours = baseline.fit_steps(batches, 30)
+    theirs = [
+        float(reference.train_on_batch(x, y, return_dict=True)["loss"])
+        for x, y in itertools.islice(itertools.cycle(batches), 30)
+    ]
+    np.testing.assert_allclose(ours, theirs, rtol=2e-5)
+    assert theirs[-1] < theirs[0]  # it learns: the comparison is not of two stuck models
+    for a, b in zip(baseline.weights, reference.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-6)
+        assert a.dtype == np.float32
+    x = batches[0][0]
+    np.testing.assert_allclose(
+        baseline.predict_on_batch(x), keras.ops.convert_to_numpy(reference(x)), atol=1e-5
+    )
+    with pytest.raises(ValueError, match="num_classes=1"):
+        training.LinearBaseline(72, 1)
+
+
 def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
     zeros = subject_for(data_config, transform=lambda x, y: (tf.zeros_like(x), y))
     result, _, losses = check_baselines(zeros, zeros.train_batches(60), steps=60, rounds=4)

@@ -24,6 +24,7 @@ from recipe_keras.checks.init import (
     target_rows,
     targets_of,
 )
+from recipe_keras.checks.linear import LinearBaseline
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.checks.subject import (
     Subject,
@@ -37,11 +38,12 @@ from recipe_keras.checks.subject import (
 )
 from recipe_keras.config import TrainConfig
 from recipe_keras.seed import set_seed
-from recipe_keras.train import build_optimizer, compile_model
+from recipe_keras.train import build_optimizer
 
 __all__ = [
     "REFERENCE_BATCH",
     "ROUNDS",
+    "LinearBaseline",
     "baseline_gains",
     "check_baselines",
     "check_capacity",
@@ -292,7 +294,8 @@ def check_baselines(
     """R2.7: the model against dumb baselines after the same training steps.
 
     Baselines: majority class, the same model trained on all-zero inputs (input-
-    independent), and a linear model. The model must get ``margin`` of the way
+    independent), and a linear model (``LinearBaseline``: Adam at ``TrainConfig``'s
+    rate, in NumPy). The model must get ``margin`` of the way
     past every input-blind model (``baseline_gains``), in accuracy or in loss.
 
     It trains in rounds of ``steps``, up to ``rounds``, until its loss has clearly
@@ -341,9 +344,10 @@ def check_baselines(
         zero_model, test.map(lambda x, y: (tf.zeros_like(x), y)), test_labels
     )
 
-    keras.utils.set_random_seed(subject.seed)
-    linear = compile_model(models.linear(splits.input_shape, splits.num_classes, 0), TrainConfig())
-    fit_steps(linear, batches, trained)
+    linear = LinearBaseline(
+        math.prod(splits.input_shape), splits.num_classes, TrainConfig().learning_rate, subject.seed
+    )
+    linear.fit_steps(batches, trained)
     linear_acc, linear_loss = _test_scores(linear, test, test_labels)
     restore_state(model, weights)
 
