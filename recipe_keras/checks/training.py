@@ -170,7 +170,7 @@ def _probabilities(outputs: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def _predictions(model: keras.Model, pairs) -> np.ndarray:
+def _predictions(model: keras.Model | LinearBaseline, pairs) -> np.ndarray:
     """The model's outputs over every (x, y) batch of ``pairs``, one batch shape for ``predict``.
 
     A short last batch is padded to the first batch's size: on TensorFlow a new
@@ -189,7 +189,7 @@ def _predictions(model: keras.Model, pairs) -> np.ndarray:
 
 
 def _test_scores(
-    model: keras.Model, dataset: tf.data.Dataset, labels: np.ndarray
+    model: keras.Model | LinearBaseline, dataset: tf.data.Dataset, labels: np.ndarray
 ) -> tuple[float, float]:
     """Accuracy and cross-entropy over a whole split."""
     probs = _probabilities(_predictions(model, dataset).reshape(len(labels), -1))
