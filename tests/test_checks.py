@@ -657,6 +657,8 @@ def test_linear_baseline_trains_like_the_keras_linear_model(batch, classes):
     )
     with pytest.raises(ValueError, match="num_classes=1"):
         training.LinearBaseline(72, 1)
+    with pytest.raises(ValueError, match=rf"\[0, {classes}\), got 0..{classes}"):
+        baseline.train_on_batch(x[:2], np.array([0, classes]))
 
 
 def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):

@@ -57,6 +57,12 @@ class LinearBaseline:
         """One Adam step on the mean cross-entropy; the loss before it, as Keras reports."""
         flat = np.asarray(x, "float32").reshape(len(x), -1)
         labels = np.asarray(y).astype(int).ravel()
+        classes = self.weights[1].shape[0]
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise ValueError(
+                f"labels must be class indices in [0, {classes}), "
+                f"got {labels.min()}..{labels.max()}"
+            )
         logits = self.predict_on_batch(flat)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
