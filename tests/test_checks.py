@@ -44,6 +44,7 @@ from recipe_keras.checks.inputs import (
     inputs_as_fed,
     shuffled_chance,
 )
+from recipe_keras.checks.linear import LinearBaseline
 from recipe_keras.checks.subject import (
     Subject,
     first_batches,
@@ -634,7 +635,7 @@ def test_linear_baseline_trains_like_the_keras_linear_model(batch, classes):
     ]
     keras.utils.set_random_seed(0)
     reference = compile_model(models.linear((6, 6, 2), classes, 0), TrainConfig())
-    baseline = training.LinearBaseline(72, classes, TrainConfig().learning_rate, seed=1)
+    baseline = LinearBaseline(72, classes, TrainConfig().learning_rate, seed=1)
     initial = [w.copy() for w in baseline.weights]
     # Glorot-uniform kernel as Keras draws it (bounds, spread), and a zero bias.
     limit = math.sqrt(6 / (72 + classes))
@@ -656,7 +657,7 @@ def test_linear_baseline_trains_like_the_keras_linear_model(batch, classes):
         baseline.predict_on_batch(x), keras.ops.convert_to_numpy(reference(x)), atol=1e-5
     )
     with pytest.raises(ValueError, match="num_classes=1"):
-        training.LinearBaseline(72, 1)
+        LinearBaseline(72, 1)
     with pytest.raises(ValueError, match=rf"\[0, {classes}\), got 0..{classes}"):
         baseline.train_on_batch(x[:2], np.array([0, classes]))
 

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from recipe_keras.config import TrainConfig
+
 __all__ = ["LinearBaseline"]
 
 
@@ -32,7 +34,11 @@ class LinearBaseline:
     BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
 
     def __init__(
-        self, features: int, num_classes: int, learning_rate: float = 3e-4, seed: int = 0
+        self,
+        features: int,
+        num_classes: int,
+        learning_rate: float = TrainConfig.learning_rate,  # the dataclass default, 3e-4
+        seed: int = 0,
     ) -> None:
         if features < 1 or num_classes < 2:
             raise ValueError(

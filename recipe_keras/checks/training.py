@@ -36,14 +36,12 @@ from recipe_keras.checks.subject import (
     state_of,
     to_numpy,
 )
-from recipe_keras.config import TrainConfig
 from recipe_keras.seed import set_seed
 from recipe_keras.train import build_optimizer
 
 __all__ = [
     "REFERENCE_BATCH",
     "ROUNDS",
-    "LinearBaseline",
     "baseline_gains",
     "check_baselines",
     "check_capacity",
@@ -344,9 +342,7 @@ def check_baselines(
         zero_model, test.map(lambda x, y: (tf.zeros_like(x), y)), test_labels
     )
 
-    linear = LinearBaseline(
-        math.prod(splits.input_shape), splits.num_classes, TrainConfig().learning_rate, subject.seed
-    )
+    linear = LinearBaseline(math.prod(splits.input_shape), splits.num_classes, seed=subject.seed)
     linear.fit_steps(batches, trained)
     linear_acc, linear_loss = _test_scores(linear, test, test_labels)
     restore_state(model, weights)
