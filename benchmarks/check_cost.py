@@ -122,9 +122,6 @@ def main() -> None:
                     checks.setdefault(f"{c['recipe_id']} {c['name'].split(' (')[0]}", []).append(
                         c["seconds"]
                     )
-                # The figures' child process draws while the checks run: its wait after them.
-                wait = report["numbers"].get("figure_wait_seconds", float("nan"))
-                checks.setdefault("figures, waited for after the checks", []).append(wait)
             t, c = statistics.median(train), statistics.median(check)
             f, s = statistics.median(fit), statistics.median(suite)
             per_check[name] = {k: statistics.median(v) for k, v in checks.items()}

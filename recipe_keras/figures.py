@@ -12,8 +12,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from recipe_keras.drawing import deferrable
-
 __all__ = [
     "plot_confusion",
     "plot_counts",
@@ -37,7 +35,6 @@ def _save(fig, path: str | os.PathLike[str], crop: bool = False) -> Path:
     return path
 
 
-@deferrable
 def plot_curves(
     history: dict[str, list[float]],
     test: dict[str, float],
@@ -61,7 +58,6 @@ def plot_curves(
     return _save(fig, path)
 
 
-@deferrable
 def plot_image_grid(
     images: np.ndarray, titles: list[str], path: str | os.PathLike[str], columns: int = 8
 ) -> Path:
@@ -77,7 +73,6 @@ def plot_image_grid(
     return plot_rows(rows, path)
 
 
-@deferrable
 def plot_overfit(
     probabilities: np.ndarray, labels: np.ndarray, path: str | os.PathLike[str]
 ) -> Path:
@@ -103,7 +98,6 @@ def plot_overfit(
     return _save(fig, path)
 
 
-@deferrable
 def plot_dynamics(
     steps: list[int], probabilities: np.ndarray, labels: np.ndarray, path: str | os.PathLike[str]
 ) -> Path:
@@ -119,7 +113,6 @@ def plot_dynamics(
     return _save(fig, path)
 
 
-@deferrable
 def plot_rows(
     rows: list[tuple[str, np.ndarray, list[str]]],
     path: str | os.PathLike[str],
@@ -165,7 +158,6 @@ def plot_rows(
     return _save(fig, path, crop=True)
 
 
-@deferrable
 def plot_counts(
     counts: dict[str, list[int]], names: list[str], path: str | os.PathLike[str]
 ) -> Path:
@@ -183,7 +175,6 @@ def plot_counts(
     return _save(fig, path)
 
 
-@deferrable
 def plot_confusion(confusion: np.ndarray, names: list[str], path: str | os.PathLike[str]) -> Path:
     """R1.8: the confusion matrix, rows the true class, with counts written in."""
     n = len(names)
@@ -210,7 +201,6 @@ def plot_confusion(confusion: np.ndarray, names: list[str], path: str | os.PathL
     return _save(fig, path)
 
 
-@deferrable
 def plot_trials(rows: list[dict], objective: str, path: str | os.PathLike[str]) -> Path:
     """R5.1: the objective of every finished trial, best first."""
     fig, ax = plt.subplots(figsize=(max(4, 0.4 * len(rows) + 2), 3.2))
@@ -221,7 +211,6 @@ def plot_trials(rows: list[dict], objective: str, path: str | os.PathLike[str]) 
     return _save(fig, path)
 
 
-@deferrable
 def plot_ladder(rows: list[dict], path: str | os.PathLike[str]) -> Path:
     """R3.3: train and validation accuracy per rung, each rung labelled with its one change."""
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows) + 2), 3.8))
@@ -236,7 +225,6 @@ def plot_ladder(rows: list[dict], path: str | os.PathLike[str]) -> Path:
     return _save(fig, path)
 
 
-@deferrable
 def plot_learning_curve(points: list[dict], path: str | os.PathLike[str]) -> Path:
     """R4.1: train and validation accuracy against the number of training examples."""
     fig, ax = plt.subplots(figsize=(5.5, 3.5))

@@ -29,7 +29,6 @@ from recipe_keras.checks.training import (
     steps_for,
 )
 from recipe_keras.config import CheckConfig
-from recipe_keras.drawing import in_background
 from recipe_keras.report import write_report
 
 __all__ = ["format_table", "run_checks"]
@@ -62,50 +61,42 @@ def run_checks(
                 flush=True,
             )
 
-    # Figures are drawn by a child process meanwhile; leaving the block waits for them.
-    with in_background():
-        splits = subject.splits
-        # check.steps at a batch of 64; a smaller batch gets more steps, in the same pass.
-        batches = subject.train_batches(lambda size: steps_for(size, config.steps))
-        x, y = batches[0]
-        steps = steps_for(len(y), config.steps)
-        probe = x[:8]
-        # One untrained model serves the inference-only checks; R2.5 changes its bias, so last.
-        fresh = subject.model()
-        record(check_init_loss(fresh, batches[:4], splits.num_classes))
-        record(check_batch_independence(fresh, probe, seed=subject.seed))
-        record(check_model_batching(fresh, probe))
-        record(check_bias_init(fresh, batches[:4], subject.train_labels, splits.num_classes))
-        record(check_inputs(splits.train, splits.class_names, out / "check_inputs.png"))
-        fed = np.concatenate([np.ravel(labels) for _, labels in batches])
-        record(check_shuffled(fed, subject.train_labels))
-        val_x, val_y = next(iter(splits.val))
-        dynamics = PredictionDynamics(
-            to_numpy(val_x)[:8], to_numpy(val_y)[:8], every_n_batches=max(1, steps // 30)
-        )
-        baselines, model, losses = check_baselines(
-            subject,
-            batches,
-            steps,
-            margin=config.baseline_margin,
-            callbacks=[dynamics],
-            test_examples=config.test_examples,
-        )
-        record(baselines)
-        record(check_dynamics(dynamics, out / "check_dynamics.png"))
-        record(check_loss_decreases(losses))
-        # R2.1 compares a fresh run with the first steps of this training (one run saved).
-        record(check_determinism(subject, reference=(batches, losses)))
-        # After R2.1, whose reseed it then need not repeat (see check_overfit_batch).
-        record(
-            check_overfit_batch(subject, out / "check_overfit.png", max_steps=config.overfit_steps)
-        )
-        record(check_capacity(subject, model, losses, batches))
-    # The child drew the figures while the checks ran; ``waited`` is what it took beyond them.
-    now = time.perf_counter()
-    seconds, waited = now - start, now - last
-    if verbose:
-        print(f"  figures drawn ({waited:.1f} s more)", flush=True)
+    splits = subject.splits
+    # check.steps at a batch of 64; a smaller batch gets more steps, in the same pass.
+    batches = subject.train_batches(lambda size: steps_for(size, config.steps))
+    x, y = batches[0]
+    steps = steps_for(len(y), config.steps)
+    probe = x[:8]
+    # One untrained model serves the inference-only checks; R2.5 changes its bias, so last.
+    fresh = subject.model()
+    record(check_init_loss(fresh, batches[:4], splits.num_classes))
+    record(check_batch_independence(fresh, probe, seed=subject.seed))
+    record(check_model_batching(fresh, probe))
+    record(check_bias_init(fresh, batches[:4], subject.train_labels, splits.num_classes))
+    record(check_inputs(splits.train, splits.class_names, out / "check_inputs.png"))
+    fed = np.concatenate([np.ravel(labels) for _, labels in batches])
+    record(check_shuffled(fed, subject.train_labels))
+    val_x, val_y = next(iter(splits.val))
+    dynamics = PredictionDynamics(
+        to_numpy(val_x)[:8], to_numpy(val_y)[:8], every_n_batches=max(1, steps // 30)
+    )
+    baselines, model, losses = check_baselines(
+        subject,
+        batches,
+        steps,
+        margin=config.baseline_margin,
+        callbacks=[dynamics],
+        test_examples=config.test_examples,
+    )
+    record(baselines)
+    record(check_dynamics(dynamics, out / "check_dynamics.png"))
+    record(check_loss_decreases(losses))
+    # R2.1 compares a fresh run with the first steps of this training (one run saved).
+    record(check_determinism(subject, reference=(batches, losses)))
+    # After R2.1, whose reseed it then need not repeat (see check_overfit_batch).
+    record(check_overfit_batch(subject, out / "check_overfit.png", max_steps=config.overfit_steps))
+    record(check_capacity(subject, model, losses, batches))
+    seconds = time.perf_counter() - start
 
     write_report(
         results_report(
@@ -116,7 +107,6 @@ def run_checks(
                 "failed": sum(r.verdict == "fail" for r in results),
                 "warned": sum(r.verdict == "warn" for r in results),
                 "seconds": round(seconds, 2),
-                "figure_wait_seconds": round(waited, 3),
             },
         ),
         out,
