@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -12,6 +13,7 @@ import types
 import pytest
 
 from recipe_keras.config import (
+    JAX_THREEFRY,
     Config,
     ConfigError,
     dataset_kind,
@@ -98,7 +100,7 @@ def _gpu_environment(monkeypatch):
     # select_backend sets these (deterministic kernels): restore them after each test.
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    for name in CACHE_VARIABLES:
+    for name in (*CACHE_VARIABLES, JAX_THREEFRY):
         monkeypatch.delenv(name, raising=False)
     # A JAX already started would take each test's cache live (see the subprocess test).
     monkeypatch.delitem(sys.modules, "jax", raising=False)
@@ -153,6 +155,49 @@ def test_jax_compile_cache_is_taken_live_when_jax_started_first(tmp_path):
     cache = tmp_path / "jax-cache"
     subprocess.run([sys.executable, "-c", script, str(cache)], env=env, check=True)
     assert cache.is_dir() and len(list(cache.iterdir())) > 0  # predict's program, at least
+
+
+def test_jax_is_asked_for_its_fast_compiling_random_numbers(monkeypatch):
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    # Whatever the other settings: toggling the cache must not change the weights drawn.
+    select_backend(Config(deterministic=False, compile_cache=""))
+    assert os.environ[JAX_THREEFRY] == "0"
+    monkeypatch.setenv(JAX_THREEFRY, "1")  # the user's own choice wins
+    select_backend(Config())
+    assert os.environ[JAX_THREEFRY] == "1"
+
+
+def test_a_notebook_and_a_project_process_draw_the_same_initial_weights():
+    # A project process runs select_backend before JAX starts; a notebook may import
+    # keras first. Both must draw the same weights from one seed, and they must be
+    # the classic threefry's, not JAX's default partitionable stream.
+    draw = "keras.initializers.GlorotUniform(seed=7)((5, 3)).tolist()"
+    project = (
+        "import json, os; os.environ['KERAS_BACKEND'] = 'jax'\n"
+        "from recipe_keras.config import Config, select_backend\n"
+        "select_backend(Config(compile_cache=''))\n"
+        f"import keras; print(json.dumps({draw}))\n"
+    )
+    notebook = (
+        "import json, os; os.environ['KERAS_BACKEND'] = 'jax'\n"
+        f"import keras; print(json.dumps({draw}))\n"
+        "from recipe_keras.config import Config, select_backend\n"
+        "select_backend(Config(compile_cache=''))\n"
+        f"print(json.dumps({draw}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in (*CACHE_VARIABLES, JAX_THREEFRY)}
+
+    def weights(script: str) -> list:
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True
+        ).stdout
+        return [json.loads(line) for line in out.splitlines() if line.startswith("[")]
+
+    (ours,) = weights(project)
+    default, after = weights(notebook)
+    assert after == ours
+    assert default != ours  # the setting changes the stream: it took effect
 
 
 def test_deterministic_kernels_are_asked_for_before_the_backends_start(monkeypatch):
