@@ -8,6 +8,7 @@ only: it runs before Keras is imported, because the backend is chosen here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
@@ -404,7 +405,9 @@ def jax_random_environment() -> None:
     os.environ[JAX_THREEFRY] = "0"
     jax = sys.modules.get("jax")
     if jax is not None:  # JAX started first (a notebook): its config takes it live
-        jax.config.update("jax_threefry_partitionable", False)
+        # A JAX without the option ("Unrecognized config option"): nothing to choose.
+        with contextlib.suppress(AttributeError):
+            jax.config.update("jax_threefry_partitionable", False)
 
 
 def select_backend(config: Config | str | os.PathLike[str] = "config.toml") -> str:
