@@ -802,6 +802,18 @@ def test_overfit_one_batch_catches_double_softmax_and_zero_lr(data_config, tmp_p
     stuck = 1.0 - double.numbers["accuracy"]
     assert double.numbers["final_loss"] == pytest.approx(double_softmax_stall(10, stuck), abs=0.05)
 
+    # A Keras softmax output under from_logits=True: TF's Keras reuses the logits under
+    # it (and learns), JAX and torch apply it twice. Warned on TF, failed elsewhere.
+    keras_softmax = check_overfit_batch(
+        subject_for(data_config, head=lambda: keras.layers.Activation("softmax")),
+        tmp_path / "keras_softmax.png",  # the default budget: TF needs 358 steps
+    )
+    assert keras_softmax.numbers["outputs_are_probabilities_with_logits_loss"]
+    if keras.backend.backend() == "tensorflow":
+        assert keras_softmax.verdict == "warn" and "quietly reuses" in keras_softmax.advice
+    else:
+        assert keras_softmax.verdict == "fail" and "softmax applied twice" in keras_softmax.advice
+
     # The template gives a linear project 3e-3: at the deep-net default of 3e-4 a
     # linear model cannot memorise 8 examples in the budget (loss ~0.8 after 500).
     for rate, verdict in ((3e-3, "pass"), (3e-4, "fail")):

@@ -626,7 +626,18 @@ def check_overfit_batch(
     # loss reached. The loss alone misled: with 1 of 8 examples stuck it stalls 1/8
     # higher (1.58, not 1.46; seen on JAX), outside any tolerance of the stall.
     doubled = _outputs_probabilities(outputs) and _from_logits(model)
-    if ok:
+    verdict = "pass" if ok else "fail"
+    if ok and doubled:
+        # Learnt all the same: TensorFlow's Keras takes the logits from under a Keras
+        # softmax when the loss says from_logits=True; JAX and torch apply it twice.
+        verdict = "warn"
+        advice = (
+            "learnt, but the model outputs probabilities (each row sums to 1) to a loss "
+            "compiled with from_logits=True: TensorFlow's Keras quietly reuses the logits "
+            "under a Keras softmax, JAX and torch apply the softmax twice and fail here; "
+            "drop the output softmax, or compile with from_logits=False"
+        )
+    elif ok:
         advice = ""
     elif not math.isfinite(final):
         advice = "the loss became NaN: the learning rate is far too high"
@@ -653,7 +664,7 @@ def check_overfit_batch(
     return CheckResult(
         "R2.8",
         f"overfit {len(y)} examples",
-        "pass" if ok else "fail",
+        verdict,
         measured=f"loss {final:.4f}, accuracy {accuracy:.0%} after {len(losses)} steps",
         expected=f"loss < {threshold}, accuracy 100% within {max_steps} steps",
         advice=advice,
