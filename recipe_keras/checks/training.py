@@ -627,15 +627,18 @@ def check_overfit_batch(
     # higher (1.58, not 1.46; seen on JAX), outside any tolerance of the stall.
     doubled = _outputs_probabilities(outputs) and _from_logits(model)
     verdict = "pass" if ok else "fail"
+    mismatch = (
+        "the model outputs probabilities (each row sums to 1) to a loss compiled with "
+        "from_logits=True"
+    )
+    fix = "drop the output softmax, or compile with from_logits=False"
     if ok and doubled:
         # Learnt all the same: TensorFlow's Keras takes the logits from under a Keras
         # softmax when the loss says from_logits=True; JAX and torch apply it twice.
         verdict = "warn"
         advice = (
-            "learnt, but the model outputs probabilities (each row sums to 1) to a loss "
-            "compiled with from_logits=True: TensorFlow's Keras quietly reuses the logits "
-            "under a Keras softmax, JAX and torch apply the softmax twice and fail here; "
-            "drop the output softmax, or compile with from_logits=False"
+            f"learnt, but {mismatch}: TensorFlow's Keras quietly reuses the logits under a "
+            f"Keras softmax, JAX and torch apply the softmax twice and fail here; {fix}"
         )
     elif ok:
         advice = ""
@@ -645,10 +648,8 @@ def check_overfit_batch(
         advice = "the loss never moved: a learning rate of 0, frozen weights, or no gradient"
     elif doubled:
         advice = (
-            "the model outputs probabilities (each row sums to 1) but its loss is compiled "
-            f"with from_logits=True: a softmax applied twice. The loss stalls near "
-            f"ln(1+(C-1)/e) = {stall:.3f}, 1 higher for each example stuck on a wrong "
-            "class; drop the output softmax, or compile with from_logits=False"
+            f"{mismatch}: a softmax applied twice. The loss stalls near ln(1+(C-1)/e) = "
+            f"{stall:.3f}, 1 higher for each example stuck on a wrong class; {fix}"
         )
     elif abs(final - stall) < 0.1:
         advice = (
