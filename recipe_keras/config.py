@@ -416,7 +416,8 @@ def select_backend(config: Config | str | os.PathLike[str] = "config.toml") -> s
     With ``deterministic`` (the default) it also asks JAX and cuBLAS for
     deterministic GPU kernels, with ``compile_cache`` it points JAX at its
     compilation cache, and it asks JAX for its fast-compiling random numbers
-    (``jax_random_environment``): all are read when the libraries start. Keras reads
+    (``jax_random_environment``); TensorFlow's C++ INFO log lines are hidden
+    (``TF_CPP_MIN_LOG_LEVEL=1`` unless set). All are read when the libraries start. Keras reads
     KERAS_BACKEND once, at import, so this must run first; a Keras
     already imported with another backend is an error, not a silent mismatch.
     A config path that does not exist leaves the environment as it is.
@@ -426,6 +427,9 @@ def select_backend(config: Config | str | os.PathLike[str] = "config.toml") -> s
         config = load_config(path) if path.is_file() else None
     if config is not None:
         os.environ.setdefault("KERAS_BACKEND", config.backend)
+        # tf.data runs on TensorFlow whatever the backend, and its C++ INFO lines (CPU
+        # features, TFRecord buffer sizes) opened every run; warnings and errors still show.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
         if config.deterministic:
             deterministic_environment()
         if config.compile_cache:

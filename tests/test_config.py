@@ -319,3 +319,33 @@ def test_a_ladder_rung_changes_exactly_one_valid_setting():
     runs = ladder_configs(Config())
     assert [name for name, _ in runs][:2] == ["base", "model.width = 64"]
     assert runs[-1][1].model.dropout == 0.25 and runs[-1][1].model.width == 64  # cumulative
+
+
+def test_tensorflow_info_lines_are_hidden_unless_the_user_asks(tmp_path):
+    # TFDS reads TFRecords with a buffer of its own, and TensorFlow logs that at INFO
+    # level on every run; warnings still show. A user's own level wins.
+    record = tmp_path / "one.tfrecord"
+    script = (
+        "import sys\n"
+        "from recipe_keras.config import Config, select_backend\n"
+        "select_backend(Config())\n"
+        "import tensorflow as tf\n"
+        "with tf.io.TFRecordWriter(sys.argv[1]) as w: w.write(b'x')\n"
+        "print(len(list(tf.data.TFRecordDataset(sys.argv[1], buffer_size=1 << 23))))\n"
+    )
+    base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+    def stderr(**env: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(record)],
+            env={**base, "KERAS_BACKEND": "tensorflow", **env},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        assert done.stdout.strip() == "1"
+        return done.stderr
+
+    info = "The default buffer size is 262144"
+    assert info not in stderr()
+    assert info in stderr(TF_CPP_MIN_LOG_LEVEL="0")

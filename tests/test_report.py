@@ -33,3 +33,32 @@ def test_bad_verdict_and_unknown_schema_are_refused(tmp_path):
     path.write_text(path.read_text().replace(f'"schema": {SCHEMA_VERSION}', '"schema": 99'))
     with pytest.raises(ValueError, match="schema 99 is not the supported 1"):
         read_report(path)
+
+
+def test_the_check_table_wraps_long_cells_and_cuts_nothing():
+    from recipe_keras.checks.result import CheckResult, format_table
+
+    measured = (
+        "after 25 steps, 360 test examples: accuracy 0.400 (zero inputs 0.081, "
+        "majority 0.081, linear 0.033), loss 2.225; 32% / 3% past input-blind"
+    )
+    results = [
+        CheckResult("R2.4", "loss at init", "pass", "2.3090", "2.3026 = -log(1/C) (±10%)"),
+        CheckResult("R2.7", "beats the dumb baselines", "fail", measured, ">= 10%", "feed it"),
+        CheckResult("R2.10", "training batches mix the classes", "pass", "9%", "10%"),
+    ]
+    lines = format_table(results).splitlines()
+    header = lines[0]
+    assert header.split() == ["id", "check", "verdict", "measured", "expected"]
+    assert max(map(len, lines)) <= 136
+    # A row's further lines leave the id blank; each column's pieces read back whole.
+    starts = [i for i, line in enumerate(lines) if line[:5].strip() and i > 1]
+    assert [lines[i].split()[0] for i in starts] == ["R2.4", "R2.7", "R2.10", "R2.7"]
+    column = slice(header.index("measured"), header.index("expected"))
+    row = lines[starts[1] : starts[2]]
+    assert " ".join(line[column].strip() for line in row) == measured
+    check = slice(header.index("check"), header.index("verdict"))
+    tail = lines[starts[2] : starts[3]]
+    assert " ".join(line[check].strip() for line in tail).strip() == results[2].name
+    assert lines[starts[3]] == "R2.7 FAIL: feed it"  # the advice, after a blank line
+    assert lines[starts[3] - 1] == ""

@@ -57,7 +57,7 @@ def check_equivalent(
         name,
         "pass" if ok else "fail",
         measured="equal within tolerance" if ok else f"max |difference| {worst:.3g} at {where}",
-        expected=f"|a - b| <= {atol} + {rtol}|b| on {trials} random inputs",
+        expected=f"|a - b| <= {atol:.3g} + {rtol:.3g}|b| on {trials} input" + ("s" * (trials != 1)),
         advice=""
         if ok
         else "the vectorised code differs from its loop reference at the index shown",

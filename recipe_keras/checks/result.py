@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,15 +58,32 @@ def results_report(
     )
 
 
+# Widest each column of ``format_table`` may run before its text wraps (None: never):
+# at most 136 characters in all, and no measured value cut off.
+_WRAP = (None, 30, None, 44, 42)
+
+
+def _wrapped(text: str, width: int | None) -> list[str]:
+    if width is None:
+        return [text]
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
 def format_table(results: list[CheckResult]) -> str:
-    """A plain-text table, then the advice for each warning and failure."""
+    """A plain-text table, then the advice for each warning and failure.
+
+    Long cells wrap onto further lines of their row: cut at a width, R2.7's row lost
+    the linear baseline's accuracy, which ``check.json`` alone then held.
+    """
     rows = [("id", "check", "verdict", "measured", "expected")]
     rows += [(r.recipe_id, r.name, r.verdict.upper(), r.measured, r.expected) for r in results]
-    widths = [min(max(len(row[i]) for row in rows), 72) for i in range(5)]
-    lines = [
-        "  ".join(cell[:72].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    cells = [[_wrapped(c, w) for c, w in zip(row, _WRAP, strict=True)] for row in rows]
+    widths = [max(len(line) for row in cells for line in row[i]) for i in range(len(_WRAP))]
+    lines = []
+    for row in cells:
+        for k in range(max(map(len, row))):
+            parts = [(c[k : k + 1] or [""])[0].ljust(w) for c, w in zip(row, widths, strict=True)]
+            lines.append("  ".join(parts).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     advice = [f"{r.recipe_id} {r.verdict.upper()}: {r.advice}" for r in results if r.advice]
     return "\n".join([*lines, "", *advice] if advice else lines)

@@ -76,9 +76,12 @@ def run_checks(
     record(check_inputs(splits.train, splits.class_names, out / "check_inputs.png"))
     fed = np.concatenate([np.ravel(labels) for _, labels in batches])
     record(check_shuffled(fed, subject.train_labels))
-    val_x, val_y = next(iter(splits.val))
+    # R2.11 follows held-out examples: the first of R2.7's test sample, read whole (see
+    # Subject.test_sample), and spread over the split.
+    test, _ = subject.test_sample(config.test_examples, batch=len(y))
+    held_x, held_y = next(iter(test))
     dynamics = PredictionDynamics(
-        to_numpy(val_x)[:8], to_numpy(val_y)[:8], every_n_batches=max(1, steps // 30)
+        to_numpy(held_x)[:8], to_numpy(held_y)[:8], every_n_batches=max(1, steps // 30)
     )
     baselines, model, losses = check_baselines(
         subject,

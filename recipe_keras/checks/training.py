@@ -30,7 +30,6 @@ from recipe_keras.checks.subject import (
     Subject,
     first_batches,
     fit_steps,
-    labels_of,
     precise_batchnorm,
     restore_state,
     state_of,
@@ -50,7 +49,6 @@ __all__ = [
     "check_overfit_batch",
     "check_regression_baselines",
     "double_softmax_stall",
-    "evenly_spaced",
     "input_blind_bounds",
     "spread_over_classes",
     "steps_for",
@@ -202,32 +200,6 @@ def _test_scores(
     return accuracy, float(-np.mean(np.log(np.maximum(chosen, 1e-12))))
 
 
-def evenly_spaced(dataset: tf.data.Dataset, size: int, n: int) -> tf.data.Dataset:
-    """``n`` examples spread evenly over a batched (x, y) pipeline of ``size``; cached.
-
-    Not the split's head: TFDS shuffles the catalog's splits and image folders as it
-    writes them, but a project's own loader may keep a test split sorted by class,
-    and its first 2,000 examples are then one or two classes, so R2.7's bounds (the
-    commonest class's share, the labels' entropy) would be those of another dataset.
-    Example i is kept when floor((i+1) n / size) passes floor(i n / size): exactly
-    ``n`` of them, one per stretch of size / n. Each batch is masked in place (per
-    example, tf.data took 2-4 times as long over 10,000 images); the sample is cached,
-    as it is read up to six times. ``n`` of 0, or not under ``size``: the pipeline.
-    """
-    if not n or n >= size:
-        return dataset
-    _, first = next(iter(dataset))
-    batch = len(first)
-
-    def pick(b: tf.Tensor, xy: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        x, y = xy
-        i = b * batch + tf.range(tf.shape(y, out_type=tf.int64)[0])
-        keep = (i + 1) * n // size > i * n // size
-        return tf.boolean_mask(x, keep), tf.boolean_mask(y, keep)
-
-    return dataset.enumerate().map(pick).unbatch().batch(batch).cache()
-
-
 def _zeros(batches: Batches) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.zeros_like(x), y) for x, y in batches]
 
@@ -316,11 +288,7 @@ def check_baselines(
     to ``rounds + 2`` times, and 2,000 examples measure accuracy to about +-0.01, a
     tenth of the margin.
     """
-    splits = subject.splits
-    # A project's own Splits may not know its test size: then count it, once.
-    size = splits.sizes.get("test") or len(labels_of(splits.test))
-    test = evenly_spaced(splits.test, size, test_examples)
-    test_labels = labels_of(test)  # evaluation pipelines keep a fixed order
+    test, test_labels = subject.test_sample(test_examples, batch=len(batches[0][1]))
     majority = float(np.mean(test_labels == np.bincount(subject.train_labels).argmax()))
     best_constant, entropy = input_blind_bounds(test_labels)
 
@@ -348,7 +316,8 @@ def check_baselines(
         zero_model, test.map(lambda x, y: (tf.zeros_like(x), y)), test_labels
     )
 
-    linear = LinearBaseline(math.prod(splits.input_shape), splits.num_classes, seed=subject.seed)
+    shape, classes = subject.splits.input_shape, subject.splits.num_classes
+    linear = LinearBaseline(math.prod(shape), classes, seed=subject.seed)
     linear.fit_steps(batches, trained)
     linear_acc, linear_loss = _test_scores(linear, test, test_labels)
     restore_state(model, weights)
