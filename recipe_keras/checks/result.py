@@ -81,9 +81,10 @@ def format_table(results: list[CheckResult]) -> str:
     widths = [max(len(line) for row in cells for line in row[i]) for i in range(len(_WRAP))]
     lines = []
     for row in cells:
-        for k in range(max(map(len, row))):
-            parts = [(c[k : k + 1] or [""])[0].ljust(w) for c, w in zip(row, widths, strict=True)]
-            lines.append("  ".join(parts).rstrip())
+        height = max(map(len, row))
+        for parts in zip(*(c + [""] * (height - len(c)) for c in row), strict=True):
+            cols = (p.ljust(w) for p, w in zip(parts, widths, strict=True))
+            lines.append("  ".join(cols).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     advice = [f"{r.recipe_id} {r.verdict.upper()}: {r.advice}" for r in results if r.advice]
     return "\n".join([*lines, "", *advice] if advice else lines)
