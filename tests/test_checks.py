@@ -633,7 +633,7 @@ def spaced_indices(size: int, n: int) -> list[int]:
 
 @pytest.mark.parametrize(
     "size, n, batch, rebatch",
-    [(1000, 100, 64, None), (1000, 999, 64, None), (130, 7, 8, None), (1000, 100, 30, 64)],
+    [(1000, 100, 64, 64), (1000, 999, 64, 64), (130, 7, 8, 8), (1000, 100, 30, 64)],
 )
 def test_evenly_spaced_samples_a_class_sorted_split_whole(size, n, batch, rebatch):
     # A project's own loader may keep its test split sorted by class: the head is
@@ -647,13 +647,13 @@ def test_evenly_spaced_samples_a_class_sorted_split_whole(size, n, batch, rebatc
     y = data.labels_of(sample)
     picked = spaced_indices(size, n)
     first = len(np.asarray(next(iter(sample))[1]))
-    assert len(y) == n == len(picked) and first == min(n, rebatch or batch)
+    assert len(y) == n == len(picked) and first == min(n, rebatch)
     np.testing.assert_array_equal(x[:, 0], picked)  # each example's own image, in order
     np.testing.assert_array_equal(y, labels[picked])
     shares = np.bincount(y, minlength=10) / n
     assert np.abs(shares - 0.1).max() <= 1 / n + 1e-9  # every class, in its share
-    assert evenly_spaced(split, size, 0) is split
-    assert evenly_spaced(split, size, size) is split
+    assert evenly_spaced(split, size, 0, rebatch) is split
+    assert evenly_spaced(split, size, size, rebatch) is split
 
 
 @pytest.mark.parametrize("batch, classes", [(64, 10), (5, 3)])

@@ -50,7 +50,9 @@ class Subject:
     _shared: keras.Model | None = field(default=None, init=False, repr=False)
     _initial: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
     # test_sample's samples, by size: (pipeline, labels).
-    _samples: dict = field(default_factory=dict, init=False, repr=False)
+    _samples: dict[int, tuple[tf.data.Dataset, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @functools.cached_property
     def splits(self) -> Splits:
@@ -69,7 +71,7 @@ class Subject:
         """Every training label, read once (R2.5 priors, R2.7 majority class)."""
         return labels_of(self.splits.train)
 
-    def test_sample(self, n: int, batch: int | None = None) -> tuple[tf.data.Dataset, np.ndarray]:
+    def test_sample(self, n: int, batch: int) -> tuple[tf.data.Dataset, np.ndarray]:
         """``n`` test examples spread over the split (``evenly_spaced``), and their labels.
 
         Built and read whole once: R2.7 scores on it, R2.11 follows its first examples.
@@ -163,9 +165,7 @@ def first_batches(dataset, n: int | Callable[[int], int]) -> list[tuple[np.ndarr
     return full or batches
 
 
-def evenly_spaced(
-    dataset: tf.data.Dataset, size: int, n: int, batch: int | None = None
-) -> tf.data.Dataset:
+def evenly_spaced(dataset: tf.data.Dataset, size: int, n: int, batch: int) -> tf.data.Dataset:
     """``n`` examples spread evenly over a batched (x, y) pipeline of ``size``; cached.
 
     Not the split's head: TFDS shuffles the catalog's splits and image folders as it
@@ -175,16 +175,14 @@ def evenly_spaced(
     Example i is kept when floor((i+1) n / size) passes floor(i n / size): exactly
     ``n`` of them, one per stretch of size / n, whatever size the batches come in
     (a running count). Each batch is masked in place (per example, tf.data took 2-4
-    times as long over 10,000 images), and the sample rebatched at ``batch`` (the
-    size the model is already traced for; ``None``: the pipeline's first batch's,
-    read for it, which leaves a cached pipeline half-written, see
-    ``Subject.test_sample``). The sample is cached, as it is read up to six times.
+    times as long over 10,000 images), and the sample rebatched at ``batch``, the
+    size the model is already traced for: reading the pipeline's first batch to learn
+    its size would leave a cached pipeline half-written (see ``Subject.test_sample``).
+    The sample is cached, as it is read up to six times.
     ``n`` of 0, or not under ``size``: the pipeline.
     """
     if not n or n >= size:
         return dataset
-    if batch is None:
-        batch = len(next(iter(dataset))[1])
 
     def pick(start: tf.Tensor, xy: tuple[tf.Tensor, tf.Tensor]):
         x, y = xy
