@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from recipe_keras._backend import trace_for_any_batch
+from recipe_keras._backend import tf_kernels_kept, trace_for_any_batch
 from recipe_keras.config import ModelConfig
 from recipe_keras.data import Splits, labels_of
 from recipe_keras.models import flat_layers
@@ -25,6 +25,7 @@ __all__ = [
     "keras_train_step",
     "labels_of",
     "precise_batchnorm",
+    "reseed_keeping_kernels",
     "restore_state",
     "state_of",
     "to_numpy",
@@ -100,10 +101,8 @@ class Subject:
 
         ``reseed=False`` leaves the global RNGs where they are; the model's own seed
         state is restored either way, but torch's Keras dropout draws from torch's
-        global generator. Reseeding calls ``tf.random.set_seed``, which empties
-        TensorFlow's kernel cache, and every compiled function is instantiated again
-        at its next call: 0.18 s for R2.7's zero-input run on digits. A run compared
-        with a fresh one (R2.1) needs the reseed.
+        global generator. A run compared with a fresh one (R2.1) needs the reseed.
+        It keeps TensorFlow's kernel cache (``reseed_keeping_kernels``).
         """
         if changes:
             return self.build_seeded(**changes)
@@ -121,12 +120,12 @@ class Subject:
         else:
             restore_state(self._shared, self._initial)
             if reseed:
-                keras.utils.set_random_seed(self.seed)
+                reseed_keeping_kernels(self.seed)
         return self._shared
 
     def build_seeded(self, **changes) -> keras.Model:
         """A new compiled model built after seeding, optionally with other config values."""
-        keras.utils.set_random_seed(self.seed)
+        reseed_keeping_kernels(self.seed)
         return self.build(replace(self.model_config, **changes))
 
     @property
@@ -146,6 +145,17 @@ class Subject:
         batch shape costs a recompilation, and the checks cycle over these batches.
         """
         return first_batches(self.splits.train, n)
+
+
+def reseed_keeping_kernels(seed: int) -> None:
+    """``keras.utils.set_random_seed`` without emptying TensorFlow's kernel cache.
+
+    An emptied cache makes TF instantiate each traced function again at its next
+    call (0.1-0.16 s each for the digits model) and remake every eager kernel; see
+    ``_backend.tf_kernels_kept`` for why the checks need none of that.
+    """
+    with tf_kernels_kept():
+        keras.utils.set_random_seed(seed)
 
 
 def first_batches(dataset, n: int | Callable[[int], int]) -> list[tuple[np.ndarray, np.ndarray]]:
