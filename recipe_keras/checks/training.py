@@ -590,9 +590,7 @@ def check_overfit_batch(
     x, y = subject.train_batches(1)[0]
     keep = spread_over_classes(y, examples)
     x, y = x[keep], y[keep]
-    # Not reseeded: no run is compared with this one, and on TensorFlow a reseed
-    # empties the kernel cache, so the train and predict functions are instantiated
-    # again at their next call (0.1-0.16 s on digits).
+    # Not reseeded: no run is compared with this one.
     model = subject.model(reseed=False)
     losses = fit_steps(model, [(x, y)], max_steps, stop_below=threshold)
     # Statistics of these very examples: inference mode then predicts as training saw them.
