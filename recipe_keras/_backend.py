@@ -15,6 +15,9 @@ it, and runs the backward passes ``JAX_CHUNK`` at a time under ``vmap``: R2.12 o
 digits took 4.3 s cold / 1.0 s cached as one eager ``jax.grad`` per example,
 2.6 / 0.3 s this way.
 
+The compiled loss (``compiled_loss``): on JAX one jitted program instead of an
+eager program for each op of the loss.
+
 TensorFlow's traces (``trace_for_any_batch``): the checks train one model at two
 batch sizes, and TF would trace its train and predict functions twice. TensorFlow's
 kernel cache (``tf_kernels_kept``): the checks reseed between runs, and each
@@ -30,7 +33,7 @@ from collections.abc import Iterable, Iterator
 import keras
 import numpy as np
 
-__all__ = ["input_gradients", "tf_kernels_kept", "trace_for_any_batch"]
+__all__ = ["compiled_loss", "input_gradients", "tf_kernels_kept", "trace_for_any_batch"]
 
 JAX_CHUNK = 16  # cotangents per vmapped backward pass on JAX
 
@@ -89,6 +92,45 @@ def _torch(model: keras.Layer, x: np.ndarray, cotangents: Iterator) -> Iterator[
             allow_unused=True,
         )
         yield np.zeros_like(x) if g is None else g.cpu().numpy()
+
+
+def compiled_loss(model: keras.Model, x, y, y_pred, sample_weight=None) -> float:
+    """``model.compute_loss`` in inference mode (regularizers included), as a float.
+
+    On JAX each op of an eager ``compute_loss`` is a program of its own, traced,
+    lowered and fetched from the compile cache at its first call: 16 of them for a
+    sparse cross-entropy with sample weights, 0.22-0.24 s for R2.4's first loss on
+    digits against 0.02 s once they exist. One jitted ``stateless_compute_loss``
+    (the weights as arguments, kept on the model) is one program. TF and torch
+    call ``compute_loss`` eagerly, as before.
+    """
+    if keras.backend.backend() != "jax":
+        loss = model.compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
+        )
+        return float(keras.ops.convert_to_numpy(loss))
+    loss = model.__dict__.get("_recipe_keras_loss")
+    if loss is None:
+        import jax
+
+        def stateless(trainable, non_trainable, metrics, x, y, y_pred, sample_weight):
+            value, _ = model.stateless_compute_loss(
+                trainable, non_trainable, metrics, x, y, y_pred, sample_weight, training=False
+            )
+            return value
+
+        loss = jax.jit(stateless)
+        # Past Keras's attribute tracking; the cycle through the closure is collected.
+        object.__setattr__(model, "_recipe_keras_loss", loss)
+    state = [
+        [v.value for v in variables]
+        for variables in (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            model.metrics_variables,
+        )
+    ]
+    return float(loss(*state, x, y, y_pred, sample_weight))
 
 
 def trace_for_any_batch(model: keras.Model, element_spec) -> bool:

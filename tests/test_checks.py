@@ -471,6 +471,28 @@ def test_init_loss_catches_unnormalised_inputs(data_config):
     assert result.numbers["init_loss"] > 2 * math.log(10)
 
 
+def test_the_compiled_loss_follows_the_weights_and_the_sample_weights():
+    # On JAX one jitted program with the weights as arguments: a new bias must show in
+    # the next loss (not baked in at the first call), with and without sample weights.
+    from recipe_keras._backend import compiled_loss
+
+    x = np.random.default_rng(0).random((8, 4)).astype("float32")
+    y = np.array([0, 1] * 4)
+    weight = np.linspace(0.5, 1.5, 8).astype("float32")
+    inputs = keras.Input((4,))
+    dense = keras.layers.Dense(2, kernel_initializer="zeros")
+    model = compile_model(keras.Model(inputs, dense(inputs)), TrainConfig())
+    for b in (0.0, 0.7):
+        dense.bias.assign(np.array([b, -b], "float32"))
+        p0 = 1 / (1 + math.exp(-2 * b))  # p(class 0), the same for every example
+        per_example = np.where(y == 0, -math.log(p0), -math.log(1 - p0))
+        y_pred = model.predict_on_batch(x)
+        assert compiled_loss(model, x, y, y_pred) == pytest.approx(per_example.mean(), rel=1e-5)
+        assert compiled_loss(model, x, y, y_pred, weight) == pytest.approx(
+            np.mean(per_example * weight), rel=1e-5
+        )
+
+
 def test_init_loss_is_class_balanced_so_an_imbalance_does_not_tip_it():
     # 9:1 labels and an input-blind model that leans to the rare class (logits b, -b):
     # the plain loss is far from ln 2, the class-balanced one is not, as in NumPy.

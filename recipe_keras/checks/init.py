@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from recipe_keras._backend import compiled_loss
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.models import flat_layers
 
@@ -78,8 +79,7 @@ def measure_loss(
         if balanced:
             weight = per_class[np.asarray(y).astype(int).ravel()].astype("float32")
         y_pred = keras.tree.map_structure(keras.ops.convert_to_tensor, model.predict_on_batch(x))
-        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=weight, training=False)
-        total += float(keras.ops.convert_to_numpy(loss)) * len(y)
+        total += compiled_loss(model, x, y, y_pred, weight) * len(y)
         count += len(y)
     return total / count
 
