@@ -14,7 +14,6 @@ of earlier trials still alive at each build and warns when they pile up.
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import keras
 import keras_tuner as kt
 
+from recipe_keras._heap import frozen_heap
 from recipe_keras.config import Config, with_values
 from recipe_keras.data import Splits
 from recipe_keras.report import Report, write_report
@@ -139,8 +139,8 @@ def _peak_rss_mb() -> float:
 
 # More models of earlier builds alive at a build than this is a leak. KerasTuner drops
 # each trial's model; the one exception is the model its constructor builds to learn
-# the search space: made before gc.freeze() below, it sits in the frozen heap until the
-# search ends (measured: [0, 1, 1, 1, ...] without any leak).
+# the search space: made before `frozen_heap` below, it sits in the frozen heap until
+# the search ends (measured: [0, 1, 1, 1, ...] without any leak).
 LEAK_ALIVE = 1
 
 
@@ -171,8 +171,7 @@ def search(
     # twice: 0.5 s each over the heap TensorFlow's import leaves (measured), most of the
     # tuner's cost on short trials. Freezing what exists now exempts that heap from
     # collection; every trial's models are still collected, so trials do not leak.
-    gc.freeze()
-    try:
+    with frozen_heap():
         tuner.search(
             splits.train,
             validation_data=splits.val,
@@ -180,8 +179,6 @@ def search(
             shuffle=False,
             verbose=0,
         )
-    finally:
-        gc.unfreeze()
     seconds = time.perf_counter() - start
     # Builds within the search only: KerasTuner's constructor builds once to learn the
     # space, and get_best_models below builds once more.

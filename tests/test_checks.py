@@ -7,6 +7,7 @@ Run once per backend by scripts/run_tests.py.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import math
 
@@ -170,8 +171,17 @@ def _digits_batch(data_config, n=8) -> np.ndarray:
 # --- the correct project passes; the report holds every check ---------------------------
 
 
-def test_correct_project_passes_every_check(data_config, tmp_path, capfd):
+def test_correct_project_passes_every_check(data_config, tmp_path, capfd, monkeypatch):
+    frozen = []
+
+    def shuffled(*args, **kwargs):
+        frozen.append(gc.get_freeze_count())
+        return check_shuffled(*args, **kwargs)
+
+    monkeypatch.setattr("recipe_keras.checks.suite.check_shuffled", shuffled)
     results = run_checks(subject_for(data_config), tmp_path, CheckConfig(), verbose=False)
+    # The suite ran with the imports' heap frozen (recipe_keras._heap), and gave it back.
+    assert len(frozen) == 1 and frozen[0] > 0 and gc.get_freeze_count() == 0
     failed = [(r.recipe_id, r.name, r.advice) for r in results if r.verdict != "pass"]
     assert failed == []
     # No cached pipeline left half-read: TensorFlow's C++ log warned of each (R2.11

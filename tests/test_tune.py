@@ -188,7 +188,7 @@ def test_trials_that_keep_their_models_alive_are_reported_as_a_leak(tmp_path, tf
     clean = search(build_model, splits, config, verbose=False)
     # Builds: one to learn the space, 4 trials, one for get_best_models after the search.
     # KerasTuner drops each trial's model; only the first build's stays alive until the
-    # search ends (gc.freeze pins it: see tune.LEAK_ALIVE).
+    # search ends (frozen_heap pins it: see tune.LEAK_ALIVE).
     assert clean.details["models_alive_at_each_build"] == [0, 1, 1, 1, 1, 0]
     assert clean.verdicts["R5.1"] == "pass" and clean.details["leak"] == ""
 

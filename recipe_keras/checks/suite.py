@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recipe_keras._heap import frozen_heap
 from recipe_keras.checks.dependencies import check_batch_independence
 from recipe_keras.checks.dynamics import PredictionDynamics, check_dynamics
 from recipe_keras.checks.equivalence import check_model_batching
@@ -34,6 +35,9 @@ from recipe_keras.report import write_report
 __all__ = ["format_table", "run_checks"]
 
 
+# A JAX suite made one full collection over the imports' heap: 0.29-0.33 s of GC, against
+# 0.07-0.09 s with that heap frozen (four runs each; see recipe_keras._heap).
+@frozen_heap()
 def run_checks(
     subject: Subject,
     reports_dir: str | os.PathLike[str] = "reports",
