@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,8 +26,8 @@ __all__ = [
     "keras_train_step",
     "labels_of",
     "precise_batchnorm",
-    "reseed_keeping_kernels",
     "restore_state",
+    "seed_again",
     "state_of",
     "to_numpy",
 ]
@@ -102,7 +103,7 @@ class Subject:
         ``reseed=False`` leaves the global RNGs where they are; the model's own seed
         state is restored either way, but torch's Keras dropout draws from torch's
         global generator. A run compared with a fresh one (R2.1) needs the reseed.
-        It keeps TensorFlow's kernel cache (``reseed_keeping_kernels``).
+        It keeps TensorFlow's kernel cache (``seed_again``).
         """
         if changes:
             return self.build_seeded(**changes)
@@ -120,12 +121,12 @@ class Subject:
         else:
             restore_state(self._shared, self._initial)
             if reseed:
-                reseed_keeping_kernels(self.seed)
+                seed_again(self.seed)
         return self._shared
 
     def build_seeded(self, **changes) -> keras.Model:
         """A new compiled model built after seeding, optionally with other config values."""
-        reseed_keeping_kernels(self.seed)
+        seed_again(self.seed)
         return self.build(replace(self.model_config, **changes))
 
     @property
@@ -147,15 +148,16 @@ class Subject:
         return first_batches(self.splits.train, n)
 
 
-def reseed_keeping_kernels(seed: int) -> None:
-    """``keras.utils.set_random_seed`` without emptying TensorFlow's kernel cache.
+def seed_again(seed: int, keep_kernels: bool = True) -> None:
+    """``set_seed`` with the kernels the project chose, keeping TF's kernel cache by default.
 
     An emptied cache makes TF instantiate each traced function again at its next
     call (0.1-0.16 s each for the digits model) and remake every eager kernel; see
-    ``_backend.tf_kernels_kept`` for why the checks need none of that.
+    ``_backend.tf_kernels_kept`` for why the checks need none of that, and R2.1 for
+    the one run that does (``keep_kernels=False``).
     """
-    with tf_kernels_kept():
-        keras.utils.set_random_seed(seed)
+    with tf_kernels_kept() if keep_kernels else contextlib.nullcontext():
+        set_seed(seed, deterministic=None)
 
 
 def first_batches(dataset, n: int | Callable[[int], int]) -> list[tuple[np.ndarray, np.ndarray]]:

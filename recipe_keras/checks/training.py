@@ -7,7 +7,6 @@ training pipeline, with the project's own compiled model.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -17,7 +16,6 @@ import numpy as np
 import tensorflow as tf
 
 from recipe_keras import models
-from recipe_keras._backend import tf_kernels_kept
 from recipe_keras.checks.init import (
     class_priors,
     expected_init_loss,
@@ -34,10 +32,10 @@ from recipe_keras.checks.subject import (
     fit_steps,
     precise_batchnorm,
     restore_state,
+    seed_again,
     state_of,
     to_numpy,
 )
-from recipe_keras.seed import set_seed
 from recipe_keras.train import build_optimizer
 
 __all__ = [
@@ -105,8 +103,7 @@ def check_determinism(
     del again
 
     def fresh(keep_kernels: bool = True) -> Run:
-        with tf_kernels_kept() if keep_kernels else contextlib.nullcontext():
-            set_seed(subject.seed, deterministic=None)  # the kernels the project chose
+        seed_again(subject.seed, keep_kernels)
         batches = first_batches(subject.load_splits().train, steps)
         return batches, fit_steps(subject.model(), batches, steps)
 
