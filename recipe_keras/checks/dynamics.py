@@ -14,6 +14,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from scipy.special import softmax
 
 from recipe_keras.checks.result import CheckResult
 
@@ -70,8 +71,7 @@ class PredictionDynamics(keras.callbacks.Callback):
         # (the small CNN), predict_on_batch 1 ms or less.
         probs = np.asarray(keras.ops.convert_to_numpy(self.model.predict_on_batch(self.x)))
         if self.from_logits:  # in NumPy: on JAX keras.ops.softmax traced five programs
-            probs = np.exp(probs - probs.max(axis=-1, keepdims=True))
-            probs /= probs.sum(axis=-1, keepdims=True)
+            probs = softmax(probs, axis=-1)
         self.records.append(probs[np.arange(len(self.y)), self.y])
         self.steps.append(self._seen)
 

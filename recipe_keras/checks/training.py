@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy.special import softmax
 
 from recipe_keras import models
 from recipe_keras.checks.init import (
@@ -178,8 +179,7 @@ def _probabilities(outputs: np.ndarray) -> np.ndarray:
     outputs = np.asarray(outputs, dtype="float64")
     if _outputs_probabilities(outputs):
         return outputs
-    shifted = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    return softmax(outputs, axis=-1)
 
 
 def _predictions(model: keras.Model | LinearBaseline, pairs) -> np.ndarray:
