@@ -1,39 +1,153 @@
-"""The backend-specific code of recipe_keras.
+"""The backend-specific code of recipe_keras: every ``if backend == ...`` lives here.
 
-Input gradients (R2.12): one small function per backend, chosen by
-``keras.backend.backend()`` and imported lazily. Each yields, for every cotangent
-``c`` in turn, the gradient of sum(model(x, training=False) * c) with respect to
-``x`` as a NumPy array, from one forward pass and a backward pass per cotangent.
-Lazy in and out, so memory stays at a few copies of ``x`` however many cotangents
-there are (a 1,000-step sequence has 1,000). Inference mode, because BatchNorm in
-training mode mixes the batch (and on JAX leaks tracers into its statistics).
-Measured pitfalls handled here: TF's tape returns None when there is no path
-(zero, not an error); torch needs a leaf tensor with ``requires_grad`` on Keras's
-device and grad mode switched on. JAX compiles the whole computation once, the
-weights passed as arguments (``stateless_call``) so the compile cache can keep
-it, and runs the backward passes ``JAX_CHUNK`` at a time under ``vmap``: R2.12 on
-digits took 4.3 s cold / 1.0 s cached as one eager ``jax.grad`` per example,
-2.6 / 0.3 s this way.
+Everything else uses ``keras`` and ``keras.ops`` only. Keras is imported lazily,
+inside the functions: the environment set-up below must run before Keras starts.
 
-The compiled loss (``compiled_loss``): on JAX one jitted program instead of an
-eager program for each op of the loss.
-
-TensorFlow's traces (``trace_for_any_batch``): the checks train one model at two
-batch sizes, and TF would trace its train and predict functions twice. TensorFlow's
-kernel cache (``tf_kernels_kept``): the checks reseed between runs, and each
-``tf.random.set_seed`` would empty it.
+- Environment, read once when the libraries start (``prepare_environment``):
+  deterministic GPU kernels for JAX and cuBLAS, JAX's compilation cache, JAX's
+  classic threefry (its initializer programs compile in a third of the time).
+- Kernels chosen at seeding (``deterministic_kernels``): TensorFlow's op
+  determinism, torch's deterministic algorithms.
+- Which backend a process runs (``active_backend``), asked of Keras once it is
+  imported.
+- Input gradients (R2.12): one small function per backend. Each yields, for
+  every cotangent ``c`` in turn, the gradient of sum(model(x, training=False) * c)
+  with respect to ``x`` as a NumPy array, one forward pass and a backward pass per
+  cotangent, lazily, so memory stays at a few copies of ``x``. Inference mode,
+  because BatchNorm in training mode mixes the batch (and on JAX leaks tracers).
+  TF's tape returns None when there is no path (zero, not an error); torch needs a
+  leaf tensor with ``requires_grad`` on Keras's device and grad mode on; JAX
+  compiles the whole computation once (the weights as arguments, so the compile
+  cache keeps it) and runs the backward passes ``JAX_CHUNK`` at a time under vmap.
+- The loss at inference (``compiled_loss``): on JAX one jitted program instead of
+  an eager program for each op of the loss.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import sys
+import weakref
 from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
-__all__ = ["compiled_loss", "input_gradients", "tf_kernels_kept", "trace_for_any_batch"]
+if TYPE_CHECKING:
+    import keras
+
+__all__ = [
+    "active_backend",
+    "compiled_loss",
+    "deterministic_kernels",
+    "input_gradients",
+    "prepare_environment",
+]
+
+# What GPU libraries read once, when they start: JAX's XLA flags and cuBLAS's
+# workspace (torch's deterministic mode refuses cuBLAS ops without it).
+XLA_DETERMINISTIC = "--xla_gpu_deterministic_ops=true"
+CUBLAS_WORKSPACE = ":4096:8"
+# JAX's classic threefry instead of the "partitionable" one (JAX's default since 0.5):
+# an initializer's program compiles in 0.25-0.3 s a weight shape instead of 0.5-1.3 s
+# on 2 vCPU. The partitionable one pays off only for random draws sharded over
+# several devices; the environment's value wins.
+JAX_THREEFRY = "JAX_THREEFRY_PARTITIONABLE"
+
+
+def prepare_environment(deterministic: bool, compile_cache: str) -> None:
+    """Set what JAX, XLA, cuBLAS and TensorFlow read when they start; before Keras.
+
+    A value the user set in the environment is kept. A JAX already started (a
+    notebook that imported it first) takes the settings through its live config.
+    """
+    # tf.data runs on TensorFlow whatever the backend, and its C++ INFO lines (CPU
+    # features, TFRecord buffer sizes) opened every run; warnings and errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    if deterministic:
+        deterministic_environment()
+    if compile_cache:
+        _compile_cache_environment(compile_cache)
+    jax_random_environment()
+
+
+def deterministic_environment() -> None:
+    """Ask JAX and cuBLAS for deterministic GPU kernels (R2.1); before they start."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_gpu_deterministic_ops" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {XLA_DETERMINISTIC}".strip()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
+
+def _compile_cache_environment(folder: str) -> None:
+    """Keep every program JAX compiles in ``folder``, read when JAX starts.
+
+    JAX caches only compilations over 1 s by default; a small model's take 0.1-0.5 s
+    each, a hundred of them in `make check`, so the thresholds go to zero.
+    """
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return  # the user's own cache, with their own thresholds
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(Path(folder).expanduser().resolve())
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+    jax = sys.modules.get("jax")
+    if jax is not None:  # started already: its config still takes the cache
+        jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+        jax.config.update(
+            "jax_persistent_cache_min_compile_time_secs",
+            float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+        )
+        jax.config.update(
+            "jax_persistent_cache_min_entry_size_bytes",
+            int(os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]),
+        )
+
+
+def jax_random_environment() -> None:
+    """Ask JAX for the classic threefry (every project process draws the same weights)."""
+    if JAX_THREEFRY in os.environ:
+        return  # the user's own choice
+    os.environ[JAX_THREEFRY] = "0"
+    jax = sys.modules.get("jax")
+    if jax is not None:  # JAX started first (a notebook): its config takes it live
+        # A JAX without the option ("Unrecognized config option"): nothing to choose.
+        with contextlib.suppress(AttributeError):
+            jax.config.update("jax_threefry_partitionable", False)
+
+
+def deterministic_kernels(deterministic: bool) -> None:
+    """Deterministic kernels on the active backend (R2.1), or the fast ones.
+
+    TensorFlow's switch cannot be turned off again within a process (and tf.data
+    runs on TensorFlow whatever the backend); JAX's was read from the environment
+    when it started (``prepare_environment``).
+    """
+    import keras
+
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+        deterministic_environment()
+    if keras.backend.backend() == "torch":
+        import torch
+
+        # warn_only: an op without a deterministic kernel warns instead of stopping a
+        # run; `make check`'s R2.1 then reports whether reruns really match.
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+        torch.backends.cudnn.benchmark = not deterministic
+
+
+def active_backend() -> str:
+    """The backend this process runs: Keras's once imported, else the one it will pick."""
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        return keras.backend.backend()
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
 
 JAX_CHUNK = 16  # cotangents per vmapped backward pass on JAX
 
@@ -42,6 +156,8 @@ def input_gradients(
     model: keras.Layer, x: np.ndarray, cotangents: Iterable[np.ndarray]
 ) -> Iterator[np.ndarray]:
     """d sum(model(x) * c) / dx for each ``c`` in turn, each shaped like ``x``."""
+    import keras
+
     backend = keras.backend.backend()
     grad = {"tensorflow": _tensorflow, "jax": _jax, "torch": _torch}.get(backend)
     if grad is None:
@@ -77,6 +193,7 @@ def _jax(model: keras.Layer, x: np.ndarray, cotangents: Iterator) -> Iterator[np
 
 
 def _torch(model: keras.Layer, x: np.ndarray, cotangents: Iterator) -> Iterator[np.ndarray]:
+    import keras
     import torch
 
     # convert_to_tensor puts it on Keras's device; a detached clone is a leaf.
@@ -101,27 +218,29 @@ def compiled_loss(model: keras.Model, x, y, y_pred, sample_weight=None) -> float
     lowered and fetched from the compile cache at its first call: 16 of them for a
     sparse cross-entropy with sample weights, 0.22-0.24 s for R2.4's first loss on
     digits against 0.02 s once they exist. One jitted ``stateless_compute_loss``
-    (the weights as arguments, kept on the model) is one program. TF and torch
+    (the weights as arguments, kept per model while it lives) is one program. TF and torch
     call ``compute_loss`` eagerly, as before.
     """
+    import keras
+
     if keras.backend.backend() != "jax":
         loss = model.compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
         )
         return float(keras.ops.convert_to_numpy(loss))
-    loss = model.__dict__.get("_recipe_keras_loss")
+    loss = _JAX_LOSSES.get(model)
     if loss is None:
         import jax
 
+        owner = weakref.ref(model)  # the program must not keep its model alive
+
         def stateless(trainable, non_trainable, metrics, x, y, y_pred, sample_weight):
-            value, _ = model.stateless_compute_loss(
+            value, _ = owner().stateless_compute_loss(
                 trainable, non_trainable, metrics, x, y, y_pred, sample_weight, training=False
             )
             return value
 
-        loss = jax.jit(stateless)
-        # Past Keras's attribute tracking; the cycle through the closure is collected.
-        object.__setattr__(model, "_recipe_keras_loss", loss)
+        loss = _JAX_LOSSES[model] = jax.jit(stateless)
     state = [
         [v.value for v in variables]
         for variables in (
@@ -133,78 +252,5 @@ def compiled_loss(model: keras.Model, x, y, y_pred, sample_weight=None) -> float
     return float(loss(*state, x, y, y_pred, sample_weight))
 
 
-def trace_for_any_batch(model: keras.Model, element_spec) -> bool:
-    """On TensorFlow, trace ``model``'s train and predict functions for any batch size.
-
-    ``element_spec`` is a pipeline's (x, y) spec, its batch dimension unknown, as
-    ``fit`` traces it. ``train_on_batch`` traces at the first batch's shape and
-    again, relaxed, at the next size: the checks train the project's model at 8
-    (R2.8) and at 64 (R2.7, R2.1), and the second trace cost 0.45 s of a 5.4 s
-    suite on digits. Traced relaxed first, one trace serves every size (losses
-    identical, steps as fast). Keras keeps the traced ``tf.function`` in a
-    closure; where that is not as expected (another Keras, ``run_eagerly``, a
-    model that needs a static batch size) nothing is traced and Keras traces as
-    usual. Returns whether it traced; a no-op on JAX (which compiles per shape
-    anyway) and torch.
-    """
-    if keras.backend.backend() != "tensorflow" or model.run_eagerly:
-        return False
-    import tensorflow as tf
-
-    specs = tuple(element_spec) if isinstance(element_spec, tuple | list) else ()
-    if len(specs) != 2 or not all(
-        isinstance(s, tf.TensorSpec) and s.shape.rank for s in specs
-    ):  # a pipeline of unknown shapes (a py_function): Keras traces at the first batch
-        return False
-    relaxed = [tf.TensorSpec((None, *s.shape[1:]), s.dtype) for s in specs]
-    model.make_train_function()
-    model.make_predict_function()
-    try:
-        function = model.train_function
-        cells = dict(zip(function.__code__.co_freevars, function.__closure__ or (), strict=True))
-        step = cells["one_step_on_data"].cell_contents.__wrapped__
-        functions = [step, model.predict_function]
-        if not all(isinstance(f, tf.types.experimental.PolymorphicFunction) for f in functions):
-            return False
-        if any(f.experimental_get_tracing_count() for f in functions):
-            return False  # traced already: one more would cost, not save
-        step.get_concrete_function((*relaxed, None))  # (x, y, sample_weight)
-        model.predict_function.get_concrete_function([(relaxed[0],)])
-    except Exception:  # only a shortcut: Keras traces at the first step, as without it
-        # A failed first trace leaves the function refusing to create variables.
-        model.make_train_function(force=True)
-        model.make_predict_function(force=True)
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def tf_kernels_kept() -> Iterator[None]:
-    """Within it, ``tf.random.set_seed`` (also called by Keras's) keeps TF's kernel cache.
-
-    TensorFlow empties the cache at every seed, so that its stateful random kernels
-    (``tf.random.uniform`` and kin, which keep their position in the stream) start
-    again. Everything else in it goes too: each traced function is instantiated
-    again at its next call and each eager op's kernel made again. The checks reseed
-    before each run they compare; on digits the emptying cost 0.46 s of TF's suite
-    (median 4.95 against 4.49 s, seven alternating `make check` runs each). Keras
-    3's random ops are stateless, their state a seed variable that the checks
-    restore, so a Keras model needs none of it; a model with TF's own stateful
-    random ops does, and R2.1 then compares runs with the cache emptied. The seed
-    itself (global seed and the stream of op seeds) is set as before. Where
-    TensorFlow has no such function the cache is emptied as usual.
-    """
-    try:
-        from tensorflow.python import pywrap_tfe
-    except ImportError:  # pragma: no cover - TensorFlow is a dependency
-        yield
-        return
-    clear = getattr(pywrap_tfe, "TFE_ContextClearCaches", None)
-    if clear is None:
-        yield
-        return
-    pywrap_tfe.TFE_ContextClearCaches = lambda handle: None
-    try:
-        yield
-    finally:
-        pywrap_tfe.TFE_ContextClearCaches = clear
+# One jitted loss per live model (compiled_loss); an entry goes with its model.
+_JAX_LOSSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

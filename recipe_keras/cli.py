@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["main"]
+__all__ = ["STEPS", "main"]
+
+# The recipe's steps a project runs through its config (the Makefile's targets).
+STEPS = {
+    "train": "train the project's model through its train.py (make train)",
+    "check": "step 2's sanity checks and dumb baselines, R2.1-R2.13 (make check)",
+    "human-sheet": "R2.6: draw test examples for you to label (make human-sheet)",
+    "human-score": "R2.6: score your filled-in sheet next to the model (make human-score)",
+    "ladder": "step 3's experiment ladder, R3.3 (make ladder)",
+    "learning-curve": "the learning curve, R4.1 (make learning-curve)",
+    "tune": "step 5's KerasTuner search, R5.1/R5.2 (make tune)",
+}
 
 
 def _answers(pairs: list[str]) -> dict[str, str]:
@@ -37,11 +48,16 @@ def main(argv: list[str] | None = None) -> int:
         description="Render the recipe report (one static HTML page) of a project.",
     )
     report.add_argument("project", nargs="?", default=".", help="the project folder")
+    report.add_argument(
+        "--config",
+        help="the config whose reports_dir to render (default: the project's config.toml)",
+    )
     inspect = commands.add_parser(
         "inspect",
         help="audit a dataset (recipe step 1): writes <out>/inspect.json and figures",
         description="Audit every split of a dataset: R1.1-R1.7, and R1.8 with --model. "
-        "With --config, a project's dataset, [inspect] settings, reports folder and model.",
+        "With --config, what the project's load_data returns, its [inspect] settings, "
+        "reports folder and trained model.",
     )
     source = inspect.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="an embedded name (digits), a TFDS name or an image folder")
@@ -54,26 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     inspect.add_argument("--folds", type=int, default=5, help="folds of the label-noise model")
     inspect.add_argument("--seed", type=int, default=0)
     inspect.add_argument("--model", help="a saved .keras model: adds its mistakes (R1.8)")
-    for name, what in (
-        ("ladder", "step 3's experiment ladder (R3.3)"),
-        ("learning-curve", "the learning curve (R4.1)"),
-    ):
-        step = commands.add_parser(name, help=f"run a project's {what}", description=f"Run {what}.")
+    for name, what in STEPS.items():
+        step = commands.add_parser(name, help=what, description=f"{what[0].upper()}{what[1:]}.")
         step.add_argument("--config", default="config.toml", help="the project's config file")
-        step.add_argument(
-            "--train",
-            required=True,
-            metavar="MODULE:FUNCTION",
-            help="the project's one training run, e.g. my_project.train:run",
-        )
+        if name == "human-score":
+            step.add_argument(
+                "sheet", nargs="?", help="the filled-in sheet (default: reports/human/sheet.csv)"
+            )
     args = parser.parse_args(argv)
 
     if args.command == "inspect":
         return _inspect(args)
-    if args.command in ("ladder", "learning-curve"):
-        return _experiments(args)
+    if args.command in STEPS:
+        return _step(args)
     if args.command == "report":
-        return _report(args.project)
+        return _report(args.project, args.config)
 
     if args.command == "new":
         from cookiecutter.exceptions import CookiecutterException
@@ -96,25 +107,10 @@ def main(argv: list[str] | None = None) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from recipe_keras.config import ConfigError, from_dict, load_config, select_backend
+    from recipe_keras.config import ConfigError, from_dict
 
-    if args.config:  # a project: its own data, settings, reports folder and trained model
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            print(f"recipe-keras inspect: {exc}", file=sys.stderr)
-            return 2
-        select_backend(config)  # R1.8 loads the model with the project's backend
-        from recipe_keras.audit import inspect_dataset
-
-        report = inspect_dataset(
-            config.data,
-            config.train.reports_dir,
-            config.inspect,
-            seed=config.seed,
-            model_path=config.train.model_path,
-        )
-        return 1 if "fail" in report.verdicts.values() else 0
+    if args.config:  # a project: what its load_data returns, its settings and model
+        return _step(args)
     raw = {
         "data": {"dataset": args.data, "data_dir": args.data_dir, "channels": args.channels},
         "inspect": {
@@ -143,38 +139,67 @@ def _inspect(args: argparse.Namespace) -> int:
     return 1 if "fail" in report.verdicts.values() else 0
 
 
-def _experiments(args: argparse.Namespace) -> int:
-    import importlib
+def _step(args: argparse.Namespace) -> int:
+    """A recipe step on the project the config file names (see recipe_keras.project)."""
+    from recipe_keras.config import ConfigError
+    from recipe_keras.project import open_project
 
-    from recipe_keras.config import ConfigError, load_config
-
-    module, _, function = args.train.partition(":")
     try:
-        config = load_config(args.config)
-        # The project's package picks the backend from config.toml as it is imported.
-        train = getattr(importlib.import_module(module), function)
+        project = open_project(args.config)  # selects the backend before Keras starts
+        return _run_step(args, project)
     except ConfigError as exc:
         print(f"recipe-keras {args.command}: {exc}", file=sys.stderr)
         return 2
-    except (ImportError, AttributeError, ValueError) as exc:
+
+
+def _run_step(args: argparse.Namespace, project) -> int:
+    config = project.config
+    if args.command == "train":
+        report = project.train()
+        if not isinstance(getattr(report, "numbers", None), dict):
+            return 0  # a train.run of the project's own that returns no report
+        n = report.numbers
         print(
-            f"recipe-keras {args.command}: --train {args.train!r} is not MODULE:FUNCTION "
-            f"of an importable module ({exc})",
-            file=sys.stderr,
+            f"[{report.backend}] test accuracy {n['test_accuracy']:.3f} (commonest class "
+            f"{n['commonest_class_accuracy']:.3f}, linear model {n['linear_test_accuracy']:.3f}), "
+            f"test loss {n['test_loss']:.3f}, fit {n['fit_seconds']:.1f} s; report: "
+            f"{config.train.reports_dir}/train.json, model: {config.train.model_path}"
         )
-        return 2
+        print("Next: make inspect adds the model's confusion matrix and worst mistakes (R1.8)")
+        return 0
+    if args.command == "check":
+        from recipe_keras.checks.suite import check_project
+
+        results = check_project(project)
+        return 1 if any(r.verdict == "fail" for r in results) else 0
+    if args.command in ("human-sheet", "human-score"):
+        from recipe_keras.checks import human
+
+        if args.command == "human-sheet":
+            return human.sheet_command(project)
+        return human.score_command(project, args.sheet)
     if args.command == "ladder":
         from recipe_keras.ladder import run_ladder
 
-        run_ladder(train, config)
-    else:
+        run_ladder(project.train, config)
+        return 0
+    if args.command == "learning-curve":
         from recipe_keras.learning_curve import learning_curve
 
-        learning_curve(train, config)
-    return 0
+        learning_curve(project.train, config)
+        return 0
+    if args.command == "tune":
+        from recipe_keras.tune import search_project
+
+        search_project(project)
+        return 0
+    from recipe_keras.audit import inspect_project  # inspect --config
+
+    report = inspect_project(project)
+    return 1 if "fail" in report.verdicts.values() else 0
 
 
-def _report(project: str) -> int:
+def _report(project: str, config_file: str | None = None) -> int:
     from pathlib import Path
 
     from recipe_keras.config import ConfigError, load_config
@@ -184,8 +209,9 @@ def _report(project: str) -> int:
     if not root.is_dir():
         print(f"recipe-keras report: {project!r} is not a folder", file=sys.stderr)
         return 1
+    path = root / (config_file or "config.toml")
     try:
-        config = load_config(root / "config.toml") if (root / "config.toml").is_file() else None
+        config = load_config(path) if config_file or path.is_file() else None
     except ConfigError as exc:
         print(f"recipe-keras report: {exc}", file=sys.stderr)
         return 1

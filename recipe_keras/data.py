@@ -38,6 +38,10 @@ class Splits:
     num_classes: int
     class_names: tuple[str, ...]
     sizes: dict[str, int]
+    # The image folder whose files these are, if any: `make inspect` then reads the
+    # files one by one, so every finding names its file (an undecodable one too). A
+    # loader that changes the images it reads sets it to "".
+    folder: str = ""
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Training batches per epoch (the last one may be partial): places LR schedules."""
@@ -84,6 +88,7 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         num_classes=label.num_classes,
         class_names=tuple(label.names),
         sizes={name: _size(ds) for name, ds in raw.items()},
+        folder=str(Path(cfg.dataset).expanduser()) if dataset_kind(cfg.dataset) == "folder" else "",
     )
 
 

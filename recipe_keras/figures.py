@@ -1,15 +1,17 @@
-"""Figures people would rather look at than read; matplotlib's Agg backend, no display needed."""
+"""Figures people would rather look at than read, drawn to PNG files.
+
+Through matplotlib's object API (``matplotlib.figure.Figure``), never pyplot: no
+display is needed, and a user's chosen matplotlib backend (a notebook's inline
+one) is left as it is.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 __all__ = [
@@ -31,7 +33,6 @@ def _save(fig, path: str | os.PathLike[str], crop: bool = False) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, **({"bbox_inches": "tight", "pad_inches": 0.1} if crop else {}))
-    plt.close(fig)
     return path
 
 
@@ -42,7 +43,8 @@ def plot_curves(
 ) -> Path:
     """Loss and accuracy per epoch, train vs validation, with the test result as a line."""
     metrics = [m for m in ("loss", "accuracy") if m in history]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    fig = Figure(figsize=(5 * len(metrics), 3.5))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         epochs = range(1, len(history[metric]) + 1)
         ax.plot(epochs, history[metric], label="train")
@@ -78,7 +80,8 @@ def plot_overfit(
 ) -> Path:
     """R2.8: predicted class probabilities per example, true labels marked."""
     n, classes = probabilities.shape
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * classes + 2), max(2.5, 0.4 * n + 1)))
+    fig = Figure(figsize=(max(4, 0.5 * classes + 2), max(2.5, 0.4 * n + 1)))
+    ax = fig.subplots()
     im = ax.imshow(probabilities, vmin=0, vmax=1, cmap="Blues", aspect="auto")
     ax.scatter(
         labels,
@@ -102,7 +105,8 @@ def plot_dynamics(
     steps: list[int], probabilities: np.ndarray, labels: np.ndarray, path: str | os.PathLike[str]
 ) -> Path:
     """R2.11: p(true class) of each watched example over training steps."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     for i in range(probabilities.shape[1]):
         ax.plot(steps, probabilities[:, i], marker=".", label=f"#{i} (y={labels[i]})")
     ax.set_xlabel("training step")
@@ -142,9 +146,10 @@ def plot_rows(
     if not colour:
         canvas = canvas[..., 0]
     scale = 1.3 / (cell_w + pad)  # inches per pixel: a column is ~1.3 inch wide
-    fig, ax = plt.subplots(
+    fig = Figure(
         figsize=(canvas.shape[1] * scale + 1.2, canvas.shape[0] * scale + (0.4 if title else 0))
     )
+    ax = fig.subplots()
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     for r, (label, images, titles) in enumerate(rows):
@@ -162,7 +167,8 @@ def plot_counts(
     counts: dict[str, list[int]], names: list[str], path: str | os.PathLike[str]
 ) -> Path:
     """R1.2: examples per class, one bar per split."""
-    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(names) + 2), 3.5))
+    fig = Figure(figsize=(max(5, 0.5 * len(names) + 2), 3.5))
+    ax = fig.subplots()
     width = 0.8 / max(1, len(counts))
     x = np.arange(len(names))
     for k, (split, row) in enumerate(counts.items()):
@@ -178,7 +184,8 @@ def plot_counts(
 def plot_confusion(confusion: np.ndarray, names: list[str], path: str | os.PathLike[str]) -> Path:
     """R1.8: the confusion matrix, rows the true class, with counts written in."""
     n = len(names)
-    fig, ax = plt.subplots(figsize=(max(4, 0.45 * n + 2), max(3.5, 0.45 * n + 1.5)))
+    fig = Figure(figsize=(max(4, 0.45 * n + 2), max(3.5, 0.45 * n + 1.5)))
+    ax = fig.subplots()
     im = ax.imshow(confusion, cmap="Blues")
     ax.set_xticks(range(n), names, rotation=90 if n > 10 else 0)
     ax.set_yticks(range(n), names)
@@ -203,7 +210,8 @@ def plot_confusion(confusion: np.ndarray, names: list[str], path: str | os.PathL
 
 def plot_trials(rows: list[dict], objective: str, path: str | os.PathLike[str]) -> Path:
     """R5.1: the objective of every finished trial, best first."""
-    fig, ax = plt.subplots(figsize=(max(4, 0.4 * len(rows) + 2), 3.2))
+    fig = Figure(figsize=(max(4, 0.4 * len(rows) + 2), 3.2))
+    ax = fig.subplots()
     ax.bar([str(r["trial"]) for r in rows], [r["score"] for r in rows], color="tab:blue")
     ax.set_xlabel("trial (best first)")
     ax.set_ylabel(objective)
@@ -213,7 +221,8 @@ def plot_trials(rows: list[dict], objective: str, path: str | os.PathLike[str]) 
 
 def plot_ladder(rows: list[dict], path: str | os.PathLike[str]) -> Path:
     """R3.3: train and validation accuracy per rung, each rung labelled with its one change."""
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows) + 2), 3.8))
+    fig = Figure(figsize=(max(5, 1.2 * len(rows) + 2), 3.8))
+    ax = fig.subplots()
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [r["train_accuracy"] for r in rows], 0.4, label="train")
     ax.bar(x + 0.2, [r["val_accuracy"] for r in rows], 0.4, label="validation")
@@ -227,7 +236,8 @@ def plot_ladder(rows: list[dict], path: str | os.PathLike[str]) -> Path:
 
 def plot_learning_curve(points: list[dict], path: str | os.PathLike[str]) -> Path:
     """R4.1: train and validation accuracy against the number of training examples."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    fig = Figure(figsize=(5.5, 3.5))
+    ax = fig.subplots()
     n = [p["examples"] for p in points]
     ax.plot(n, [p["train_accuracy"] for p in points], marker="o", label="train")
     ax.plot(n, [p["val_accuracy"] for p in points], marker="o", label="validation")

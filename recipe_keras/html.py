@@ -2,7 +2,8 @@
 
 Reads whatever ``reports/*.json`` exist (through :mod:`recipe_keras.report`, the
 one owner of their schema) and writes ``reports/index.html``: every recipe id
-with a verdict (pass / warn / fail / not run yet), the numbers measured, the
+with a verdict (pass / warn / fail where a measurement was compared with an
+expectation, info where a step left artefacts to look at, or not run yet), the numbers measured, the
 advice on failure and the figures inline. No server, no network: figures are
 files beside the page, styles are inline.
 """
@@ -43,6 +44,11 @@ def _rows(reports: dict[str, Report]) -> dict[str, list[dict]]:
             r.verdicts[item.recipe_id] for r in reports.values() if item.recipe_id in r.verdicts
         ]
         found = [c for c in checks if c["recipe_id"] == item.recipe_id]
+        advice = [
+            r.details["advice"][item.recipe_id]
+            for r in reports.values()
+            if item.recipe_id in r.details.get("advice", {})
+        ]
         figures = [(f, c["name"]) for c in found for f in c["figures"]]
         figures += [(f, caption) for rid, f, caption in step_figures if rid == item.recipe_id]
         if verdicts:
@@ -52,7 +58,14 @@ def _rows(reports: dict[str, Report]) -> dict[str, list[dict]]:
         else:
             status, note = "not run yet", "not in recipe-keras yet"
         sections[item.recipe_id.split(".")[0]].append(
-            {"item": item, "status": status, "note": note, "checks": found, "figures": figures}
+            {
+                "item": item,
+                "status": status,
+                "note": note,
+                "checks": found,
+                "figures": figures,
+                "advice": advice,
+            }
         )
     return sections
 
@@ -83,13 +96,17 @@ def _baselines(reports: dict[str, Report]) -> list[tuple[str, float]]:
     if "human" in reports:
         rows.append(("human (you, R2.6)", reports["human"].numbers.get("human_accuracy")))
     if "train" in reports:
-        rows.append(("model after make train", reports["train"].numbers.get("test_accuracy")))
+        numbers = reports["train"].numbers
+        rows.append(("model after make train", numbers.get("test_accuracy")))
+        rows.append(("linear model fitted to convergence", numbers.get("linear_test_accuracy")))
+        rows.append(("commonest class", numbers.get("commonest_class_accuracy")))
     for check in reports["check"].details.get("checks", []) if "check" in reports else []:
         if check["recipe_id"] == "R2.7":
+            steps = check["numbers"].get("steps")
             names = {
-                "model": "model, short run",
-                "linear": "linear",
-                "input_independent": "input-independent (zeros)",
+                "model": f"model after make check's {steps} steps",
+                "linear": f"linear model after the same {steps} steps",
+                "input_independent": "input-independent (zeros), same steps",
                 "majority": "majority class",
             }
             rows += [(names.get(k, k), v) for k, v in check["numbers"]["test_accuracy"].items()]

@@ -22,11 +22,12 @@ from recipe_keras.runs import run_in
 __all__ = ["format_ladder", "run_ladder"]
 
 METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
-# The step-4 tip each rung's setting tries, so the report marks it as tried.
+# The step-4 tip each rung's setting tries, so the report marks it as tried. A rung
+# that changes the model's size tries R4.7 (smaller) or R4.12 (larger): SIZED.
+SIZED = ("model.width", "model.name")
 TRIES = {
     "data.augment": ("R4.2",),
     "data.image_size": ("R4.6",),
-    "model.width": ("R4.7", "R4.12"),
     "data.batch_size": ("R4.8",),
     "model.dropout": ("R4.9",),
     "train.weight_decay": ("R4.10",),
@@ -50,8 +51,10 @@ def run_ladder(train: Callable[[Config], Report], config: Config, verbose: bool 
         report, reused = run_in(train, rung, folder, **{"train.epochs": config.ladder.epochs})
         note = "(already trained)" if reused else ""
         row = {"rung": i, "change": change, **{m: report.numbers[m] for m in METRICS}}
+        row["params"] = report.numbers.get("params")
         if rows:
             row |= {f"delta_{m}": row[m] - rows[-1][m] for m in METRICS}
+            row["tries"] = _tries(config.ladder.rungs[i - 1], row, rows[-1])
         rows.append(row)
         if verbose:
             print(f"  rung {i} {note}: val accuracy {row['val_accuracy']:.3f}", flush=True)
@@ -59,13 +62,14 @@ def run_ladder(train: Callable[[Config], Report], config: Config, verbose: bool 
 
     figure = plot_ladder(rows, out / "ladder.png")
     tried = sorted(
-        {rid for rung in config.ladder.rungs for key in rung for rid in TRIES.get(key, ())},
+        {rid for row in rows for rid in row.get("tries", ())},
         key=lambda i: int(i.split(".")[1]),
     )
     ladder = Report(
         step="ladder",
         recipe_ids=["R3.3", *tried],
-        verdicts={"R3.3": "pass", **dict.fromkeys(tried, "pass")},
+        # Experiments for a person to read in the table: each rung's change and its effect.
+        verdicts={"R3.3": "info", **dict.fromkeys(tried, "info")},
         numbers={
             "rungs": len(rows),
             "best_rung": max(rows, key=lambda r: r["val_accuracy"])["rung"],
@@ -78,6 +82,16 @@ def run_ladder(train: Callable[[Config], Report], config: Config, verbose: bool 
     if verbose:
         print(format_ladder(rows))
     return ladder
+
+
+def _tries(rung: dict, row: dict, before: dict) -> list[str]:
+    """The step-4 tips a rung tries; a size change by the direction its parameters moved."""
+    ((key, _),) = rung.items()
+    if key not in SIZED:
+        return list(TRIES.get(key, ()))
+    if row["params"] is None or before["params"] is None or row["params"] == before["params"]:
+        return []
+    return ["R4.7"] if row["params"] < before["params"] else ["R4.12"]
 
 
 def format_ladder(rows: list[dict]) -> str:

@@ -1,7 +1,7 @@
 """The one schema of ``reports/<step>.json``: every step writes through here.
 
 A report says which step ran, which recipe ids it covers, a verdict per id
-(pass / warn / fail), the numbers measured and the figures drawn, plus the run's
+(info / pass / warn / fail), the numbers measured and the figures drawn, plus the run's
 context (backend, seed, time). Readers (tests, the HTML report) load it back
 with :func:`read_report`, which checks the same shape.
 """
@@ -16,10 +16,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from recipe_keras._backend import active_backend
+
 __all__ = ["SCHEMA_VERSION", "VERDICTS", "Report", "read_report", "write_report"]
 
 SCHEMA_VERSION = 1
-VERDICTS = ("pass", "warn", "fail")
+# pass / warn / fail only where a measurement met (or missed) an expectation; "info"
+# where a step produced artefacts (figures, tables) for a person to judge.
+VERDICTS = ("info", "pass", "warn", "fail")
 
 
 @dataclass
@@ -34,7 +38,8 @@ class Report:
     figures: list[str] = field(default_factory=list)
     # Anything else a step records (per-epoch history, the config used, ...).
     details: dict[str, Any] = field(default_factory=dict)
-    backend: str = field(default_factory=lambda: os.environ.get("KERAS_BACKEND", ""))
+    # The backend that ran the step: Keras's own answer once it is imported.
+    backend: str = field(default_factory=active_backend)
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )

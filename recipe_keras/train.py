@@ -1,36 +1,49 @@
-"""Train with the recipe's defaults and evaluate on whole splits (R2.2, R2.3, R3.2, R3.4).
+"""The training run's pieces: the one build-and-compile path, the callbacks, the evaluation.
 
-Adam at 3e-4 with a constant learning rate, no augmentation, logits with
-``from_logits=True``, ``jit_compile="auto"`` (forcing XLA on TF/CPU measured
-~4x slower; turning jit off on JAX ~8x slower). The epoch loop is Keras's own
-``model.fit``; this module adds only what the recipe asks for around it.
+A project's train.py reads like a Keras example: ``build_compiled`` (model.py's
+network with the recipe's compile, or the project's own), ``init_from_priors``
+(R2.5), ``model.fit`` with ``callbacks(config)``, then ``evaluate`` (whole
+splits, baselines, figures, train.json). Every other step (check, tune, ladder,
+learning curve) builds through ``build_compiled`` too, so they all judge the
+optimizer, loss and schedule ``make train`` uses.
+
+The recipe's compile: Adam at 3e-4 with a constant learning rate (R3.2, R3.4),
+logits with ``from_logits=True``, ``jit_compile="auto"`` (forcing XLA on a CPU
+is slower on TensorFlow; turning jit off on JAX much slower).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import keras
 import numpy as np
 
-from recipe_keras.config import Config, TrainConfig
+from recipe_keras.checks.result import CheckResult
+from recipe_keras.config import Config, ModelConfig, TrainConfig, recipe_learning_rate
 from recipe_keras.data import Splits, labels_of
 from recipe_keras.figures import plot_curves
 from recipe_keras.models import flat_layers
 from recipe_keras.report import Report, write_report
 
 __all__ = [
+    "EpochSeconds",
+    "build_compiled",
     "build_optimizer",
+    "callbacks",
+    "compile_as",
     "compile_model",
+    "evaluate",
     "fit_and_evaluate",
+    "init_from_priors",
     "learning_rate_at",
     "schedule_warning",
 ]
-
-RECIPE_IDS = ["R2.1", "R2.2", "R2.3", "R3.1", "R3.2", "R3.4"]
 
 
 def _schedule(cfg: TrainConfig, steps_per_epoch: int, epochs: int):
@@ -72,9 +85,10 @@ def schedule_warning(cfg: TrainConfig, steps_per_epoch: int, epochs: int) -> str
 def compile_model(
     model: keras.Model, cfg: TrainConfig, steps_per_epoch: int = 1, epochs: int | None = None
 ) -> keras.Model:
-    """Compile for integer labels and logits: Adam (AdamW with weight decay), constant by default.
+    """The recipe's compile: integer labels and logits, Adam (AdamW with weight decay).
 
-    ``steps_per_epoch`` and ``epochs`` place a configured schedule over the planned run.
+    ``steps_per_epoch`` and ``epochs`` place a configured schedule over the planned
+    run; ``build_compiled`` passes the project's, and every step compiles through it.
     """
     rate = _schedule(cfg, steps_per_epoch, epochs or cfg.epochs)
     optimizer = (
@@ -92,65 +106,131 @@ def compile_model(
     return model
 
 
+def build_compiled(
+    network: ModuleType,
+    splits: Splits,
+    config: Config,
+    *,
+    epochs: int | None = None,
+    model: ModelConfig | None = None,
+) -> keras.Model:
+    """The project's model, compiled: the one path every step builds through.
+
+    ``network`` is the project's model module: its ``build_model(input_shape,
+    num_classes, model_config)`` makes the network; its optional
+    ``compile_model(model, config, steps_per_epoch, epochs)`` compiles it, else the
+    recipe's ``compile_model`` does. The schedule is placed by the planned steps:
+    ``splits``' training batches times ``epochs`` (``config.train.epochs`` unless a
+    step trains fewer, as a tune trial). ``model`` replaces ``config.model`` (a
+    check's wider model, a search trial's draw).
+    """
+    net = network.build_model(splits.input_shape, splits.num_classes, model or config.model)
+    return compile_as(network, net, splits, config, epochs=epochs)
+
+
+def compile_as(
+    network: ModuleType, model: keras.Model, splits: Splits, config: Config, *, epochs=None
+) -> keras.Model:
+    """Compile ``model`` as the project compiles its own: ``network.compile_model`` if it
+    defines one, else the recipe's ``compile_model``, the schedule over the planned steps."""
+    steps = splits.steps_per_epoch(config.data.batch_size)
+    epochs = epochs or config.train.epochs
+    custom = getattr(network, "compile_model", None)
+    if custom is None:
+        return compile_model(model, config.train, steps, epochs)
+    custom(model, config, steps, epochs)
+    build_optimizer(model)
+    return model
+
+
 def build_optimizer(model: keras.Model) -> None:
     """Create the optimizer's variables now, for a built model.
 
     On TensorFlow, Keras otherwise creates them inside the first traced train
-    step, and a ``tf.function`` that creates variables is traced twice: measured
-    0.5-0.7 s more for the first step of every new model on CPU.
+    step, and a ``tf.function`` that creates variables is traced twice.
     """
     if model.built and model.trainable_variables and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
 
 
-def fit_and_evaluate(
-    model: keras.Model,
-    splits: Splits,
-    cfg: Config,
-    callbacks: Sequence[keras.callbacks.Callback] = (),
-) -> Report:
-    """Fit, evaluate every split in full, save the model and write ``train.json``.
+def init_from_priors(model: keras.Model, splits: Splits) -> CheckResult:
+    """R2.5: the final layer's bias set to the log class priors, with the loss before and after.
 
-    Validation runs on the whole validation split each epoch and the test split
-    is evaluated whole at the end (R2.3). Backups at each epoch's end let an
-    interrupted run resume; they are removed once training completes.
+    The model then starts by predicting the class frequencies, so its first steps
+    go to learning rather than to discovering an imbalance. A model whose final
+    layer has no bias of the classes' shape is left as it is (verdict warn).
     """
-    tc = cfg.train
-    steps_per_epoch = splits.steps_per_epoch(cfg.data.batch_size)
+    from recipe_keras.checks.init import check_bias_init
+    from recipe_keras.checks.subject import first_batches
+
+    labels = labels_of(splits.train)
+    return check_bias_init(model, first_batches(splits.train, 4), labels, splits.num_classes)
+
+
+class EpochSeconds(keras.callbacks.Callback):
+    """Adds each epoch's wall seconds to its logs: History, TensorBoard and train.json keep them."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self.start
+
+
+def callbacks(config: Config) -> list[keras.callbacks.Callback]:
+    """The recipe's callbacks for ``model.fit``: resume, TensorBoard, timing, early stopping.
+
+    Epoch-end backups let an interrupted run resume (they are removed once training
+    completes); ``make tensorboard`` serves the logs; early stopping (R4.11) keeps
+    the best epoch's weights when ``train.early_stopping_patience`` is set.
+    """
+    tc = config.train
+    found = [
+        keras.callbacks.BackupAndRestore(tc.backup_dir),
+        keras.callbacks.TensorBoard(str(Path(tc.reports_dir) / "tensorboard")),
+        EpochSeconds(),
+    ]
+    if tc.early_stopping_patience:
+        found.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=tc.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    return found
+
+
+def evaluate(
+    model: keras.Model,
+    history: keras.callbacks.History,
+    splits: Splits,
+    config: Config,
+    init: CheckResult | None = None,
+) -> Report:
+    """Evaluate every split in full, set the model beside its baselines, save, write train.json.
+
+    The final numbers come from whole splits in inference mode (R2.3), so train and
+    test compare fairly. The trained model is set beside the commonest class and a
+    linear model fitted to convergence (R2.7): a network that does not beat a
+    linear model by ``baselines.LINEAR_MARGIN`` is reported as a warning.
+    ``init`` is ``init_from_priors``'s result (R2.5), if the run applied it.
+    """
+    from recipe_keras.baselines import LINEAR_MARGIN, fit_linear
+
+    tc = config.train
+    steps_per_epoch = splits.steps_per_epoch(config.data.batch_size)
     warning = schedule_warning(tc, steps_per_epoch, tc.epochs)
     if warning:
         print(f"R3.4 WARN: {warning}")
-    if cfg.model.dropout and _has(model, keras.layers.BatchNormalization):
+    batchnorm = _has(model, keras.layers.BatchNormalization)
+    if config.model.dropout and batchnorm:
         print(
             "R4.9 WARN: dropout together with BatchNorm: dropout shifts the variance BatchNorm "
             "learned in training (Li et al. 2019); prefer one, or put dropout after the last BN"
         )
-    stopping = (
-        [
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=tc.early_stopping_patience, restore_best_weights=True
-            )
-        ]
-        if tc.early_stopping_patience
-        else []
-    )
-    start = time.perf_counter()
-    history = model.fit(
-        splits.train,
-        validation_data=splits.val,
-        epochs=tc.epochs,
-        shuffle=False,  # tf.data shuffles, seeded, in the pipeline
-        callbacks=[
-            keras.callbacks.BackupAndRestore(tc.backup_dir),
-            # `make tensorboard` serves these logs on localhost.
-            keras.callbacks.TensorBoard(str(Path(tc.reports_dir) / "tensorboard")),
-            *stopping,
-            *callbacks,
-        ],
-        verbose=tc.verbose,
-    )
-    fit_seconds = time.perf_counter() - start
-    # Final numbers on whole splits, in inference mode, so train and test compare fairly.
+    # Wall seconds are no training history: two seeded runs have the same history.
+    curves_history = {k: v for k, v in history.history.items() if k != "epoch_seconds"}
+    epoch_seconds = [float(s) for s in history.history.get("epoch_seconds", [])]
     final = {
         name: model.evaluate(ds, return_dict=True, verbose=0)
         for name, ds in (("train", splits.train), ("val", splits.val), ("test", splits.test))
@@ -158,8 +238,10 @@ def fit_and_evaluate(
     model_path = Path(tc.model_path)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(model_path)
-    curves = plot_curves(history.history, final["test"], Path(tc.reports_dir) / "train_curves.png")
-    look = _look_inside(model, splits, Path(tc.reports_dir))
+    reports = Path(tc.reports_dir)
+    curves = plot_curves(curves_history, final["test"], reports / "train_curves.png")
+    look = _look_inside(model, splits, reports)
+    linear = fit_linear(splits, config.seed)
 
     numbers = {
         f"{split}_{metric}": float(value)
@@ -167,60 +249,131 @@ def fit_and_evaluate(
         for metric, value in result.items()
     }
     epochs_run = len(history.history["loss"])  # fewer than planned after a resume
+    fit_seconds = sum(epoch_seconds)
     test_labels = labels_of(splits.test)
+    commonest = float(np.bincount(test_labels).max() / len(test_labels))
+    beats_linear = numbers["test_accuracy"] - linear["test_accuracy"]
     numbers |= {
-        "seed": cfg.seed,
+        "seed": config.seed,
         "epochs": tc.epochs,
         "epochs_run": epochs_run,
         "fit_seconds": round(fit_seconds, 3),
-        "wall_seconds": round(time.perf_counter() - start, 3),
-        "train_examples_per_second": round(splits.sizes["train"] * epochs_run / fit_seconds, 1),
+        "train_examples_per_second": round(
+            splits.sizes["train"] * epochs_run / max(fit_seconds, 1e-9), 1
+        ),
         "params": int(model.count_params()),
         "chance_accuracy": 1.0 / splits.num_classes,
-        # The accuracy of always guessing the commonest test class: on a 9:1 split
-        # that is 0.9, where "chance" (1 / C) says 0.5.
-        "commonest_class_accuracy": float(np.bincount(test_labels).max() / len(test_labels)),
+        # Always guessing the commonest test class: on a 9:1 split that is 0.9, where
+        # "chance" (1 / C) says 0.5.
+        "commonest_class_accuracy": commonest,
+        "linear_test_accuracy": linear["test_accuracy"],
+        "linear_test_loss": linear["test_loss"],
+        "beats_linear_by": beats_linear,
         "first_layer_noise": look["noise"],
+        "learning_rate": _initial_rate(model),
     }
+    if init is not None:  # R2.5 applied by the run: the loss at init before and after
+        numbers["init_loss_before"] = init.numbers.get("loss_before")
+        numbers["init_loss_after"] = init.numbers.get("loss_after")
+    recipe_rate = recipe_learning_rate(config.model.name)
+    verdicts = {
+        # Artefacts and settings for a person to judge: nothing measured against them.
+        **({"R4.2": "info"} if config.data.augment else {"R2.2": "info"}),
+        "R2.3": "info",
+        "R2.7": "pass" if beats_linear >= LINEAR_MARGIN else "warn",
+        "R3.2": "pass"
+        if _is_adam(model) and math.isclose(numbers["learning_rate"], recipe_rate, rel_tol=1e-6)
+        else "warn",
+        "R3.4": "warn" if warning else "pass",
+        "R6.3": "info",
+        **({"R4.9": "warn" if batchnorm else "pass"} if config.model.dropout else {}),
+        **({"R4.10": "info"} if tc.weight_decay else {}),
+        **({"R4.11": "info"} if tc.early_stopping_patience else {}),
+        "R4.13": "warn" if look["dead_layers"] else "pass",
+        **({"R2.5": init.verdict} if init is not None else {}),
+    }
+    advice = {
+        "R2.7": ""
+        if verdicts["R2.7"] == "pass"
+        else f"a linear model fitted to convergence scores {linear['test_accuracy']:.3f} on the "
+        f"test split, the trained model {numbers['test_accuracy']:.3f} (not {LINEAR_MARGIN} "
+        "better): the network adds nothing yet; train longer, or try a bigger model",
+        "R3.2": ""
+        if verdicts["R3.2"] == "pass"
+        else f"the recipe starts a {config.model.name} with Adam at {recipe_rate:g}; this run "
+        f"starts at {numbers['learning_rate']:g}: leave the safe rate only once the checks pass",
+    }
+    for rid, text in advice.items():
+        if text:
+            print(f"{rid} WARN: {text}")
     report = Report(
         step="train",
-        recipe_ids=RECIPE_IDS,
+        recipe_ids=sorted(verdicts, key=lambda i: tuple(map(int, i[1:].split(".")))),
         numbers=numbers,
         figures=[curves.name, *look["figures"]],
-        # What this run itself establishes; the step-2 checks judge the rest.
-        verdicts={
-            # Step 2 trains without augmentation; from step 4 on it is R4.2's.
-            **({"R4.2": "pass"} if cfg.data.augment else {"R2.2": "pass"}),
-            "R2.3": "pass",  # whole splits evaluated above
-            "R3.2": "pass" if tc.learning_rate == 3e-4 else "warn",
-            "R3.4": "warn" if warning else "pass",
-            "R6.3": "pass",  # epoch-end backups, removed on completion
-            **(
-                {"R4.9": "warn" if _has(model, keras.layers.BatchNormalization) else "pass"}
-                if cfg.model.dropout
-                else {}
-            ),
-            **({"R4.10": "pass"} if tc.weight_decay else {}),
-            **({"R4.11": "pass"} if stopping else {}),
-            "R4.13": "warn" if look["dead_layers"] else "pass",
-        },
+        verdicts=verdicts,
         backend=keras.backend.backend(),
         details={
-            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+            "history": {k: [float(v) for v in vs] for k, vs in curves_history.items()},
+            "epoch_seconds": epoch_seconds,
+            "baselines": {
+                "commonest_class": {"test_accuracy": commonest},
+                "linear_converged": linear,
+            },
+            "advice": {k: v for k, v in advice.items() if v},
+            "init": None if init is None else dataclasses.asdict(init),
             "schedule_warning": warning,
             "activations": look["activations"],
             "dead_layers": look["dead_layers"],
-            "best_epoch": (stopping[0].best_epoch + 1) if stopping else None,
+            "best_epoch": _best_epoch(history) if tc.early_stopping_patience else None,
             "sizes": splits.sizes,
             "class_names": list(splits.class_names),
             "input_shape": list(splits.input_shape),
             "model": model.name,
             "model_path": str(model_path),
-            "config": dataclasses.asdict(cfg),
+            "config": dataclasses.asdict(config),
         },
     )
     write_report(report, tc.reports_dir)
     return report
+
+
+def fit_and_evaluate(
+    model: keras.Model,
+    splits: Splits,
+    config: Config,
+    extra: Sequence[keras.callbacks.Callback] = (),
+) -> Report:
+    """A compiled model's whole run in one call (a notebook's, a test's): ``fit`` with
+    the recipe's ``callbacks`` (and ``extra``), then ``evaluate``. A project's train.py
+    writes these steps out, so they stay in sight and open to edits."""
+    history = model.fit(
+        splits.train,
+        validation_data=splits.val,
+        epochs=config.train.epochs,
+        shuffle=False,
+        callbacks=[*callbacks(config), *extra],
+        verbose=config.train.verbose,
+    )
+    return evaluate(model, history, splits, config)
+
+
+def _initial_rate(model: keras.Model) -> float:
+    """The optimizer's learning rate at step 0 (a schedule's first value), from its config."""
+    rate = model.optimizer.get_config()["learning_rate"]
+    if isinstance(rate, dict):  # a serialised schedule
+        rate = keras.optimizers.schedules.deserialize(rate)(0)
+    return float(keras.ops.convert_to_numpy(rate))
+
+
+def _is_adam(model: keras.Model) -> bool:
+    return isinstance(model.optimizer, keras.optimizers.Adam | keras.optimizers.AdamW)
+
+
+def _best_epoch(history: keras.callbacks.History) -> int:
+    """The epoch (from 1) with the lowest validation loss, the one early stopping restores."""
+    losses = history.history.get("val_loss") or [0.0]
+    return int(np.argmin(losses)) + 1
 
 
 def _has(model: keras.Layer, kind: type) -> bool:

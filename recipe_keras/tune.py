@@ -1,13 +1,14 @@
 """Step 5, tune: ``make tune`` wraps KerasTuner's search (R5.1, R5.2).
 
-The hypermodel is the project's ``build_model(hp)`` (KerasTuner's own
-contract), the one place that reads hyperparameters. The search space it
-starts from lives in config.toml (``[tune.space]``): :func:`trial_config`
-draws those config keys from ``hp`` and applies them to the project's config
-(validated like any config), so the project's model code serves both ``make
-train`` and the search; ``build_model(hp)`` may draw more with ``hp.Int``
-and friends. KerasTuner keeps the search's state in ``tune.directory``:
-re-running resumes, skipping finished trials and re-running an interrupted one.
+The hypermodel builds each trial through the project contract: the search
+space lives in config.toml (``[tune.space]``), :func:`trial_config` draws those
+config keys from ``hp`` and applies them to the project's config (validated like
+any config), and the trial's model is built and compiled by the path ``make
+train`` takes (``train.build_compiled``), its schedule placed over the trial's
+epochs. A project that needs more draws defines ``build_trial_model(hp,
+input_shape, num_classes, config)`` in its model.py (``hp.Int`` and friends).
+KerasTuner keeps the search's state in ``tune.directory``: re-running resumes,
+skipping finished trials and re-running an interrupted one.
 It clears the Keras session before each build; :func:`search` counts the models
 of earlier trials still alive at each build and warns when they pile up.
 """
@@ -30,7 +31,14 @@ from recipe_keras.config import Config, with_values
 from recipe_keras.data import Splits
 from recipe_keras.report import Report, write_report
 
-__all__ = ["declare", "format_results", "make_tuner", "search", "trial_config"]
+__all__ = [
+    "declare",
+    "format_results",
+    "make_tuner",
+    "search",
+    "search_project",
+    "trial_config",
+]
 
 _TUNERS = {
     "random": kt.RandomSearch,
@@ -259,3 +267,24 @@ def format_results(rows: list[dict], objective: str) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
     )
+
+
+def search_project(project, verbose: bool = True) -> Report:
+    """``make tune``: the search over the project's data, model and compile."""
+    from recipe_keras.seed import set_seed
+    from recipe_keras.train import build_compiled, compile_as
+
+    config = project.config
+    set_seed(config.seed, config.deterministic)
+    splits = project.load_data()
+    own = project.hook("build_trial_model")
+
+    def build_model(hp: kt.HyperParameters) -> keras.Model:
+        """One trial's compiled model: the project's model with the trial's values."""
+        trial = trial_config(hp, config)
+        if own is None:
+            return build_compiled(project.network, splits, trial, epochs=config.tune.epochs)
+        net = own(hp, splits.input_shape, splits.num_classes, trial)
+        return compile_as(project.network, net, splits, trial, epochs=config.tune.epochs)
+
+    return search(build_model, splits, config, verbose=verbose)

@@ -11,6 +11,7 @@ needs no backend (R1.8's predictions are tested in test_library.py).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from recipe_keras.audit import audit, read_arrays, read_folder
 from recipe_keras.audit.duplicates import near_pairs, phash
 from recipe_keras.audit.errors import model_errors
 from recipe_keras.audit.stats import example_stats, robust_z
-from tests.conftest import digits_images
+from tests.conftest import digits_images, render
 
 FLIPPED = 30
 # Measured on this planted set (seed 0): 26 of the 30 flipped labels rank in the top 30
@@ -291,29 +292,69 @@ def test_cli_inspect_writes_report_and_exit_code(planted, tmp_path, tfds_dir):
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
 
 
-def test_cli_runs_a_projects_steps_from_its_config(tmp_path, tfds_dir):
-    # What a generated Makefile calls: inspect --config reads the project's dataset,
-    # settings and reports folder; ladder / learning-curve refuse a bad --train.
-    (tmp_path / "config.toml").write_text(
-        f'[data]\ndata_dir = "{tfds_dir}"\n[train]\nreports_dir = "{tmp_path / "out"}"\n'
-        f'model_path = "{tmp_path / "none.keras"}"\n[inspect]\nlimit = 200\n'
+ARRAYS_DATA_PY = """
+import numpy as np
+import tensorflow as tf
+from recipe_keras.data import Splits
+
+
+def load_data(config):
+    # The project's own source: NumPy arrays, not config.toml's dataset.
+    rng = np.random.default_rng(0)
+    x = rng.random((150, 6, 6, 1), dtype=np.float32)
+    y = np.arange(150) % 3
+    x[120] = x[7]  # planted: test example 0 is training example 7 (under another label)
+
+    def batched(rows):
+        return tf.data.Dataset.from_tensor_slices((x[rows], y[rows])).batch(16)
+
+    return Splits(
+        train=batched(slice(0, 100)),
+        val=batched(slice(100, 120)),
+        test=batched(slice(120, 150)),
+        input_shape=(6, 6, 1),
+        num_classes=3,
+        class_names=("a", "b", "c"),
+        sizes={"train": 100, "val": 20, "test": 30},
     )
+"""
+
+
+def test_make_inspect_audits_what_the_projects_load_data_returns(tmp_path, tfds_dir):
+    # The project contract: inspect reads the project's load_data (here NumPy arrays,
+    # not the configured digits), so the sizes are the arrays' and the leak is found.
+    project = render(tmp_path)
+    (project / "digits_classifier" / "data.py").write_text(ARRAYS_DATA_PY)
+    cmd = [sys.executable, "-m", "recipe_keras.cli", "inspect", "--config", "config.toml"]
+    env = {**os.environ, "PYTHONPATH": str(project)}  # the project, as `make install` would
+    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]  # R1.3 fails: a test example leaked
+    assert "digits_classifier.data.load_data" in proc.stdout
+    report = json.loads((project / "reports" / "inspect.json").read_text())
+    r11 = report["details"]["checks"][0]
+    assert r11["numbers"]["per_split"] == {"train": 100, "val": 20, "test": 30}
+    assert report["details"]["findings"]["duplicates"]["exact_across_splits"] == [
+        ["train:7", "test:0"]
+    ]
+    assert report["verdicts"]["R1.3"] == "fail"
+
+
+def test_project_commands_fail_in_one_line_without_a_project(tmp_path, tfds_dir):
+    # A config that names no package, or one that is not installed: one clear line, exit 2.
     cmd = [sys.executable, "-m", "recipe_keras.cli"]
-    proc = subprocess.run(
-        [*cmd, "inspect", "--config", str(tmp_path / "config.toml")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "no trained model at" in proc.stdout and "read test: 200/200" in proc.stdout
-    report = json.loads((tmp_path / "out" / "inspect.json").read_text())
-    assert report["details"]["checks"][0]["numbers"]["examples"] == 200 + 144 + 200  # val: 144
-    for step in ("ladder", "learning-curve"):
+    (tmp_path / "config.toml").write_text(f'[data]\ndata_dir = "{tfds_dir}"\n')
+    (tmp_path / "other.toml").write_text('package = "not_installed_anywhere"\n')
+    for step, config, message in (
+        ("ladder", "config.toml", "package is not set"),
+        ("check", "other.toml", "cannot import not_installed_anywhere.data"),
+        ("train", "missing.toml", "no config file at 'missing.toml'"),
+    ):
         bad = subprocess.run(
-            [*cmd, step, "--config", str(tmp_path / "config.toml"), "--train", "nowhere:run"],
+            [*cmd, step, "--config", config],
+            cwd=tmp_path,
             capture_output=True,
             text=True,
             timeout=120,
         )
-        assert bad.returncode == 2 and "is not MODULE:FUNCTION" in bad.stderr
+        assert bad.returncode == 2, bad.stderr[-2000:]
+        assert message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -45,13 +45,11 @@ from recipe_keras.checks.inputs import (
     inputs_as_fed,
     shuffled_chance,
 )
-from recipe_keras.checks.linear import LinearBaseline
 from recipe_keras.checks.subject import (
     Subject,
     evenly_spaced,
     first_batches,
     fit_steps,
-    keras_train_step,
     precise_batchnorm,
 )
 from recipe_keras.checks.suite import run_checks
@@ -84,8 +82,7 @@ def float32_matmuls():
     """Full float32 matrix products in a test that compares with a float32 reference.
 
     On a GPU, JAX (XLA) and TensorFlow multiply float32 in TF32 by default: on an H200
-    the Keras linear model's losses left LinearBaseline's by more than 2e-5, and 20
-    vmapped input gradients left c W^T by up to 8.5e-4. Torch keeps float32 unless
+    20 vmapped input gradients left c W^T by up to 8.5e-4. Torch keeps float32 unless
     asked. Nothing changes on a CPU.
     """
     backend = keras.backend.backend()
@@ -231,11 +228,11 @@ def test_determinism_compares_with_a_reference_run_only_on_the_same_batches(data
     result = check_determinism(subject, steps, reference=(batches, losses))
     assert result.verdict == "pass" and result.numbers["fresh_runs"] == 1
 
-    # Same batches, other losses: retried with TF's kernel cache emptied, where two
-    # fresh runs decide (a reference alone is not enough to fail on).
+    # Same batches, other losses than a fresh run's: not reproducible.
     shifted = [loss + 1e-3 for loss in losses]
     result = check_determinism(subject, steps, reference=(batches, shifted))
-    assert result.verdict == "pass" and result.numbers["fresh_runs"] == 3
+    assert result.verdict == "fail" and result.numbers["fresh_runs"] == 1
+    assert result.numbers["max_difference"] == pytest.approx(1e-3, rel=1e-3)
 
     # A reference that saw other batches is not evidence: two fresh runs decide.
     result = check_determinism(subject, steps, reference=(batches[::-1], shifted))
@@ -260,7 +257,7 @@ def test_determinism_fails_training_that_is_not_reproducible(data_config, monkey
 
     monkeypatch.setattr(training, "fit_steps", drifting)
     result = check_determinism(subject, steps, reference=(batches, losses))
-    assert result.verdict == "fail" and result.numbers["fresh_runs"] == 3
+    assert result.verdict == "fail" and result.numbers["fresh_runs"] == 1
     assert result.numbers["max_difference"] == pytest.approx(1e-3, rel=1e-3)
     assert result.numbers["same_batches"] is True and "same batches" in result.advice
 
@@ -273,38 +270,11 @@ class TensorFlowNoise(keras.layers.Layer):
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's own ops")
-def test_determinism_empties_tensorflow_kernels_for_stateful_random_ops(data_config):
-    # Reseeded with the kernel cache kept (as the checks do between runs), the noise
-    # kernel runs on and two runs differ; with it emptied they agree, as two
-    # processes would, so R2.1 passes on its retry.
+def test_determinism_passes_tensorflow_stateful_random_ops(data_config):
+    # TF's own stateful random op in a layer: each reseed empties TF's kernel cache, so
+    # its stream starts again and two seeded runs agree, as two processes would.
     result = check_determinism(subject_for(data_config, head=TensorFlowNoise))
-    assert result.verdict == "pass" and result.numbers["fresh_runs"] == 4
-    # A Keras model has only stateless random ops: no retry.
-    assert check_determinism(subject_for(data_config)).numbers["fresh_runs"] == 2
-
-
-def test_a_reseed_that_keeps_tensorflow_kernels_still_seeds():
-    from tensorflow.python import pywrap_tfe
-
-    from recipe_keras._backend import tf_kernels_kept
-
-    clear = pywrap_tfe.TFE_ContextClearCaches
-    # TF's own behaviour: seeding empties the cache, so a stateful kernel starts again.
-    tf.random.set_seed(3)
-    first = tf.random.uniform((4,), seed=1).numpy()
-    tf.random.set_seed(3)
-    np.testing.assert_array_equal(tf.random.uniform((4,), seed=1).numpy(), first)
-    with tf_kernels_kept():
-        tf.random.set_seed(3)
-        kept = tf.compat.v1.get_seed(None)
-        keras.utils.set_random_seed(3)
-        assert tf.compat.v1.get_seed(None) == kept  # op seeds drawn again from the seed
-    assert kept[0] == 3
-    # The kernel was kept, so it ran on: the reason R2.1 retries with the cache emptied.
-    assert not np.array_equal(tf.random.uniform((4,), seed=1).numpy(), first)
-    assert pywrap_tfe.TFE_ContextClearCaches is clear  # put back
-    tf.random.set_seed(3)
-    np.testing.assert_array_equal(tf.random.uniform((4,), seed=1).numpy(), first)
+    assert result.verdict == "pass" and result.numbers["fresh_runs"] == 2
 
 
 class UnseededScale(keras.layers.Layer):
@@ -383,28 +353,18 @@ def per_step_losses(model: keras.Model, batches, steps: int) -> list[float]:
 
 
 def test_fit_steps_losses_are_each_steps_own_as_train_on_batch_reports_them(data_config):
-    # fit_steps keeps Keras's metrics accumulating and takes each step's loss from the
-    # change in the loss tracker's total; the reference resets them at every step.
+    # fit_steps reports each step's own loss, as plain train_on_batch does.
     subject = subject_for(data_config, model="mlp")
     batches = subject.train_batches(3)
     model = subject.model()
     losses = fit_steps(model, batches, 12)
     expected = per_step_losses(subject.build_seeded(), batches, 12)
     np.testing.assert_allclose(losses, expected, rtol=1e-4)
-    running = float(model.get_metrics_result()["loss"])  # what fit would report
-    assert running == pytest.approx(np.mean(losses), rel=1e-5)
-    assert abs(losses[-1] - running) > 1e-3  # the steps' own losses, not a running mean
-    assert "reset_metrics" not in vars(model)  # the method is Keras's again
-    model.train_on_batch(*batches[0])
-    model.reset_metrics()
-    assert not any(
-        np.any(keras.ops.convert_to_numpy(v)) for m in model.metrics for v in m.variables
-    )
+    assert losses[-1] < losses[0]  # it trains: not the same loss twelve times
 
 
 def test_fit_steps_until_sees_the_model_as_trained_and_its_changes_carry_on(data_config):
-    # On JAX the steps run inside model.fit, which keeps the state apart from the
-    # variables. R2.7's `until` scores the model mid-run and re-estimates its BatchNorm
+    # R2.7's `until` scores the model mid-run and re-estimates its BatchNorm
     # statistics: it must see the weights as trained so far, and what it changes must
     # carry on into the next steps. Reference: train_on_batch, with the same change.
     subject = subject_for(data_config, model="mlp")
@@ -443,27 +403,18 @@ class OwnStep(keras.Model):
         return super().train_step(*args)
 
 
-def test_fit_steps_keeps_the_reset_for_a_model_with_its_own_train_step(data_config):
-    # Its own train_step may report a step's loss rather than a running mean, so the
-    # losses are taken as reported, with Keras's reset before every step.
+def test_fit_steps_takes_each_step_loss_of_a_model_with_its_own_train_step(data_config):
+    # Each step's metrics start afresh (Keras's train_on_batch), so a model with its own
+    # train_step reports each step's own loss too.
     def net(width):
         inputs = keras.Input((8, 8, 1))
         return OwnStep(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
 
     subject = subject_for(data_config, net=net)
     model, batches = subject.model(), subject.train_batches(3)
-    assert not keras_train_step(model)
-    assert keras_train_step(subject_for(data_config).model())  # a zoo model: Keras's step
-    shadowed = []
-
-    class Watch(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            shadowed.append("reset_metrics" in vars(self.model))
-
-    losses = fit_steps(model, batches, 6, callbacks=[Watch()])
+    losses = fit_steps(model, batches, 6)
     expected = per_step_losses(subject.build_seeded(), batches, 6)
     np.testing.assert_allclose(losses, expected, rtol=1e-6)
-    assert shadowed == [False] * 6
 
 
 # --- R2.4 / R2.5 ---------------------------------------------------------------------------
@@ -747,45 +698,6 @@ def test_evenly_spaced_samples_a_class_sorted_split_whole(size, n, batch, rebatc
     assert np.abs(shares - 0.1).max() <= 1 / n + 1e-9  # every class, in its share
     assert evenly_spaced(split, size, 0, rebatch) is split
     assert evenly_spaced(split, size, size, rebatch) is split
-
-
-@pytest.mark.parametrize("batch, classes", [(64, 10), (5, 3)])
-def test_linear_baseline_trains_like_the_keras_linear_model(batch, classes, float32_matmuls):
-    # R2.7's NumPy baseline against models.linear compiled with TrainConfig()'s
-    # defaults, from the same weights on the same batches: the same losses, weights
-    # and logits, step for step.
-    rng = np.random.default_rng(3)
-    batches = [
-        (rng.random((batch, 6, 6, 2)).astype("float32"), rng.integers(0, classes, batch))
-        for _ in range(4)
-    ]
-    keras.utils.set_random_seed(0)
-    reference = compile_model(models.linear((6, 6, 2), classes, 0), TrainConfig())
-    baseline = LinearBaseline(72, classes, TrainConfig().learning_rate, seed=1)
-    initial = [w.copy() for w in baseline.weights]
-    # Glorot-uniform kernel as Keras draws it (bounds, spread), and a zero bias.
-    limit = math.sqrt(6 / (72 + classes))
-    assert np.abs(initial[0]).max() <= limit and initial[0].std() > 0.5 * limit / math.sqrt(3)
-    assert not initial[1].any()
-    reference.set_weights(initial)
-    ours = baseline.fit_steps(batches, 30)
-    theirs = [
-        float(reference.train_on_batch(x, y, return_dict=True)["loss"])
-        for x, y in itertools.islice(itertools.cycle(batches), 30)
-    ]
-    np.testing.assert_allclose(ours, theirs, rtol=2e-5)
-    assert theirs[-1] < theirs[0]  # it learns: the comparison is not of two stuck models
-    for a, b in zip(baseline.weights, reference.get_weights(), strict=True):
-        np.testing.assert_allclose(a, b, atol=2e-6)
-        assert a.dtype == np.float32
-    x = batches[0][0]
-    np.testing.assert_allclose(
-        baseline.predict_on_batch(x), keras.ops.convert_to_numpy(reference(x)), atol=1e-5
-    )
-    with pytest.raises(ValueError, match="num_classes=1"):
-        LinearBaseline(72, 1)
-    with pytest.raises(ValueError, match=rf"\[0, {classes}\), got 0..{classes}"):
-        baseline.train_on_batch(x[:2], np.array([0, classes]))
 
 
 def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
@@ -1206,68 +1118,6 @@ def test_input_gradients_match_a_linear_maps_analytic_gradient(float32_matmuls):
     many = rng.standard_normal((20, 4, 3)).astype("float32")
     chunked = np.stack(list(input_gradients(dense, x, iter(many))))
     np.testing.assert_allclose(chunked, many @ w.T, rtol=1e-5, atol=1e-6)
-
-
-class SeenBatches(keras.layers.Layer):
-    """Records the batch size each Python call of a training pass sees (traces, on TF)."""
-
-    def __init__(self, seen: list, **kwargs):
-        super().__init__(**kwargs)
-        self.record = seen.append  # not the list: Keras would track a copy of it
-
-    def call(self, x, training=None):
-        if training:
-            self.record(x.shape[0])
-        return x
-
-
-def test_one_trace_trains_every_batch_size_on_tensorflow():
-    # The checks train one model at 8 (R2.8) and 64 (R2.7); train_on_batch alone traces
-    # at 8, then again relaxed. Traced relaxed first, one trace serves both.
-    from recipe_keras._backend import trace_for_any_batch
-
-    rng = np.random.default_rng(0)
-    x = rng.random((64, 8, 8, 1), dtype=np.float32)
-    y = rng.integers(0, 10, 64)
-    spec = (tf.TensorSpec((None, 8, 8, 1), tf.float32), tf.TensorSpec((None,), tf.int64))
-    runs = {}
-    for traced_first in (False, True):
-        seen: list = []
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential(
-            [
-                keras.Input((8, 8, 1)),
-                SeenBatches(seen),
-                keras.layers.Flatten(),
-                keras.layers.Dense(10),
-            ]
-        )
-        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        if traced_first:
-            assert trace_for_any_batch(model, spec) == (keras.backend.backend() == "tensorflow")
-        losses = [float(model.train_on_batch(x[:n], y[:n])) for n in (8, 8, 64, 8, 64)]
-        runs[traced_first] = losses, seen
-    np.testing.assert_array_equal(runs[True][0], runs[False][0])  # the same training
-    if keras.backend.backend() == "tensorflow":
-        assert runs[False][1][0] == 8 and runs[False][1][-1] is None, runs  # at 8, then relaxed
-        assert set(runs[True][1]) == {None}, runs
-        # Shapes it cannot relax (unknown rank), or a model run eagerly: Keras's own trace.
-        unknown = (tf.TensorSpec(None, tf.float32), spec[1])
-        assert not trace_for_any_batch(model, unknown)
-        model.compile("adam", "mse", run_eagerly=True)
-        assert not trace_for_any_batch(model, spec)
-    # A model that needs a static batch size (reshapes by x.shape[0]) is left to Keras.
-    mixing = keras.Sequential(
-        [
-            keras.Input((8, 8, 1), batch_size=8),
-            MixBatch(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(2),
-        ]
-    )
-    mixing.compile("adam", "mse")
-    assert not trace_for_any_batch(mixing, spec)
-    assert np.isfinite(float(mixing.train_on_batch(x[:8], np.zeros((8, 2)))))
 
 
 @pytest.mark.parametrize("bug", [MixBatch, CenterOverBatch])

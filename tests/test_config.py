@@ -12,8 +12,8 @@ import types
 
 import pytest
 
+from recipe_keras._backend import JAX_THREEFRY
 from recipe_keras.config import (
-    JAX_THREEFRY,
     Config,
     ConfigError,
     dataset_kind,
@@ -27,7 +27,9 @@ from tests.conftest import render
 def test_rendered_config_holds_the_library_defaults(tmp_path):
     # The template's config.toml lists every key with the library's default value.
     project = render(tmp_path)
-    assert load_config(project / "config.toml") == Config()
+    # The one key with no library default: the package the template wrote.
+    expected = dataclasses.replace(Config(), package="digits_classifier")
+    assert load_config(project / "config.toml") == expected
     text = (project / "config.toml").read_text()
     for section in dataclasses.fields(Config):
         value = getattr(Config(), section.name)
@@ -56,6 +58,7 @@ def test_answers_reach_the_config(tmp_path):
         ({"train": {"epochs": True}}, "train.epochs = True is not allowed"),
         ({"train": {"learning_rate": -1}}, "train.learning_rate = -1 is not allowed"),
         ({"backend": "theano"}, "backend = 'theano' is not allowed; expected one of 'jax'"),
+        ({"package": "my-project"}, "package = 'my-project' is not allowed; expected a Python"),
         ({"model": {"name": "resnet"}}, "model.name = 'resnet' is not allowed; expected one of"),
         ({"data": {"image_size": [8]}}, "data.image_size = [8] is not allowed"),
         ({"data": {"image_size": ["8", 8]}}, "expected a list of integers"),

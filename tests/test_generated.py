@@ -32,7 +32,15 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     assert report["details"]["sizes"]["test"] == 360  # the whole test split
     assert n["chance_accuracy"] == pytest.approx(0.1)
     assert n["test_accuracy"] > 0.8  # digits, 20 epochs: measured 0.93-0.96
-    assert n["wall_seconds"] > n["fit_seconds"] > 0
+    epoch_seconds = report["details"]["epoch_seconds"]
+    assert len(epoch_seconds) == 20 and n["fit_seconds"] == pytest.approx(sum(epoch_seconds))
+    # R2.5 applied by the run itself: balanced digits barely move the loss at init.
+    assert report["verdicts"]["R2.5"] == "pass"
+    assert abs(n["init_loss_after"] - n["init_loss_before"]) < 0.05
+    # The converged linear baseline beside the model, and R2.7 judged against it.
+    beaten = n["test_accuracy"] >= n["linear_test_accuracy"] + 0.01
+    assert report["verdicts"]["R2.7"] == ("pass" if beaten else "warn")
+    assert ("R2.7 WARN" in proc.stdout) != beaten
     assert (project / "artifacts" / "model.keras").is_file()
     assert (project / "reports" / "train_curves.png").is_file()
     # The project's own tests pass at birth, and its code is lint-clean.
@@ -73,13 +81,12 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     assert set(check["verdicts"].values()) == {"pass"} and check["backend"] == BACKEND
     run([*MAKE, "human-sheet"], cwd=project, KERAS_BACKEND=None)
     assert (project / "reports" / "human" / "sheet.csv").is_file()
-    # Step 5 through the project's build_model(hp): a 2-trial, 1-epoch search.
+    # Step 5 through the project's build_model: a 2-trial, 1-epoch search.
     config = (project / "config.toml").read_text()
     assert "trials = 10\n" in config and "epochs = 5\n" in config
     small = config.replace("trials = 10\n", "trials = 2\n").replace("epochs = 5\n", "epochs = 1\n")
     (project / "tune.toml").write_text(small)
-    module = project.name
-    proc = run([PYTHON, "-m", f"{module}.tune", "--config", "tune.toml"], cwd=project)
+    proc = run([*MAKE, "tune", "CONFIG=tune.toml"], cwd=project, KERAS_BACKEND=None)
     assert proc.stdout.count("trial done") == 2
     tune = read_json(project / "reports" / "tune.json")
     assert tune["numbers"]["trials"] == 2 and tune["verdicts"]["R5.1"] == "pass"
@@ -118,13 +125,21 @@ def load_data(config):
     )
 """
     )
-    # `make recipe` stops at the failing check, but still renders the report.
+    # `make recipe` stops at step 1: the audit reads what load_data returns, blank
+    # images, and fails R1.4; the report is still rendered.
     proc = subprocess.run([*MAKE, "recipe"], cwd=project, capture_output=True, text=True)
+    assert proc.returncode != 0
+    inspect = read_json(project / "reports" / "inspect.json")
+    assert inspect["verdicts"]["R1.4"] == "fail"
+    assert not (project / "reports" / "train.json").exists()  # train never ran
+    assert (project / "reports" / "index.html").is_file()
+    # Step 2 on the same load_data: the model cannot beat the input-blind baselines.
+    proc = subprocess.run([*MAKE, "check"], cwd=project, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "R2.7 FAIL: the model does no better than one that never sees its inputs" in proc.stdout
     check = read_json(project / "reports" / "check.json")
     assert check["verdicts"]["R2.7"] == "fail"
-    assert not (project / "reports" / "train.json").exists()  # train never ran
+    run([*MAKE, "report"], cwd=project)
     assert "never sees its inputs" in (project / "reports" / "index.html").read_text()
 
 
@@ -135,3 +150,34 @@ def test_keras_backend_switches_without_regenerating(tmp_path, tfds_dir):
     run([*MAKE, "train"], cwd=project, KERAS_BACKEND=BACKEND)
     report = read_json(project / "reports" / "train.json")
     assert (report["backend"], report["details"]["config"]["backend"]) == (BACKEND, other)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="one run covers every command")
+def test_every_command_runs_on_the_backend_of_the_config_it_is_given(tmp_path, tfds_dir):
+    # config.toml says tensorflow; alt.toml says jax. Every step given alt.toml, with no
+    # KERAS_BACKEND in the environment, must run on JAX and say so in its report.
+    project = render(tmp_path, backend="tensorflow", epochs="1", model="linear")
+    run([*MAKE, "install"], cwd=project)
+    text = (project / "config.toml").read_text()
+    for old, new in (
+        ('backend = "tensorflow"', 'backend = "jax"'),
+        ('reports_dir = "reports"', 'reports_dir = "alt"'),
+        ("trials = 10\n", "trials = 1\n"),
+        ("epochs = 5\n", "epochs = 1\n"),
+        ("epochs = 10\n", "epochs = 1\n"),
+        ("fractions = [0.1, 0.25, 0.5, 1.0]", "fractions = [1.0]"),
+        ('{ "data.augment" = ["rotate", "translate"] },\n  { "model.dropout" = 0.25 },\n', ""),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    (project / "alt.toml").write_text(text)
+    steps = ("inspect", "check", "train", "tune", "ladder", "learning-curve", "human-sheet")
+    for step in steps:
+        run([*MAKE, step, "CONFIG=alt.toml"], cwd=project, KERAS_BACKEND=None)
+    run([*MAKE, "report", "CONFIG=alt.toml"], cwd=project)
+    reports = {p.stem: read_json(p) for p in (project / "alt").glob("*.json")}
+    assert set(reports) == {"inspect", "check", "train", "tune", "ladder", "learning_curve"}
+    assert {name: r["backend"] for name, r in reports.items()} == dict.fromkeys(reports, "jax")
+    assert (project / "alt" / "human" / "sheet.csv").is_file()
+    assert "on jax" in (project / "alt" / "index.html").read_text()
+    assert not (project / "reports").exists()  # nothing went to config.toml's folder

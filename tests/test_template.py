@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from recipe_keras.config import load_config
+from recipe_keras.config import load_config, recipe_learning_rate
 from recipe_keras.new import installed_requirement, template_dir
 from tests.conftest import PYTHON, ROOT, render, run
 
@@ -80,7 +81,9 @@ def test_every_choice_renders_a_lint_clean_project(tmp_path, answers, digits_fol
     config = load_config(project / "config.toml")
     assert config.backend == answers.get("backend", "tensorflow")
     assert config.model.name == answers.get("model", "cnn")
-    assert config.train.learning_rate == (3e-3 if config.model.name == "linear" else 3e-4)
+    # R3.2: the template starts each zoo model where the library's verdict expects it.
+    assert config.train.learning_rate == recipe_learning_rate(config.model.name)
+    assert config.package == project.name
     assert config.data.dataset == answers.get("dataset", "digits")
     pyproject = (project / "pyproject.toml").read_text()
     assert f'"recipe-keras[{config.backend}]"' in pyproject
@@ -94,6 +97,38 @@ def test_every_choice_renders_a_lint_clean_project(tmp_path, answers, digits_fol
         assert ("download.pytorch.org/whl/cpu" in text) == (config.backend == "torch")
     run([PYTHON, "-m", "ruff", "check", "--no-cache", "."], cwd=project)
     run([PYTHON, "-m", "ruff", "format", "--check", "--no-cache", "."], cwd=project)
+
+
+def test_the_generated_package_holds_only_what_a_user_edits(tmp_path):
+    # The project contract: data, model and the training run; every other step is a
+    # recipe-keras command the Makefile calls with the config file.
+    project = render(tmp_path)
+    package = project / "digits_classifier"
+    files = sorted(p.name for p in package.iterdir())
+    assert files == ["__init__.py", "data.py", "model.py", "train.py"]
+    lines = sum(len(p.read_text().splitlines()) for p in package.glob("*.py"))
+    assert lines <= 100  # 196 when check.py and tune.py were copied into every project
+    makefile = (project / "Makefile").read_text()
+    for step in ("inspect", "check", "human-sheet", "human-score", "train", "ladder", "tune"):
+        assert f"$(RECIPE) {step} --config $(CONFIG)" in makefile, step
+    assert "learning-curve --config $(CONFIG)" in makefile
+
+
+def test_importing_the_package_from_elsewhere_finds_its_own_config(tmp_path):
+    # A notebook in another folder imports the project: the backend is the project's
+    # config.toml's, found from the package's location, not from the working directory.
+    project = render(tmp_path, backend="torch")
+    elsewhere = tmp_path / "notebooks"
+    elsewhere.mkdir()
+    (elsewhere / "config.toml").write_text('backend = "jax"\n')  # a decoy in the cwd
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["PYTHONPATH"] = str(project)  # installed, as `make install` does
+    script = "import digits_classifier, keras; print(keras.backend.backend())"
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "torch"
 
 
 def test_project_name_derives_the_slug(tmp_path):

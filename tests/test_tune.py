@@ -102,7 +102,7 @@ def test_early_stopping_restores_the_best_epoch(tmp_path, tfds_dir):
     assert report.numbers["epochs_run"] < 12  # it did stop early
     # The weights kept are the best epoch's: whole-split val loss equals the best seen.
     assert report.numbers["val_loss"] == pytest.approx(val[best], rel=1e-4)
-    assert report.verdicts["R4.11"] == "pass"
+    assert report.verdicts["R4.11"] == "info"
 
 
 def _tuning(tmp_path, tfds_dir, **tune):
@@ -221,7 +221,14 @@ def test_ladder_adds_one_change_per_rung_and_resumes(tmp_path, tfds_dir):
         tmp_path,
         tfds_dir,
         model={"name": "mlp", "width": 8},
-        ladder={"epochs": 2, "rungs": [{"model.width": 32}, {"data.augment": ["translate"]}]},
+        ladder={
+            "epochs": 2,
+            "rungs": [
+                {"model.width": 32},
+                {"data.augment": ["translate"]},
+                {"model.width": 16},
+            ],
+        },
     )
     trained = []
 
@@ -235,6 +242,7 @@ def test_ladder_adds_one_change_per_rung_and_resumes(tmp_path, tfds_dir):
         "base",
         "model.width = 32",
         "data.augment = ['translate']",
+        "model.width = 16",
     ]
     for before, after in itertools.pairwise(rows):
         for m in ("val_accuracy", "train_loss"):
@@ -249,9 +257,13 @@ def test_ladder_adds_one_change_per_rung_and_resumes(tmp_path, tfds_dir):
             if v != getattr(getattr(b, s), k)
         ]
         assert len(diff) == 1
-    assert [c.train.epochs for c in trained] == [2, 2, 2]
+    assert [c.train.epochs for c in trained] == [2, 2, 2, 2]
     assert trained[2].data.augment == ["translate"] and trained[2].model.width == 32
-    assert report.verdicts == {"R3.3": "pass", "R4.2": "pass", "R4.7": "pass", "R4.12": "pass"}
+    # A size change tries R4.12 (larger) or R4.7 (smaller) by the parameters it moved;
+    # the rungs are experiments to read, not measurements held to an expectation.
+    assert [r.get("tries") for r in rows] == [None, ["R4.12"], ["R4.2"], ["R4.7"]]
+    assert rows[1]["params"] > rows[0]["params"] and rows[3]["params"] < rows[2]["params"]
+    assert report.verdicts == {"R3.3": "info", "R4.2": "info", "R4.7": "info", "R4.12": "info"}
     assert (tmp_path / "reports" / "ladder.png").is_file()
     # Re-running trains nothing: every rung's train.json matches its config.
     trained.clear()

@@ -17,9 +17,14 @@ import numpy as np
 from recipe_keras.audit import classes, duplicates, errors, noise, stats
 from recipe_keras.audit.read import Examples
 from recipe_keras.checks.result import CheckResult, format_table, results_report
+from recipe_keras.config import with_values
 from recipe_keras.report import Report, write_report
 
-__all__ = ["audit", "inspect_dataset"]
+__all__ = ["AUDIT_VALUES", "audit", "inspect_dataset", "inspect_project"]
+
+# What `make inspect` changes in the config it hands the project's load_data: the
+# examples as stored (no augmentation), the training split in its stored order.
+AUDIT_VALUES = {"data.augment": [], "data.shuffle_buffer": 1}
 
 STRIP = 8
 
@@ -77,7 +82,7 @@ def audit(
         CheckResult(
             "R1.1",
             "examples per class",
-            "pass",
+            "info",  # a grid for a person to look at
             f"{sum(len(i) for _, i in shown)} random examples of {len(shown)} classes drawn",
             "look at every row: do the labels match the pictures?",
             numbers={
@@ -257,6 +262,46 @@ def inspect_dataset(
         near_bits=inspect.near_duplicate_bits,
         folds=inspect.folds,
         seed=seed,
+        probabilities=probabilities,
+        verbose=verbose,
+    )
+
+
+def inspect_project(project, verbose: bool = True) -> Report:
+    """``make inspect``: audit what the project's ``load_data`` returns; R1.8 once trained.
+
+    ``load_data`` is asked for its splits with augmentation off and a shuffle buffer
+    of one (``AUDIT_VALUES``), so the library's loader gives the training split in
+    stored order, each example as the model receives it; a loader of the project's
+    own returns what it returns. Splits read from an image folder (``Splits.folder``)
+    are audited file by file instead, so each finding names its file. R1.8 predicts
+    with the model ``make train`` saved.
+    """
+    from recipe_keras.audit.read import read_datasets, read_folder
+
+    config = project.config
+    limit = config.inspect.limit or None
+    splits = project.load_data(with_values(config, AUDIT_VALUES, source="make inspect"))
+    if verbose:
+        print(f"Reading what {config.package}.data.load_data returns (every split)...")
+    if splits.folder:
+        ex = read_folder(
+            splits.folder, channels=config.data.channels, limit=limit, quiet=not verbose
+        )
+        probabilities = errors.saved_model_probabilities(config.train.model_path, ex, config.data)
+    else:
+        batched = {"train": splits.train, "val": splits.val, "test": splits.test}
+        datasets = {name: ds.unbatch() for name, ds in batched.items()}
+        ex = read_datasets(datasets, splits.class_names, limit=limit, quiet=not verbose)
+        probabilities = errors.saved_model_probabilities(config.train.model_path, ex)
+    if verbose and probabilities is None:
+        print(f"  no trained model at {config.train.model_path}: R1.8 waits for make train")
+    return audit(
+        ex,
+        config.train.reports_dir,
+        near_bits=config.inspect.near_duplicate_bits,
+        folds=config.inspect.folds,
+        seed=config.seed,
         probabilities=probabilities,
         verbose=verbose,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from recipe_keras.checks.inputs import decode
 from recipe_keras.checks.subject import to_numpy
 from recipe_keras.report import Report, read_report, write_report
 
-__all__ = ["record_human_score", "score_sheet", "write_sheet"]
+__all__ = ["record_human_score", "score_command", "score_sheet", "sheet_command", "write_sheet"]
 
 
 def write_sheet(
@@ -89,9 +90,53 @@ def record_human_score(
     report = Report(
         step="human",
         recipe_ids=["R2.6"],
-        verdicts={"R2.6": "pass"},  # the baseline was measured
+        verdicts={"R2.6": "info"},  # a number for a person to set beside the model's
         numbers=numbers,
         details={"sheet": str(sheet)},
     )
     write_report(report, reports_dir)
     return report
+
+
+def sheet_command(project) -> int:
+    """``make human-sheet``: a sheet drawn from the test split the project's load_data returns."""
+    from recipe_keras.seed import set_seed
+
+    config = project.config
+    set_seed(config.seed, config.deterministic)
+    splits = project.load_data()
+    sheet = write_sheet(
+        splits.test,
+        splits.class_names,
+        Path(config.train.reports_dir) / "human",
+        n=config.check.human_examples,
+        seed=config.seed,
+    )
+    print(f"Label the images in {sheet.with_suffix('.png')} in {sheet}, then: make human-score")
+    return 0
+
+
+def score_command(project, sheet: str | None = None) -> int:
+    """``make human-score``: your accuracy on the sheet, beside the trained model's."""
+    reports = Path(project.config.train.reports_dir)
+    sheet_path = Path(sheet) if sheet else reports / "human" / "sheet.csv"
+    if not (sheet_path.is_file() and (sheet_path.parent / "key.json").is_file()):
+        _fail(f"no sheet at {sheet_path} (with key.json beside it): run make human-sheet")
+    try:
+        n = record_human_score(sheet_path, reports).numbers
+    except ValueError as exc:
+        _fail(str(exc))
+    model = n["model_test_accuracy"]
+    shown = "(run make train)" if model is None else f"{model:.3f}"
+    print(
+        f"human accuracy {n['human_accuracy']:.3f} on {n['examples']} test examples; "
+        f"model {shown} -> {reports}/human.json"
+    )
+    return 0
+
+
+def _fail(message: str) -> typing.NoReturn:
+    """A user's mistake, reported by the command line as one line."""
+    from recipe_keras.config import ConfigError
+
+    raise ConfigError(message)

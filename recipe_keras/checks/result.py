@@ -11,15 +11,17 @@ from recipe_keras.report import Report
 
 __all__ = ["CheckResult", "format_table", "results_report", "worst"]
 
-_ORDER = {"pass": 0, "warn": 1, "fail": 2}
+# "info": artefacts for a person to judge, no measurement compared (see report.VERDICTS).
+_ORDER = {"info": 0, "pass": 1, "warn": 2, "fail": 3}
 
 
 @dataclass
 class CheckResult:
     recipe_id: str
     name: str
-    # "pass", "warn" or "fail". A check that could not test anything (all-zero
-    # gradients, a model that ignores its width) warns: it never passes vacuously.
+    # "pass", "warn" or "fail"; "info" where it leaves artefacts and compares nothing.
+    # A check that could not test anything (all-zero gradients, a model that ignores
+    # its width) warns: it never passes vacuously.
     verdict: str
     measured: str
     expected: str
@@ -37,8 +39,8 @@ class CheckResult:
 
 
 def worst(verdicts: list[str]) -> str:
-    """The most severe of several verdicts (fail > warn > pass)."""
-    return max(verdicts, key=_ORDER.__getitem__, default="pass")
+    """The most severe of several verdicts (fail > warn > pass > info)."""
+    return max(verdicts, key=_ORDER.__getitem__, default="info")
 
 
 def results_report(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -11,7 +10,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from recipe_keras._backend import tf_kernels_kept, trace_for_any_batch
 from recipe_keras.config import ModelConfig
 from recipe_keras.data import Splits, labels_of
 from recipe_keras.models import flat_layers
@@ -23,7 +21,6 @@ __all__ = [
     "evenly_spaced",
     "first_batches",
     "fit_steps",
-    "keras_train_step",
     "labels_of",
     "precise_batchnorm",
     "restore_state",
@@ -40,7 +37,9 @@ class Subject:
     ``load_splits`` builds the data pipeline (the same call ``make train`` makes);
     ``build`` returns a fresh *compiled* model for a model config, so checks can
     ask for a wider one (R2.9); ``seed`` is the project's seed; ``preloaded``
-    saves loading the splits again when the caller already has them.
+    saves loading the splits again when the caller already has them. ``compile``
+    compiles another model as the project compiles its own (R2.7's linear
+    baseline); by default as ``make train`` compiles with the recipe's defaults.
     """
 
     load_splits: Callable[[], Splits]
@@ -48,6 +47,7 @@ class Subject:
     model_config: ModelConfig
     seed: int
     preloaded: Splits | None = None
+    compile: Callable[[keras.Model], keras.Model] | None = None
     # The project's model, built once, and its state (variables, then optimizer's) at init.
     _shared: keras.Model | None = field(default=None, init=False, repr=False)
     _initial: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
@@ -103,19 +103,12 @@ class Subject:
         ``reseed=False`` leaves the global RNGs where they are; the model's own seed
         state is restored either way, but torch's Keras dropout draws from torch's
         global generator. A run compared with a fresh one (R2.1) needs the reseed.
-        It keeps TensorFlow's kernel cache (``seed_again``).
         """
         if changes:
             return self.build_seeded(**changes)
         if self._shared is None:
             model = self.build_seeded()
             build_optimizer(model)  # its state exists from now on (once: compile may have)
-            # Trained and predicted at 8 (R2.8) and at the pipeline's batch: one trace on
-            # TF. Only from splits already loaded (make check loads them first): a model
-            # asked for alone does not load the data.
-            splits = self.__dict__.get("splits")  # functools.cached_property's slot
-            if splits is not None:
-                trace_for_any_batch(model, getattr(splits.train, "element_spec", None))
             self._shared = model
             self._initial = state_of(model)
         else:
@@ -128,6 +121,18 @@ class Subject:
         """A new compiled model built after seeding, optionally with other config values."""
         seed_again(self.seed)
         return self.build(replace(self.model_config, **changes))
+
+    def linear_model(self) -> keras.Model:
+        """The zoo's linear model for these inputs, seeded and compiled like the project's."""
+        from recipe_keras import models
+        from recipe_keras.config import TrainConfig
+        from recipe_keras.train import compile_model
+
+        seed_again(self.seed)
+        model = models.linear(self.splits.input_shape, self.splits.num_classes, width=0)
+        if self.compile is None:
+            return compile_model(model, TrainConfig())
+        return self.compile(model)
 
     @property
     def initial_weights(self) -> list[np.ndarray]:
@@ -148,16 +153,9 @@ class Subject:
         return first_batches(self.splits.train, n)
 
 
-def seed_again(seed: int, keep_kernels: bool = True) -> None:
-    """``set_seed`` with the kernels the project chose, keeping TF's kernel cache by default.
-
-    An emptied cache makes TF instantiate each traced function again at its next
-    call (0.1-0.16 s each for the digits model) and remake every eager kernel; see
-    ``_backend.tf_kernels_kept`` for why the checks need none of that, and R2.1 for
-    the one run that does (``keep_kernels=False``).
-    """
-    with tf_kernels_kept() if keep_kernels else contextlib.nullcontext():
-        set_seed(seed, deterministic=None)
+def seed_again(seed: int) -> None:
+    """``set_seed`` with the kernels the project chose (a rerun within the checks)."""
+    set_seed(seed, deterministic=None)
 
 
 def first_batches(dataset, n: int | Callable[[int], int]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -226,15 +224,6 @@ def to_numpy(x) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
-# Backends whose checks train through ``model.fit`` rather than ``train_on_batch``. On
-# JAX, train_on_batch copies the whole state into the variables after every step and
-# fit does not: 258 steps of the digits CNN at batch 8 took 0.51-0.75 s through fit
-# against 1.02-1.12 s, the wider model's 25 steps at 64, 0.52-0.66 s against 0.75 s.
-# On torch the two were even; on TensorFlow fit was slower (0.34-0.38 s against
-# 0.18-0.19 s for 25 steps at 64: its data adapter, and a second traced function).
-FIT_BACKENDS = ("jax",)
-
-
 def fit_steps(
     model: keras.Model,
     batches: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -246,57 +235,26 @@ def fit_steps(
 ) -> list[float]:
     """Train ``steps`` steps cycling over ``batches``; the loss of each step.
 
-    Keras callbacks see the run as fit shows it, with fit's running means in their
-    logs. The run ends early once a step's loss is under ``stop_below``, or once
+    Each step is Keras's ``train_on_batch``, whose metrics start afresh, so its
+    logged loss is that step's own. Keras callbacks see each step's end. The run
+    ends early once a step's loss is under ``stop_below``, or once
     ``until(losses)``, asked every ``every`` steps and at the last, is true;
-    ``until`` may read and change the model (R2.7 scores it mid-run).
-
-    Each step's own loss is the step's change in the loss tracker's total (a mean
-    weighted by batch size on every backend), with the metrics accumulating as in
-    fit: ``train_on_batch`` resets them before every step, on TensorFlow half a
-    small step's time (2.6 of 5.5 ms at batch 8, digits CNN). On ``FIT_BACKENDS``
-    the steps run inside one ``model.fit``. A model with its own ``train_step`` may
-    report anything as its loss, so it keeps Keras's reset before every step and
-    its losses are taken as reported. Batches it reuses go in as tensors, converted
-    once (``_as_tensors``).
+    ``until`` may read and change the model (R2.7 scores it mid-run). Batches it
+    reuses go in as tensors, converted once (``_as_tensors``).
     """
     build_optimizer(model)  # before the first step: on TF it saves a second trace
-    own_step = not keras_train_step(model)
-    record = _StepLosses(batches, steps, stop_below, until, every, running=not own_step)
+    record = _StepLosses(steps, stop_below, until, every)
     if steps < 1:
-        return record.losses
-    if not own_step and keras.backend.backend() in FIT_BACKENDS:
-
-        def cycle():
-            for step in range(steps):
-                yield batches[step % len(batches)]
-
-        model.fit(
-            cycle(),
-            steps_per_epoch=steps,
-            epochs=1,
-            verbose=0,
-            shuffle=False,
-            callbacks=[*callbacks, record],
-        )
         return record.losses
     hooks = keras.callbacks.CallbackList([*callbacks, record], model=model)
     hooks.on_train_begin()
-    model.reset_metrics()
     model.stop_training = False
-    if not own_step:
-        # An instance attribute shadows the method; object's setattr skips Keras's tracking.
-        object.__setattr__(model, "reset_metrics", lambda: None)
     fed = _as_tensors(batches) if steps > len(batches) else batches
-    try:
-        for step in range(steps):
-            logs = model.train_on_batch(*fed[step % len(fed)], return_dict=True)
-            hooks.on_train_batch_end(step, logs)
-            if model.stop_training:
-                break
-    finally:
-        if not own_step:
-            object.__delattr__(model, "reset_metrics")
+    for step in range(steps):
+        logs = model.train_on_batch(*fed[step % len(fed)], return_dict=True)
+        hooks.on_train_batch_end(step, logs)
+        if model.stop_training:
+            break
     hooks.on_train_end()
     return record.losses
 
@@ -319,37 +277,23 @@ def _as_tensors(batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> Sequence[tu
 
 
 class _StepLosses(keras.callbacks.Callback):
-    """Each step's own loss from fit's logs, and ``fit_steps``'s rules for stopping."""
+    """Each step's loss from its logs, and ``fit_steps``'s rules for stopping."""
 
-    def __init__(self, batches, steps, stop_below, until, every, running: bool):
+    def __init__(self, steps, stop_below, until, every):
         super().__init__()
-        self.batches, self.steps, self.running = batches, steps, running
-        self.stop_below, self.until, self.every = stop_below, until, every
+        self.steps, self.stop_below, self.until, self.every = steps, stop_below, until, every
         self.losses: list[float] = []
-        self.seen, self.total = 0, 0.0  # examples trained on, and the sum of their losses
 
     def on_train_batch_end(self, batch, logs=None):
         loss = float(logs["loss"])
-        if self.running:  # a running mean over every example so far
-            size = len(self.batches[len(self.losses) % len(self.batches)][1])
-            self.seen += size
-            loss, self.total = (loss * self.seen - self.total) / size, loss * self.seen
         self.losses.append(loss)
         done = len(self.losses)
         asked = self.until is not None and (done % self.every == 0 or done == self.steps)
         stop = self.stop_below is not None and loss < self.stop_below
         if asked and not stop:
-            # Reading self.model first brings the variables up to date: on JAX fit
-            # keeps the state apart, and takes back what ``until`` changes.
-            self.model  # noqa: B018
             stop = self.until(self.losses)
         if stop:
             self.model.stop_training = True
-
-
-def keras_train_step(model: keras.Model) -> bool:
-    """Whether ``model`` trains with Keras's own ``train_step`` (not one of its class's)."""
-    return type(model).train_step.__module__.startswith("keras.")
 
 
 def precise_batchnorm(

@@ -1,7 +1,7 @@
-"""{{ cookiecutter.project_name }}: {{ cookiecutter.description }}"""
+"""{{ cookiecutter.project_name | replace('\\', '\\\\') | replace('"', '\\"') }}."""
 
-from recipe_keras.config import select_backend
+from recipe_keras.project import activate
 
-# Keras reads KERAS_BACKEND once, when first imported: take it from config.toml
-# (unless the environment already set it) before any module here imports keras.
-select_backend("config.toml")
+# Keras reads KERAS_BACKEND once, when first imported: take it from this project's
+# config.toml (or the one a recipe-keras command was given) before anything imports keras.
+CONFIG = activate(__file__)

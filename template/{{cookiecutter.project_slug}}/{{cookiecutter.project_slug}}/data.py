@@ -1,7 +1,7 @@
 """Where the data comes from: config.toml's [data] table picks the source.
 
 To bring your own source, return a ``recipe_keras.data.Splits`` from
-``load_data``; everything downstream reads what it returns.
+``load_data``: every step (inspect, check, train, tune) reads what it returns.
 """
 
 from recipe_keras.config import Config

@@ -1,50 +1,45 @@
 """Train the model and evaluate it on the whole test split: `make train`.
 
-The recipe's defaults come from recipe_keras and config.toml: one seed (R2.1),
-no augmentation (R2.2), full-split evaluation (R2.3), Adam 3e-4 at a constant
-rate (R3.2, R3.4). Edit model.py for the network and config.toml for the rest.
+Every recipe-keras step reads the same three things: ``load_data`` (data.py),
+``build_model`` (model.py) and this training run. `make ladder` and `make
+learning-curve` call ``run`` once per variant of config.toml.
 """
 
-import argparse
-
-from recipe_keras.config import Config, load_config
+from recipe_keras import train as recipe
+from recipe_keras.config import Config
 from recipe_keras.report import Report
 from recipe_keras.seed import set_seed
-from recipe_keras.train import compile_model, fit_and_evaluate
 
+from {{ cookiecutter.project_slug }} import model as network
 from {{ cookiecutter.project_slug }}.data import load_data
-from {{ cookiecutter.project_slug }}.model import build_model
 
 
-def run(config: Config, summary: bool = False) -> Report:
-    """One training run of ``config`` (make ladder calls it once per rung)."""
-    set_seed(config.seed, config.deterministic)  # before anything random: weights, shuffling
+def run(config: Config) -> Report:
+    """One training run of ``config``: fit, then evaluate and write reports/train.json."""
+    set_seed(config.seed, config.deterministic)  # R2.1: before anything random
     splits = load_data(config)
-    model = build_model(splits.input_shape, splits.num_classes, config.model)
-    if summary:
+    # model.py's network, compiled as every step compiles it (Adam 3e-4, R3.2).
+    model = recipe.build_compiled(network, splits, config)
+    if config.train.verbose:
         model.summary()
-    # The planned steps place a configured learning-rate schedule (constant by default).
-    steps_per_epoch = splits.steps_per_epoch(config.data.batch_size)
-    compile_model(model, config.train, steps_per_epoch)
-    return fit_and_evaluate(model, splits, config)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train and evaluate the model.")
-    parser.add_argument("--config", default="config.toml", help="the project's config file")
-    args = parser.parse_args(argv)
-
-    config = load_config(args.config)
-    report = run(config, summary=True)
-    n = report.numbers
-    print(
-        f"[{report.backend}] test accuracy {n['test_accuracy']:.3f} "
-        f"(chance {n['chance_accuracy']:.3f}, "
-        f"commonest class {n['commonest_class_accuracy']:.3f}), test loss {n['test_loss']:.3f}, "
-        f"{n['wall_seconds']:.1f} s; report: {config.train.reports_dir}/train.json, "
-        f"model: {config.train.model_path}"
+    # R2.5: start the final bias at the log class priors.
+    init = recipe.init_from_priors(model, splits)
+    history = model.fit(
+        splits.train,
+        validation_data=splits.val,  # the whole validation split, every epoch (R2.3)
+        epochs=config.train.epochs,
+        shuffle=False,  # tf.data shuffles, seeded, in the pipeline
+        # Resume after an interruption, TensorBoard logs, epoch times, early stopping.
+        callbacks=recipe.callbacks(config),
+        verbose=config.train.verbose,
     )
+    # Whole splits, the baselines beside the model, figures, the saved model.
+    return recipe.evaluate(model, history, splits, config, init=init)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m {{ cookiecutter.project_slug }}.train` = `make train`
+    from recipe_keras.cli import main
+
+    from {{ cookiecutter.project_slug }} import CONFIG
+
+    raise SystemExit(main(["train", "--config", str(CONFIG)]))

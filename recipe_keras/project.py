@@ -1,0 +1,103 @@
+"""The project contract: what a generated project declares once, and every step reads.
+
+A project is a config file plus a Python package (config.toml's ``package``):
+
+- ``<package>.data.load_data(config) -> Splits``: where the data comes from;
+- ``<package>.model.build_model(input_shape, num_classes, model_config)``: the
+  network (uncompiled, logits out). Optional hooks beside it:
+  ``compile_model(model, config, steps_per_epoch, epochs)`` for a compile of its
+  own, and ``build_trial_model(hp, input_shape, num_classes, config)`` for a search
+  that draws more than ``[tune.space]``;
+- ``<package>.train.run(config) -> Report``: the training run (``make train``;
+  ``make ladder`` and ``make learning-curve`` call it once per variant).
+
+Every ``recipe-keras`` command opens the project through ``open_project``: the
+config file it is given chooses the backend, determinism and compile cache
+before Keras is imported, then the package is imported. The package's
+``__init__`` calls ``activate``, so importing it from a notebook anywhere also
+finds the project's own config (next to the package, or the one a command named).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from recipe_keras.config import Config, ConfigError, load_config, select_backend
+
+__all__ = ["CONFIG_ENV", "Project", "activate", "open_project"]
+
+# The config file a command was given, for the package's ``activate`` to honour.
+CONFIG_ENV = "RECIPE_KERAS_CONFIG"
+
+
+def activate(package_file: str | os.PathLike[str]) -> Path:
+    """The project's config file, its backend selected: call from the package's ``__init__``.
+
+    The file is the one a ``recipe-keras`` command was given (``--config``), else
+    ``config.toml`` in the folder above the package, wherever Python runs from.
+    """
+    named = os.environ.get(CONFIG_ENV)
+    path = Path(named) if named else Path(package_file).resolve().parent.parent / "config.toml"
+    select_backend(path)
+    return path
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project's config and the functions its package declares."""
+
+    config: Config
+    path: Path
+    data: ModuleType
+    network: ModuleType
+    train_module: ModuleType
+
+    def load_data(self, config: Config | None = None):
+        return self.data.load_data(config or self.config)
+
+    def train(self, config: Config | None = None):
+        """One training run of ``config`` through the project's own train.py."""
+        return self.train_module.run(config or self.config)
+
+    def hook(self, name: str) -> Callable[..., Any] | None:
+        """An optional function of model.py (``compile_model``, ``build_trial_model``)."""
+        return getattr(self.network, name, None)
+
+
+def open_project(config_path: str | os.PathLike[str] = "config.toml") -> Project:
+    """Read the config, select its backend (before Keras), import the project's package.
+
+    Raises ``ConfigError`` for a bad config or a package that is missing or lacks
+    ``load_data``, ``build_model`` or ``run``, naming what to fix.
+    """
+    path = Path(config_path)
+    config = load_config(path)
+    if not config.package:
+        raise ConfigError(
+            f"{path}: package is not set; name the Python package whose data.py and model.py "
+            'define load_data and build_model (e.g. package = "my_project")'
+        )
+    os.environ[CONFIG_ENV] = str(path.resolve())
+    select_backend(config)
+    modules = {}
+    for name, needs in (("data", "load_data"), ("model", "build_model"), ("train", "run")):
+        module_name = f"{config.package}.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name not in (config.package, module_name):
+                raise  # the project's own import failed: show it whole
+            raise ConfigError(
+                f"{path}: package = {config.package!r}: cannot import {module_name} "
+                "(is the project installed? `make install`)"
+            ) from exc
+        if not callable(getattr(module, needs, None)):
+            raise ConfigError(f"{path}: {module_name} defines no function {needs}()")
+        modules[name] = module
+    return Project(config, path, modules["data"], modules["model"], modules["train"])
