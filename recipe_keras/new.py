@@ -8,7 +8,9 @@ package index that knows recipe-keras.
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
 from importlib import metadata
 from pathlib import Path
@@ -52,16 +54,34 @@ def new_project(
     from cookiecutter.main import cookiecutter
 
     answers = dict(answers or {})
+    known = [
+        k for k in json.loads((template_dir() / "cookiecutter.json").read_text()) if k[0] != "_"
+    ]
+    for key in answers:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"unknown answer {key!r}{hint}; the template asks for: {', '.join(known)}"
+            )
     answers.setdefault("recipe_keras_requirement", installed_requirement())
     dataset = answers.get("dataset")
     if dataset and Path(dataset).expanduser().is_dir():
         # The project runs from its own folder: a path relative to here would break there.
         answers["dataset"] = str(Path(dataset).expanduser().resolve())
-    return Path(
-        cookiecutter(
-            str(template_dir()),
-            no_input=no_input,
-            extra_context=answers,
-            output_dir=str(output_dir),
+    # The pre-gen hook prints the one line that says which answer is wrong; cookiecutter
+    # would log its own traceback after it.
+    hooks_log = logging.getLogger("cookiecutter.hooks")
+    was = hooks_log.disabled
+    hooks_log.disabled = True
+    try:
+        return Path(
+            cookiecutter(
+                str(template_dir()),
+                no_input=no_input,
+                extra_context=answers,
+                output_dir=str(output_dir),
+            )
         )
-    )
+    finally:
+        hooks_log.disabled = was

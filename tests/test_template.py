@@ -156,6 +156,28 @@ def test_project_name_derives_the_slug(tmp_path):
         ("batch_size=0", "batch_size '0' is not allowed"),
         ("python_version=2.7", "python_version '2.7' is not allowed"),
         ("recipe_keras_requirement=numpy", "recipe_keras_requirement 'numpy' is not allowed"),
+        # Hostile answers: what cannot be made safe in every file's language is refused.
+        ("project_name=Two\nall: evil", "project_name 'Two\\nall: evil' is not allowed; give one"),
+        ("description=a\nb", "description 'a\\nb' is not allowed; give one line"),
+        ("author_name=\tme", "author_name '\\tme' is not allowed"),
+        ("author_email=a@b\x1bc", "author_email 'a@b\\x1bc' is not allowed"),
+        ("project_slug=café", "project_slug 'café' is not a valid Python identifier (ASCII"),
+        ("project_slug=keras_tuner", "project_slug 'keras_tuner' would shadow the module"),
+        ("project_slug=tensorflow_datasets", "'tensorflow_datasets' would shadow the module"),
+        ("project_slug=sklearn", "project_slug 'sklearn' would shadow the module"),
+        (
+            "recipe_keras_requirement=recipe-keras\nnumpy",
+            "recipe_keras_requirement 'recipe-keras\\nnumpy' is not allowed; give exactly one",
+        ),
+        (
+            'recipe_keras_requirement=recipe-keras", "evil @ https://x.example/e.whl',
+            "is not allowed; give exactly one requirement",
+        ),
+        (
+            "recipe_keras_requirement=recipe-keras @ file:///a, numpy",
+            "is not allowed; give exactly one requirement",
+        ),
+        ("recipe_keras_requirement=recipe-kerasx", "'recipe-kerasx' is not allowed"),
     ],
 )
 def test_bad_answer_fails_clearly_and_leaves_nothing(tmp_path, answer, message):
@@ -189,13 +211,51 @@ def test_recipe_keras_new_fills_in_its_own_source_and_absolute_folder(
     assert f'"recipe-keras @ {ROOT.as_uri()}"' in (project / "pyproject.toml").read_text()
 
 
-def test_recipe_keras_new_reports_bad_answers(tmp_path, capsys):
+def test_hostile_but_valid_answers_are_escaped_in_every_file(tmp_path):
+    # Quotes, backslashes and triple quotes reach TOML, Python and Markdown escaped:
+    # the files parse, keep the text as given, and nothing in them runs.
+    import tomllib
+
+    folder = tmp_path / 'odd "data" \\ dir'
+    for split in ("train", "test"):
+        (folder / split / "a").mkdir(parents=True)
+    text = 'x"""\nimport os; os.system("touch /tmp/pwned")\n"""'.replace("\n", " ")
+    project = render(
+        tmp_path / "out",
+        project_name="Odd Net",
+        description=text + " <script>*b*</script> \\",
+        author_name='Jo "Q" \\ Smith',
+        author_email='jo"@x.org',
+        dataset=str(folder),
+        recipe_keras_requirement=f"recipe-keras @ {ROOT.as_uri()}",
+    )
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert pyproject["description"] == text + " <script>*b*</script> \\"
+    assert pyproject["authors"] == [{"name": 'Jo "Q" \\ Smith', "email": 'jo"@x.org'}]
+    assert pyproject["dependencies"][0] == f"recipe-keras @ {ROOT.as_uri()}"
+    assert load_config(project / "config.toml").data.dataset == str(folder)
+    init = (project / "odd_net" / "__init__.py").read_text()
+    compile(init, "__init__.py", "exec")  # valid Python whose docstring holds the name
+    assert init.splitlines()[0] == '"Odd Net: a recipe-keras project."'
+    readme = (project / "README.md").read_text()
+    assert "<script>" not in readme and "&lt;script&gt;\\*b\\*&lt;/script&gt;" in readme
+    run([PYTHON, "-m", "ruff", "check", "--no-cache", "."], cwd=project)
+
+
+def test_recipe_keras_new_reports_bad_answers(tmp_path, capfd):
     from recipe_keras.cli import main
 
     assert main(["new", "--no-input", "-o", str(tmp_path), "backend=theano"]) == 1
-    assert "no project written: theano provided for choice" in capsys.readouterr().err
+    assert "no project written: theano provided for choice" in capfd.readouterr().err
     assert main(["new", "--no-input", "-o", str(tmp_path), "epochs=-1"]) == 1
-    assert "no project written" in capsys.readouterr().err
+    assert "no project written" in capfd.readouterr().err
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(SystemExit, match="'backend' is not KEY=VALUE"):
         main(["new", "--no-input", "-o", str(tmp_path), "backend"])
+    # A misspelt key is refused, naming the closest one; the hook's refusal is one line.
+    assert main(["new", "--no-input", "-o", str(tmp_path), "backnd=jax"]) == 1
+    assert "unknown answer 'backnd' (did you mean 'backend'?)" in capfd.readouterr().err
+    assert main(["new", "--no-input", "-o", str(tmp_path), "project_slug=json"]) == 1
+    err = capfd.readouterr().err
+    assert "would shadow the module" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

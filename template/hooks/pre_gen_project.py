@@ -11,6 +11,10 @@ import sys
 from pathlib import Path
 
 ANSWERS = {
+    "project_name": {{cookiecutter.project_name | tojson}},
+    "description": {{cookiecutter.description | tojson}},
+    "author_name": {{cookiecutter.author_name | tojson}},
+    "author_email": {{cookiecutter.author_email | tojson}},
     "project_slug": {{cookiecutter.project_slug | tojson}},
     "backend": {{cookiecutter.backend | tojson}},
     "task": {{cookiecutter.task | tojson}},
@@ -30,15 +34,39 @@ CHOICES = {
 EMBEDDED = ("digits",)
 # Same rule as recipe_keras.config.dataset_kind (this hook cannot import recipe_keras).
 TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.-]+)?(:[0-9*]+(\.[0-9*]+){0,2})?$")
-# Names a package must not take: they would shadow what the project imports.
-SHADOWED = {"keras", "tensorflow", "torch", "jax", "numpy", "recipe_keras", "tests", "test"}
+# Names a package must not take: they would shadow what the project imports (the
+# dependencies of recipe-keras, by their import names) or its tests.
+SHADOWED = {
+    "keras", "tensorflow", "torch", "jax", "jaxlib", "numpy", "scipy", "sklearn", "matplotlib",
+    "keras_tuner", "tensorflow_datasets", "tensorboard", "cleanlab", "cookiecutter", "jinja2",
+    "PIL", "tomli", "importlib_resources", "hatchling", "pytest", "ruff", "absl", "google",
+    "etils", "grpc", "recipe_keras", "tests", "test",
+}
+# Free text lands in TOML, Python, YAML, Makefile and Markdown: one line of it only.
+TEXT = ("project_name", "description", "author_name", "author_email")
+# Exactly one pip requirement for recipe-keras: extras, then version specifiers or
+# "@ <url>" (no spaces, quotes, commas or semicolons in the URL: nothing more can follow).
+SPEC = r"(==|>=|<=|~=|!=|<|>)\s*[A-Za-z0-9.*+!_-]+"
+REQUIREMENT = re.compile(
+    rf"^recipe[-_]keras(\[[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*\])?"
+    rf"(\s*{SPEC}(\s*,\s*{SPEC})*|\s*@\s*[^\s\"',;\\]+)?$"
+)
 
 
 def problem() -> str | None:
     """The first invalid answer, as one line naming the value and what is allowed."""
+    for key in TEXT:
+        value = ANSWERS[key]
+        if any(not c.isprintable() for c in value):
+            return f"{key} {value!r} is not allowed; give one line of text (no newline or tab)"
+    if not ANSWERS["project_name"].strip():
+        return "project_name '' is not allowed; give the project a name"
     slug = ANSWERS["project_slug"]
-    if not slug.isidentifier() or keyword.iskeyword(slug):
-        return f"project_slug {slug!r} is not a valid Python identifier (letters, digits, _)"
+    if not slug.isascii() or not slug.isidentifier() or keyword.iskeyword(slug):
+        return (
+            f"project_slug {slug!r} is not a valid Python identifier "
+            "(ASCII letters, digits and _, not starting with a digit)"
+        )
     if slug in sys.stdlib_module_names or slug in SHADOWED:
         return f"project_slug {slug!r} would shadow the module of that name; pick another"
     for key, allowed in CHOICES.items():
@@ -65,11 +93,12 @@ def problem() -> str | None:
     version = ANSWERS["python_version"]
     if not re.fullmatch(r"3\.\d+", version) or int(version.split(".")[1]) < 10:
         return f"python_version {version!r} is not allowed; give 3.10 or newer, as 3.X"
-    requirement = ANSWERS["recipe_keras_requirement"]
-    if not re.match(r"recipe[-_]keras\b", requirement):
+    requirement = ANSWERS["recipe_keras_requirement"].strip()
+    if not REQUIREMENT.match(requirement):
         return (
-            f"recipe_keras_requirement {requirement!r} is not allowed; it must start with "
-            "'recipe-keras' (e.g. 'recipe-keras @ git+https://...' or 'recipe-keras==0.1.0')"
+            f"recipe_keras_requirement {requirement!r} is not allowed; give exactly one "
+            "requirement for recipe-keras (e.g. 'recipe-keras @ git+https://...' or "
+            "'recipe-keras==0.1.0')"
         )
     return None
 

@@ -1,4 +1,4 @@
-"""{{ cookiecutter.project_name | replace('\\', '\\\\') | replace('"', '\\"') }}."""
+{{ (cookiecutter.project_name ~ ": a recipe-keras project.") | tojson }}
 
 from recipe_keras.project import activate
 
