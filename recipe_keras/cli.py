@@ -139,17 +139,50 @@ def _inspect(args: argparse.Namespace) -> int:
     return 1 if "fail" in report.verdicts.values() else 0
 
 
+# Set to 1 for the whole traceback of an expected error (a bad config, a missing or
+# unwritable file, an undecodable image) instead of its one line.
+TRACEBACK = "RECIPE_KERAS_TRACEBACK"
+
+
 def _step(args: argparse.Namespace) -> int:
-    """A recipe step on the project the config file names (see recipe_keras.project)."""
+    """A recipe step on the project the config file names (see recipe_keras.project).
+
+    Expected errors end in one line on stderr and a non-zero exit; anything else is
+    a bug and keeps its traceback.
+    """
+    import os
+
     from recipe_keras.config import ConfigError
     from recipe_keras.project import open_project
 
     try:
         project = open_project(args.config)  # selects the backend before Keras starts
         return _run_step(args, project)
-    except ConfigError as exc:
-        print(f"recipe-keras {args.command}: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        line = _expected(exc)
+        if line is None or os.environ.get(TRACEBACK) == "1":
+            raise
+        print(f"recipe-keras {args.command}: {line}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+
+
+def _expected(exc: Exception) -> str | None:
+    """The one line an expected error is reported in; None for anything else."""
+    from recipe_keras.config import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    if isinstance(exc, OSError):  # a full disk, a read-only folder, a missing file
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(exc, tf.errors.InvalidArgumentError):
+        first = str(exc.message).strip().splitlines()[0]
+        return (
+            f"the input pipeline failed ({first[:200]}); an image that cannot be decoded? "
+            "make inspect lists every broken file"
+        )
+    return None
 
 
 def _run_step(args: argparse.Namespace, project) -> int:
@@ -165,6 +198,8 @@ def _run_step(args: argparse.Namespace, project) -> int:
             f"test loss {n['test_loss']:.3f}, fit {n['fit_seconds']:.1f} s; report: "
             f"{config.train.reports_dir}/train.json, model: {config.train.model_path}"
         )
+        if "fail" in report.verdicts.values():
+            return 1
         print("Next: make inspect adds the model's confusion matrix and worst mistakes (R1.8)")
         return 0
     if args.command == "check":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import sys
@@ -292,7 +293,7 @@ class Config:
     backend: str = field(default="tensorflow", metadata=_choices(*BACKENDS))
     task: str = field(default="image_classification", metadata=_choices(*TASKS))
     # One seed for Python, NumPy, the backend and the input pipeline (R2.1).
-    seed: int = field(default=42, metadata=_at_least(0))
+    seed: int = field(default=42, metadata={"min": 0, "max": 2**32 - 1})
     # Deterministic kernels on every backend, so a rerun repeats exactly (R2.1). On a
     # GPU, false is faster but reruns differ (measured on an H100: ResNet-50's loss
     # differs by 0.08 after 8 steps on torch and JAX). No effect on a CPU's results.
@@ -467,6 +468,10 @@ def _check(key: str, value: Any, hint: Any, meta: Any, source: str) -> Any:
         return list(value)
     if not _is(value, hint):
         fail(_NAMES[hint])
+    if hint is float and not math.isfinite(value):
+        fail(f"a finite {_NAMES[hint].split(' ', 1)[1]}")
+    if key == "train.model_path" and not value.endswith(".keras"):
+        fail("a path ending in .keras (Keras's native format)")
     if "choices" in meta and value not in meta["choices"]:
         fail("one of " + ", ".join(repr(c) for c in meta["choices"]))
     if "max" in meta and not meta["min"] <= value <= meta["max"]:
@@ -506,6 +511,13 @@ def _check_space(key: str, value: Any, source: str) -> dict:
             )
         if kind == "choice" and not (isinstance(spec["values"], list) and spec["values"]):
             raise ConfigError(f"{where}: values = {spec['values']!r}; expected a non-empty list")
+        bounds = [spec[k] for k in ("min", "max", "step") if kind != "choice" and k in spec]
+        wanted = int if kind == "int" else float
+        if not all(_is(b, wanted) and math.isfinite(b) for b in bounds):
+            raise ConfigError(
+                f"{where} = {spec!r} is not allowed; min, max and step of a {kind} spec must "
+                f"be finite {'integers' if kind == 'int' else 'numbers'}"
+            )
         if kind != "choice" and not spec["min"] < spec["max"]:
             raise ConfigError(f"{where}: min {spec['min']!r} must be below max {spec['max']!r}")
         if spec.get("sampling", "linear") not in ("linear", "log"):

@@ -14,11 +14,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from recipe_keras.config import DataConfig, dataset_kind
+from recipe_keras.audit.read import IMAGE_SUFFIXES
+from recipe_keras.config import ConfigError, DataConfig, dataset_kind
 
 __all__ = [
+    "MAX_STORED_PIXELS",
     "Splits",
     "augmenter",
+    "check_folder",
     "labels_of",
     "load_splits",
     "make_builder",
@@ -53,18 +56,62 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
     kind = dataset_kind(cfg.dataset)
     data_dir = cfg.data_dir or None
     if kind == "folder":
-        channels = cfg.channels or 3
-        return tfds.folder_dataset.ImageFolder(
-            str(Path(cfg.dataset).expanduser()), shape=(None, None, channels)
-        )
+        root = Path(cfg.dataset).expanduser()
+        check_folder(root, cfg.train_split.split("[")[0])
+        return tfds.folder_dataset.ImageFolder(str(root), shape=(None, None, cfg.channels or 3))
     if kind == "embedded":
         from recipe_keras.datasets.digits import Digits
 
         builder = Digits(data_dir=data_dir)
     else:
+        name = cfg.dataset.split(":")[0].split("/")[0]
+        if name not in tfds.list_builders(with_community_datasets=False):
+            raise ConfigError(
+                f"data.dataset = {cfg.dataset!r} is neither a folder "
+                f"({Path(cfg.dataset).resolve()} does not exist) nor a TFDS catalog name; give "
+                "an image folder's path or a name from https://www.tensorflow.org/datasets/catalog"
+            )
         builder = tfds.builder(cfg.dataset, data_dir=data_dir)
     builder.download_and_prepare()
     return builder
+
+
+def check_folder(root: Path, train: str = "train") -> None:
+    """An image folder must be laid out split/label/image, with images in every class folder.
+
+    TensorFlow's own errors for a folder that is not (``ReadFile`` on a float32, an
+    empty list) name no folder; this names the one to fix.
+    """
+    splits = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not splits:
+        raise ConfigError(
+            f"data.dataset = {str(root)!r}: no split folders in it; an image folder is laid out "
+            "split/label/image, e.g. train/cat/001.png and test/cat/002.png"
+        )
+    for split in splits:
+        classes = [p for p in split.iterdir() if p.is_dir()]
+        if not classes:
+            raise ConfigError(
+                f"{split}: no class folders in this split; lay it out {split.name}/<label>/<image>"
+            )
+        for folder in classes:
+            if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.iterdir()):
+                raise ConfigError(
+                    f"{folder}: no image in this class folder ({', '.join(IMAGE_SUFFIXES)}); "
+                    "add images or remove the folder"
+                )
+    if train not in {s.name for s in splits}:
+        raise ConfigError(
+            f"data.train_split = {train!r}: {root} has no such split folder; it has "
+            f"{', '.join(s.name for s in splits)}"
+        )
+
+
+# Pixels per image above which an image is refused at its stored size (data.image_size
+# = []): the CNN's flattened features grow with them (512 x 512: 10M weights in its
+# last layer for 10 classes; a 3000 x 4000 photo: 96M parameters and an out-of-memory
+# kill with no message).
+MAX_STORED_PIXELS = 512 * 512
 
 
 def load_splits(cfg: DataConfig, seed: int) -> Splits:
@@ -79,6 +126,12 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         keep = max(1, round(cfg.train_fraction * _size(raw["train"])))
         raw["train"] = raw["train"].take(keep)
     height, width = cfg.image_size or _stored_size(stored, raw["train"])
+    if not cfg.image_size and height * width > MAX_STORED_PIXELS:
+        raise ConfigError(
+            f"data.image_size = []: the images are stored at {height}x{width}, too large to "
+            f"train on as they are (over {MAX_STORED_PIXELS} pixels); set data.image_size, "
+            "e.g. [224, 224]"
+        )
     input_shape = (height, width, cfg.channels or stored[-1])
     return Splits(
         train=make_pipeline(raw["train"], cfg, input_shape, training=True, seed=seed),

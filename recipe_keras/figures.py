@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from recipe_keras.report import atomic_write
+
 __all__ = [
     "plot_confusion",
     "plot_counts",
@@ -30,10 +32,8 @@ __all__ = [
 
 def _save(fig, path: str | os.PathLike[str], crop: bool = False) -> Path:
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, **({"bbox_inches": "tight", "pad_inches": 0.1} if crop else {}))
-    return path
+    options = {"bbox_inches": "tight", "pad_inches": 0.1} if crop else {}
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, **options))
 
 
 def plot_curves(

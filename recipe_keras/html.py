@@ -18,7 +18,7 @@ import jinja2
 
 from recipe_keras.checks.result import worst
 from recipe_keras.recipe import ITEMS, STEPS
-from recipe_keras.report import Report, read_report
+from recipe_keras.report import Report, atomic_write, read_report
 
 __all__ = ["load_reports", "render_report", "write_html_report"]
 
@@ -29,8 +29,8 @@ def load_reports(reports_dir: str | os.PathLike[str]) -> dict[str, Report]:
     for path in sorted(Path(reports_dir).glob("*.json")):
         try:
             report = read_report(path)
-        except (ValueError, TypeError):
-            continue  # not a recipe report (or another schema): the page shows the rest
+        except (ValueError, TypeError, OSError):
+            continue  # not a recipe report (another schema, a folder): the page shows the rest
         found[report.step] = report
     return found
 
@@ -138,7 +138,7 @@ def render_report(reports_dir: str | os.PathLike[str]) -> str:
 
 def write_html_report(reports_dir: str | os.PathLike[str] = "reports") -> Path:
     """Write ``<reports_dir>/index.html`` and return its path."""
-    path = Path(reports_dir) / "index.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(reports_dir), encoding="utf-8")
-    return path
+    page = render_report(reports_dir)
+    return atomic_write(
+        Path(reports_dir) / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8")
+    )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,20 @@ class Project:
         return getattr(self.network, name, None)
 
 
+def _writable(folder: Path, what: str) -> None:
+    """Fail before any work when outputs cannot be written there (read-only, full, a file)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{what}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot write in {existing} ({exc.strerror})") from exc
+
+
 def open_project(config_path: str | os.PathLike[str] = "config.toml") -> Project:
     """Read the config, select its backend (before Keras), import the project's package.
 
@@ -83,6 +98,13 @@ def open_project(config_path: str | os.PathLike[str] = "config.toml") -> Project
             f"{path}: package is not set; name the Python package whose data.py and model.py "
             'define load_data and build_model (e.g. package = "my_project")'
         )
+    tc = config.train
+    for key, folder in (
+        ("train.reports_dir", Path(tc.reports_dir)),
+        ("train.model_path", Path(tc.model_path).parent),
+        ("train.backup_dir", Path(tc.backup_dir).parent),
+    ):
+        _writable(folder, f"{path}: {key}")
     os.environ[CONFIG_ENV] = str(path.resolve())
     select_backend(config)
     modules = {}

@@ -9,8 +9,10 @@ with :func:`read_report`, which checks the same shape.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 from recipe_keras._backend import active_backend
 
-__all__ = ["SCHEMA_VERSION", "VERDICTS", "Report", "read_report", "write_report"]
+__all__ = ["SCHEMA_VERSION", "VERDICTS", "Report", "atomic_write", "read_report", "write_report"]
 
 SCHEMA_VERSION = 1
 # pass / warn / fail only where a measurement met (or missed) an expectation; "info"
@@ -53,13 +55,44 @@ class Report:
 
 
 def write_report(report: Report, reports_dir: str | os.PathLike[str]) -> Path:
-    """Write ``<reports_dir>/<step>.json`` atomically (a crash never leaves half a file)."""
+    """Write ``<reports_dir>/<step>.json`` atomically (a crash never leaves half a file).
+
+    Strict JSON: a NaN or infinite number (a loss that diverged) is written as null.
+    """
     path = Path(reports_dir) / f"{report.step}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(asdict(report), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    text = json.dumps(_finite(asdict(report)), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
     return path
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
+
+    An interruption or a full disk leaves ``path`` as it was (the old file, or none)
+    and no temporary file behind. The temporary name keeps ``path``'s suffix, which
+    writers such as Keras's ``model.save`` check.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None, for strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def read_report(path: str | os.PathLike[str]) -> Report:

@@ -29,10 +29,11 @@ from recipe_keras.config import Config, ModelConfig, TrainConfig, recipe_learnin
 from recipe_keras.data import Splits, labels_of
 from recipe_keras.figures import plot_curves
 from recipe_keras.models import flat_layers
-from recipe_keras.report import Report, write_report
+from recipe_keras.report import Report, atomic_write, write_report
 
 __all__ = [
     "EpochSeconds",
+    "StopOnNonFinite",
     "build_compiled",
     "build_optimizer",
     "callbacks",
@@ -178,18 +179,43 @@ class EpochSeconds(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self.start
 
 
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first step whose loss is NaN or infinite, naming where.
+
+    A diverged run trains on garbage for every epoch left; this stops it at once
+    and ``evaluate`` then reports it as R2.9's fail (the loss did not decrease).
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            print(
+                f"R2.9 FAIL: the training loss became {loss} at epoch {self.epoch + 1}, step "
+                f"{batch + 1}: training stopped (lower train.learning_rate, or look for "
+                "NaN in the inputs: make inspect)",
+                flush=True,
+            )
+            self.model.stop_training = True
+
+
 def callbacks(config: Config) -> list[keras.callbacks.Callback]:
-    """The recipe's callbacks for ``model.fit``: resume, TensorBoard, timing, early stopping.
+    """The recipe's callbacks for ``model.fit``: resume, TensorBoard, timing, divergence,
+    early stopping.
 
     Epoch-end backups let an interrupted run resume (they are removed once training
-    completes); ``make tensorboard`` serves the logs; early stopping (R4.11) keeps
-    the best epoch's weights when ``train.early_stopping_patience`` is set.
+    completes); ``make tensorboard`` serves the logs; a NaN or infinite loss stops
+    training at once; early stopping (R4.11) keeps the best epoch's weights when
+    ``train.early_stopping_patience`` is set.
     """
     tc = config.train
     found = [
         keras.callbacks.BackupAndRestore(tc.backup_dir),
         keras.callbacks.TensorBoard(str(Path(tc.reports_dir) / "tensorboard")),
         EpochSeconds(),
+        StopOnNonFinite(),
     ]
     if tc.early_stopping_patience:
         found.append(
@@ -235,9 +261,10 @@ def evaluate(
         name: model.evaluate(ds, return_dict=True, verbose=0)
         for name, ds in (("train", splits.train), ("val", splits.val), ("test", splits.test))
     }
-    model_path = Path(tc.model_path)
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(model_path)
+    losses = curves_history.get("loss", [])
+    diverged = next((i + 1 for i, v in enumerate(losses) if not math.isfinite(v)), None)
+    # A kill mid-save leaves the old model (or none); diverged weights are not saved.
+    model_path = Path(tc.model_path) if diverged else atomic_write(tc.model_path, model.save)
     reports = Path(tc.reports_dir)
     curves = plot_curves(curves_history, final["test"], reports / "train_curves.png")
     look = _look_inside(model, splits, reports)
@@ -290,6 +317,7 @@ def evaluate(
         **({"R4.10": "info"} if tc.weight_decay else {}),
         **({"R4.11": "info"} if tc.early_stopping_patience else {}),
         "R4.13": "warn" if look["dead_layers"] else "pass",
+        **({"R2.9": "fail"} if diverged else {}),
         **({"R2.5": init.verdict} if init is not None else {}),
     }
     advice = {
@@ -298,14 +326,19 @@ def evaluate(
         else f"a linear model fitted to convergence scores {linear['test_accuracy']:.3f} on the "
         f"test split, the trained model {numbers['test_accuracy']:.3f} (not {LINEAR_MARGIN} "
         "better): the network adds nothing yet; train longer, or try a bigger model",
+        "R2.9": f"the training loss became {losses[diverged - 1]} in epoch {diverged}: "
+        "training stopped there and the model was not saved; lower train.learning_rate, "
+        "or look for NaN in the inputs (make inspect)"
+        if diverged
+        else "",
         "R3.2": ""
         if verdicts["R3.2"] == "pass"
         else f"the recipe starts a {config.model.name} with Adam at {recipe_rate:g}; this run "
         f"starts at {numbers['learning_rate']:g}: leave the safe rate only once the checks pass",
     }
     for rid, text in advice.items():
-        if text:
-            print(f"{rid} WARN: {text}")
+        if text and rid != "R2.9":  # StopOnNonFinite said it as it happened
+            print(f"{rid} {verdicts[rid].upper()}: {text}")
     report = Report(
         step="train",
         recipe_ids=sorted(verdicts, key=lambda i: tuple(map(int, i[1:].split(".")))),

@@ -29,7 +29,7 @@ import keras_tuner as kt
 from recipe_keras._heap import frozen_heap
 from recipe_keras.config import Config, with_values
 from recipe_keras.data import Splits
-from recipe_keras.report import Report, write_report
+from recipe_keras.report import Report, atomic_write, write_report
 
 __all__ = [
     "declare",
@@ -201,9 +201,10 @@ def search(
     best_dir = Path(tc.directory)
     best_model = tuner.get_best_models(1)[0]
     best_path = best_dir / "best.keras"
-    best_model.save(best_path)
+    atomic_write(best_path, best_model.save)
     best_values = {k: v for k, v in rows[0].items() if k not in ("trial", "score")}
-    (best_dir / "best_hyperparameters.json").write_text(json.dumps(best_values, indent=2) + "\n")
+    text = json.dumps(best_values, indent=2) + "\n"
+    atomic_write(best_dir / "best_hyperparameters.json", lambda tmp: tmp.write_text(text))
     from recipe_keras.figures import plot_trials
 
     figure = plot_trials(rows, tc.objective, out / "tune_trials.png")

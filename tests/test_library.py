@@ -409,3 +409,30 @@ def test_r32_follows_the_recipes_rate_for_each_zoo_model(tmp_path, tfds_dir):
         splits = project.load_data()
         report = fit_and_evaluate(build_compiled(project.network, splits, cfg), splits, cfg)
         assert report.verdicts["R3.2"] == verdict, rate
+
+
+def test_a_diverging_run_stops_at_once_and_fails_in_strict_json(tmp_path, tfds_dir, capsys):
+    # A loss that turns NaN stops training in that epoch, names where, fails R2.9, keeps
+    # the weights it cannot trust out of model_path, and train.json stays strict JSON.
+    import json
+
+    from recipe_keras.train import build_compiled, fit_and_evaluate
+
+    cfg = project_config(
+        tmp_path, tfds_dir, model={"name": "mlp"}, train={"epochs": 5, "learning_rate": 1e12}
+    )
+    project = _project(cfg)
+    splits = project.load_data()
+    report = fit_and_evaluate(build_compiled(project.network, splits, cfg), splits, cfg)
+    out = capsys.readouterr().out
+    assert "R2.9 FAIL: the training loss became nan at epoch 1, step" in out
+    assert report.numbers["epochs_run"] == 1 and report.verdicts["R2.9"] == "fail"
+    assert "lower train.learning_rate" in report.details["advice"]["R2.9"]
+    assert not (tmp_path / "artifacts" / "model.keras").exists()
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    text = (tmp_path / "reports" / "train.json").read_text()
+    on_disk = json.loads(text, parse_constant=refuse)
+    assert on_disk["details"]["history"]["loss"] == [None]

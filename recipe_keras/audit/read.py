@@ -21,6 +21,7 @@ import numpy as np
 
 __all__ = ["Examples", "read_arrays", "read_config", "read_datasets", "read_folder"]
 
+# The suffixes an image folder's images may have (data.check_folder reads the same).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 

@@ -46,6 +46,8 @@ def audit(
     """
     out = Path(reports_dir)
     (out / "inspect").mkdir(parents=True, exist_ok=True)
+    # An interrupted audit must not leave its new figures beside the last run's findings.
+    (out / "inspect.json").unlink(missing_ok=True)
     start = time.perf_counter()
     results: list[CheckResult] = []
     findings: dict = {}

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from recipe_keras.checks.inputs import decode
 from recipe_keras.checks.subject import to_numpy
-from recipe_keras.report import Report, read_report, write_report
+from recipe_keras.report import Report, atomic_write, read_report, write_report
 
 __all__ = ["record_human_score", "score_command", "score_sheet", "sheet_command", "write_sheet"]
 
@@ -40,15 +40,32 @@ def write_sheet(
         raise ValueError(f"n = {n} is not allowed; the split has {len(y)} examples")
     pick = np.sort(np.random.default_rng(seed).choice(len(y), size=n, replace=False))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    filled = _labelled_rows(out / "sheet.csv")
+    if filled:
+        raise ValueError(
+            f"{out / 'sheet.csv'} already holds {filled} labels of yours; score it (make "
+            "human-score) or move it away before drawing a new sheet"
+        )
     plot_image_grid(decode(x[pick]) / 255.0, [f"#{i}" for i in range(n)], out / "sheet.png")
-    with (out / "sheet.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["number", "label"])
-        writer.writerows([i, ""] for i in range(n))
     key = {"class_names": list(class_names), "labels": [class_names[i] for i in y[pick]]}
-    (out / "key.json").write_text(json.dumps(key, indent=2) + "\n")
-    return out / "sheet.csv"
+    text = json.dumps(key, indent=2) + "\n"
+    atomic_write(out / "key.json", lambda tmp: tmp.write_text(text))
+
+    def write_csv(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["number", "label"])
+            writer.writerows([i, ""] for i in range(n))
+
+    return atomic_write(out / "sheet.csv", write_csv)
+
+
+def _labelled_rows(sheet: Path) -> int:
+    """How many rows of an existing sheet have a label filled in (0 if there is none)."""
+    if not sheet.is_file():
+        return 0
+    with sheet.open(newline="") as f:
+        return sum(bool((row.get("label") or "").strip()) for row in csv.DictReader(f))
 
 
 def score_sheet(sheet: str | os.PathLike[str]) -> dict[str, float | int]:
@@ -105,13 +122,16 @@ def sheet_command(project) -> int:
     config = project.config
     set_seed(config.seed, config.deterministic)
     splits = project.load_data()
-    sheet = write_sheet(
-        splits.test,
-        splits.class_names,
-        Path(config.train.reports_dir) / "human",
-        n=config.check.human_examples,
-        seed=config.seed,
-    )
+    try:
+        sheet = write_sheet(
+            splits.test,
+            splits.class_names,
+            Path(config.train.reports_dir) / "human",
+            n=config.check.human_examples,
+            seed=config.seed,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
     print(f"Label the images in {sheet.with_suffix('.png')} in {sheet}, then: make human-score")
     return 0
 

@@ -49,6 +49,8 @@ def run_checks(
     config = config or CheckConfig()
     out = Path(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # An interrupted suite must not leave its new figures beside the last run's verdicts.
+    (out / "check.json").unlink(missing_ok=True)
     start = time.perf_counter()
     results: list[CheckResult] = []
 

@@ -1,0 +1,226 @@
+"""Bad input, as a hostile but realistic user gives it: one clear line, a non-zero exit.
+
+Every case runs a `recipe-keras` command on a generated project (in a subprocess,
+as `make` does) and checks the exit code, the message, that it is one line, and
+that no traceback is shown (RECIPE_KERAS_TRACEBACK=1 brings it back). The
+template's own answers are refused by its hook (tests/test_template.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import render
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tfds_dir) -> Path:
+    root = render(tmp_path_factory.mktemp("errors"))
+    text = (root / "config.toml").read_text()
+    (root / "config.toml").write_text(
+        text.replace('data_dir = ""', f'data_dir = "{tfds_dir}"').replace(
+            "epochs = 20", "epochs = 1"
+        )
+    )
+    return root
+
+
+def recipe(project: Path, step: str, config: str = "config.toml", **env: str):
+    full = {**os.environ, "PYTHONPATH": str(project), **env}
+    full.pop("KERAS_BACKEND", None)
+    if "KERAS_BACKEND" in env:
+        full["KERAS_BACKEND"] = env["KERAS_BACKEND"]
+    cmd = [sys.executable, "-m", "recipe_keras.cli", step, "--config", config]
+    return subprocess.run(cmd, cwd=project, env=full, capture_output=True, text=True, timeout=300)
+
+
+def variant(project: Path, name: str, *changes: tuple[str, str]) -> str:
+    """A copy of config.toml with each (old, new) text replaced; its file name."""
+    text = (project / "config.toml").read_text()
+    for old, new in changes:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    (project / name).write_text(text)
+    return name
+
+
+def one_line(proc, code: int, message: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stdout[-1500:], proc.stderr[-1500:])
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("recipe-keras")]
+    assert len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def image_folder(root: Path, size: int, classes=("a", "b"), empty: str = "") -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label in classes:
+            folder = root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            if label == empty:
+                continue
+            for i in range(2):
+                pixels = rng.integers(0, 255, (size, size), dtype=np.uint8)
+                Image.fromarray(pixels, mode="L").save(folder / f"{i}.png")
+    return root
+
+
+LR = "learning_rate = 3e-4"
+CONFIG_CASES = [
+    (
+        "nan rate",
+        "train",
+        [(LR, "learning_rate = nan")],
+        "train.learning_rate = nan is not allowed; expected a finite number",
+    ),
+    (
+        "inf rate",
+        "check",
+        [(LR, "learning_rate = inf")],
+        "train.learning_rate = inf is not allowed",
+    ),
+    (
+        "seed too big",
+        "train",
+        [("seed = 42", "seed = 4294967296")],
+        "seed = 4294967296 is not allowed; expected an integer from 0 to 4294967295",
+    ),
+    ("negative seed", "tune", [("seed = 42", "seed = -1")], "seed = -1 is not allowed"),
+    (
+        "model path",
+        "train",
+        [('model_path = "artifacts/model.keras"', 'model_path = "artifacts/model.h5"')],
+        "ending in .keras",
+    ),
+    (
+        "string bound",
+        "tune",
+        [("min = 1e-4, max = 3e-3", 'min = "small", max = 3e-3')],
+        "must be finite numbers",
+    ),
+    (
+        "typo",
+        "check",
+        [("epochs = 1", "epoch = 1")],
+        "unknown key 'train.epoch' (did you mean 'train.epochs'?)",
+    ),
+    ("no package", "ladder", [('package = "digits_classifier"', "")], "package is not set"),
+    (
+        "not installed",
+        "learning-curve",
+        [('package = "digits_classifier"', 'package = "nowhere_pkg"')],
+        "cannot import nowhere_pkg.data",
+    ),
+    ("bad toml", "inspect", [("seed = 42", "seed = ")], "not valid TOML"),
+    (
+        "bad backend",
+        "check",
+        [('backend = "tensorflow"', 'backend = "theano"')],
+        "backend = 'theano' is not allowed",
+    ),
+    (
+        "bad schedule",
+        "train",
+        [('lr_schedule = "constant"', 'lr_schedule = "linear"')],
+        "train.lr_schedule = 'linear' is not allowed; expected one of",
+    ),
+    ("zero epochs", "train", [("epochs = 1", "epochs = 0")], "train.epochs = 0 is not allowed"),
+    (
+        "flip on digits",
+        "check",
+        [("augment = []", 'augment = ["flip_horizontal"]')],
+        "'flip_horizontal' is refused for 'digits'",
+    ),
+    (
+        "bad rung",
+        "ladder",
+        [('{ "model.width" = 64 },', '{ "model.width" = 64, "model.dropout" = 0.5 },')],
+        "changes 2 settings",
+    ),
+    (
+        "reports is a file",
+        "check",
+        [('reports_dir = "reports"', 'reports_dir = "config.toml/reports"')],
+        "is a file, not a folder",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "step, changes, message", [c[1:] for c in CONFIG_CASES], ids=[c[0] for c in CONFIG_CASES]
+)
+def test_a_bad_config_stops_every_command_in_one_line(project, step, changes, message):
+    name = variant(project, f"bad-{step}.toml", *changes)
+    one_line(recipe(project, step, name), 2, message)
+
+
+def test_a_missing_config_and_a_bad_environment(project):
+    one_line(recipe(project, "train", "missing.toml"), 2, "no config file at 'missing.toml'")
+    proc = recipe(project, "check", KERAS_BACKEND="theano")
+    one_line(proc, 2, "KERAS_BACKEND='theano' is not a supported backend")
+
+
+def test_the_traceback_is_there_on_request(project):
+    name = variant(project, "nan.toml", (LR, "learning_rate = nan"))
+    proc = recipe(project, "train", name, RECIPE_KERAS_TRACEBACK="1")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+    assert "expected a finite number" in proc.stderr
+
+
+def _made(*folders: str):
+    """A dataset folder with these (empty) folders in it."""
+
+    def make(root: Path) -> str:
+        for folder in ("", *folders):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        return str(root)
+
+    return make
+
+
+DATA_CASES = [
+    ("relative path", lambda root: "images/train_set", "is neither a folder"),
+    ("no splits", _made(), "no split folders in it"),
+    ("no classes", _made("train", "test"), "no class folders in this split"),
+    ("empty class", lambda root: str(image_folder(root, 8, empty="b")), "no image in this class"),
+    ("huge images", lambda root: str(image_folder(root, 600)), "stored at 600x600, too large"),
+]
+
+
+@pytest.mark.parametrize(
+    "make, message", [c[1:] for c in DATA_CASES], ids=[c[0] for c in DATA_CASES]
+)
+def test_bad_data_stops_in_one_line_before_training(project, tmp_path, make, message):
+    dataset = make(tmp_path / "data")
+    name = variant(project, "data.toml", ('dataset = "digits"', f'dataset = "{dataset}"'))
+    one_line(recipe(project, "train", name), 2, message)
+
+
+def test_a_broken_image_names_make_inspect(project, tmp_path):
+    root = image_folder(tmp_path / "data", 8)
+    (root / "train" / "a" / "0.png").write_bytes(b"")  # a zero-byte file
+    name = variant(project, "broken.toml", ('dataset = "digits"', f'dataset = "{root}"'))
+    one_line(recipe(project, "train", name), 1, "make inspect lists every broken file")
+    # make inspect reads the folder file by file: it names the file, and does not crash.
+    proc = recipe(project, "inspect", name)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "train/a/0.png" in (project / "reports" / "inspect.json").read_text()
+
+
+def test_human_score_before_the_sheet_and_a_sheet_that_holds_labels(project):
+    name = variant(project, "human.toml", ('reports_dir = "reports"', 'reports_dir = "human_r"'))
+    one_line(recipe(project, "human-score", name), 2, "no sheet at human_r/human/sheet.csv")
+    assert recipe(project, "human-sheet", name).returncode == 0
+    sheet = project / "human_r" / "human" / "sheet.csv"
+    sheet.write_text(sheet.read_text().replace("0,\n", "0,3\n", 1))
+    # Drawing again would throw the labels away: refused.
+    one_line(recipe(project, "human-sheet", name), 2, "already holds 1 labels of yours")
+    one_line(recipe(project, "human-score", name), 2, "example #1 has no label")
