@@ -7,6 +7,7 @@ builder shipped here), a TFDS catalog name, and a local image folder
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,9 @@ class Splits:
     num_classes: int
     class_names: tuple[str, ...]
     sizes: dict[str, int]
+    # The epoch whose shuffle order ``train`` gives (see make_pipeline); set by the
+    # recipe's callbacks at each epoch's start. None: a loader's own pipeline.
+    epoch: tf.Variable | None = None
     # The image folder whose files these are, if any: `make inspect` then reads the
     # files one by one, so every finding names its file (an undecodable one too). A
     # loader that changes the images it reads sets it to "".
@@ -72,7 +76,13 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
                 "an image folder's path or a name from https://www.tensorflow.org/datasets/catalog"
             )
         builder = tfds.builder(cfg.dataset, data_dir=data_dir)
-    builder.download_and_prepare()
+    # Preparing draws from Python's random (TFDS's shuffling), which seeds Keras's
+    # weights: without this, a first run (data prepared) and a second drew other weights.
+    state = random.getstate()
+    try:
+        builder.download_and_prepare()
+    finally:
+        random.setstate(state)
     return builder
 
 
@@ -133,8 +143,9 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
             "e.g. [224, 224]"
         )
     input_shape = (height, width, cfg.channels or stored[-1])
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     return Splits(
-        train=make_pipeline(raw["train"], cfg, input_shape, training=True, seed=seed),
+        train=make_pipeline(raw["train"], cfg, input_shape, training=True, seed=seed, epoch=epoch),
         val=make_pipeline(raw["val"], cfg, input_shape, training=False, seed=seed),
         test=make_pipeline(raw["test"], cfg, input_shape, training=False, seed=seed),
         input_shape=input_shape,
@@ -142,6 +153,7 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         class_names=tuple(label.names),
         sizes={name: _size(ds) for name, ds in raw.items()},
         folder=str(Path(cfg.dataset).expanduser()) if dataset_kind(cfg.dataset) == "folder" else "",
+        epoch=epoch,
     )
 
 
@@ -152,8 +164,15 @@ def make_pipeline(
     *,
     training: bool,
     seed: int,
+    epoch: tf.Variable | None = None,
 ) -> tf.data.Dataset:
-    """Cast to float in [0, 1], fix size and channels, cache, shuffle and augment (train), batch."""
+    """Cast to float in [0, 1], fix size and channels, cache, shuffle and augment (train), batch.
+
+    ``epoch``: the training order is a function of the seed and this variable's value
+    when an epoch's pass starts (``train.ShuffleByEpoch`` sets it), not of how many
+    passes this process has made, so a run resumed at epoch k in a new process sees
+    epoch k's order. Without it, a seeded shuffle reshuffles at each pass.
+    """
     height, width, channels = input_shape
 
     def preprocess(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -168,8 +187,18 @@ def make_pipeline(
         return image, label
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).cache()
-    if training:
+    if training and epoch is None:
         ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    elif training:
+        examples, cached = ds.cardinality(), ds
+
+        def in_epoch_order(_):
+            order_seed = tf.constant(seed, tf.int64) * 1_000_003 + epoch
+            return cached.shuffle(cfg.shuffle_buffer, seed=order_seed)
+
+        ds = tf.data.Dataset.from_tensors(0).flat_map(in_epoch_order)
+        if examples >= 0:  # keep the size known: Keras counts an epoch's steps by it
+            ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
     ds = ds.batch(cfg.batch_size)
     if training and cfg.augment:
         augment = augmenter(cfg.augment, seed)

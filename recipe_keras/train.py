@@ -15,6 +15,7 @@ is slower on TensorFlow; turning jit off on JAX much slower).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from recipe_keras.report import Report, atomic_write, write_report
 
 __all__ = [
     "EpochSeconds",
+    "ResumeRecord",
+    "ShuffleByEpoch",
     "StopOnNonFinite",
     "build_compiled",
     "build_optimizer",
@@ -201,17 +204,113 @@ class StopOnNonFinite(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def callbacks(config: Config) -> list[keras.callbacks.Callback]:
+class ShuffleByEpoch(keras.callbacks.Callback):
+    """Sets the training pipeline's epoch before each pass, so its order is that epoch's.
+
+    The library's pipeline shuffles as a function of the seed and the epoch (see
+    ``data.make_pipeline``): an interrupted run resumed in a new process continues
+    with the order it would have seen.
+    """
+
+    def __init__(self, splits: Splits):
+        super().__init__()
+        self.epoch = splits.epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.epoch is not None:
+            self.epoch.assign(epoch)
+
+    def on_train_end(self, logs=None):
+        if self.epoch is not None:
+            self.epoch.assign(0)  # what the steps after training read is epoch 0's order
+
+
+# What a backup was trained with: a resumed run must be the run it continues.
+_NOT_TRAINING = ("verbose", "reports_dir", "model_path", "backup_dir")
+
+
+class ResumeRecord(keras.callbacks.Callback):
+    """Keeps, beside the epoch backups, the config they were trained with and their history.
+
+    On a resume it refuses a backup made with another config (one line naming what
+    changed), and at the end it puts the earlier epochs' history before this
+    process's, so train.json holds the whole run. Goes before ``BackupAndRestore``,
+    which restores the weights; like the backups, it is removed when training ends.
+    """
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self.path = Path(config.train.backup_dir) / "recipe_run.json"
+        train = {
+            k: v for k, v in dataclasses.asdict(config.train).items() if k not in _NOT_TRAINING
+        }
+        self.trained_with = {
+            "seed": config.seed,
+            "data": dataclasses.asdict(config.data),
+            "model": dataclasses.asdict(config.model),
+            "train": train,
+        }
+
+    def on_train_begin(self, logs=None):
+        from recipe_keras.config import ConfigError
+
+        self.earlier: dict[str, list[float]] = {}
+        if self.path.is_file():
+            saved = json.loads(self.path.read_text())
+            changed = _changes(saved["trained_with"], self.trained_with)
+            if changed:
+                raise ConfigError(
+                    f"the backup in {self.path.parent} was trained with another config "
+                    f"({'; '.join(changed)}): restore those values to resume it, or delete "
+                    "that folder to start over"
+                )
+            self.earlier = saved["history"]
+        self.history = {k: list(v) for k, v in self.earlier.items()}
+        self._write()
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self._write()
+
+    def on_train_end(self, logs=None):
+        history = self.model.history  # Keras's History, which fit returns
+        for key, values in self.earlier.items():
+            history.history[key] = values + list(history.history.get(key, []))
+
+    def _write(self) -> None:
+        record = {"trained_with": self.trained_with, "history": self.history}
+        text = json.dumps(record, allow_nan=True)
+        atomic_write(self.path, lambda tmp: tmp.write_text(text))
+
+
+def _changes(before: dict, now: dict, prefix: str = "") -> list[str]:
+    """``section.key was -> is`` for every value that differs between two nested dicts."""
+    found = []
+    for key in sorted(set(before) | set(now)):
+        a, b = before.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append(f"{prefix}{key} was {a!r}, is {b!r}")
+    return found
+
+
+def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callbacks.Callback]:
     """The recipe's callbacks for ``model.fit``: resume, TensorBoard, timing, divergence,
     early stopping.
 
-    Epoch-end backups let an interrupted run resume (they are removed once training
-    completes); ``make tensorboard`` serves the logs; a NaN or infinite loss stops
-    training at once; early stopping (R4.11) keeps the best epoch's weights when
+    Epoch-end backups let an interrupted run resume where it stopped, with the shuffle
+    order it would have had (``splits``' epoch, ``ShuffleByEpoch``) and the config it
+    was trained with (``ResumeRecord``); they are removed once training completes.
+    ``make tensorboard`` serves the logs; a NaN or infinite loss stops training at
+    once; early stopping (R4.11) keeps the best epoch's weights when
     ``train.early_stopping_patience`` is set.
     """
     tc = config.train
     found = [
+        *([ShuffleByEpoch(splits)] if splits is not None and splits.epoch is not None else []),
+        ResumeRecord(config),
         keras.callbacks.BackupAndRestore(tc.backup_dir),
         keras.callbacks.TensorBoard(str(Path(tc.reports_dir) / "tensorboard")),
         EpochSeconds(),
@@ -275,7 +374,9 @@ def evaluate(
         for split, result in final.items()
         for metric, value in result.items()
     }
-    epochs_run = len(history.history["loss"])  # fewer than planned after a resume
+    epochs_run = len(history.history["loss"])  # the whole run's, resumed or not
+    # The epoch this process started from: after 0 when it ran from the start.
+    resumed_from = history.epoch[0] + 1 if history.epoch and history.epoch[0] > 0 else None
     fit_seconds = sum(epoch_seconds)
     test_labels = labels_of(splits.test)
     commonest = float(np.bincount(test_labels).max() / len(test_labels))
@@ -284,6 +385,7 @@ def evaluate(
         "seed": config.seed,
         "epochs": tc.epochs,
         "epochs_run": epochs_run,
+        "resumed_from_epoch": resumed_from,
         "fit_seconds": round(fit_seconds, 3),
         "train_examples_per_second": round(
             splits.sizes["train"] * epochs_run / max(fit_seconds, 1e-9), 1
@@ -385,7 +487,7 @@ def fit_and_evaluate(
         validation_data=splits.val,
         epochs=config.train.epochs,
         shuffle=False,
-        callbacks=[*callbacks(config), *extra],
+        callbacks=[*callbacks(config, splits), *extra],
         verbose=config.train.verbose,
     )
     return evaluate(model, history, splits, config)

@@ -6,6 +6,7 @@ This is what a user does on day one; run once per backend by scripts/run_tests.p
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -181,3 +182,101 @@ def test_every_command_runs_on_the_backend_of_the_config_it_is_given(tmp_path, t
     assert (project / "alt" / "human" / "sheet.csv").is_file()
     assert "on jax" in (project / "alt" / "index.html").read_text()
     assert not (project / "reports").exists()  # nothing went to config.toml's folder
+
+
+KILLER = '''
+
+import os
+import signal
+
+import keras
+
+
+class _Killer(keras.callbacks.Callback):
+    """SIGKILL at KILL_AT: "epoch:E" after epoch E's backup, "batch:E:B" mid-epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if os.environ.get("KILL_AT") == f"epoch:{epoch + 1}":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if os.environ.get("KILL_AT") == f"batch:{self.epoch}:{batch + 1}":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+if os.environ.get("KILL_AT") == "save":  # killed with the new model written, not moved
+    _save = keras.Model.save
+
+    def _dying(self, *args, **kwargs):
+        _save(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    keras.Model.save = _dying
+
+_callbacks = recipe.callbacks
+recipe.callbacks = lambda config, splits: [*_callbacks(config, splits), _Killer()]
+'''
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tfds_dir):
+    # SIGKILL at three points; each rerun finishes where an uninterrupted seeded run
+    # does: the shuffle order continues (it is the epoch's), the backup restores the
+    # weights and the optimizer, and train.json holds the whole history.
+    project = render(tmp_path, backend=BACKEND, epochs="6", model="mlp")
+    run([*MAKE, "install"], cwd=project)
+    train_py = project / "digits_classifier" / "train.py"
+    train_py.write_text(train_py.read_text() + KILLER)
+
+    def train(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*MAKE, "train"], cwd=project, env={**os.environ, **env}, capture_output=True, text=True
+        )
+
+    def result() -> dict:
+        report = read_json(project / "reports" / "train.json")
+        keys = ("test_accuracy", "test_loss", "train_loss", "val_loss", "epochs_run")
+        return {
+            "numbers": {k: report["numbers"][k] for k in keys},
+            "loss": report["details"]["history"]["loss"],
+            "resumed": report["numbers"]["resumed_from_epoch"],
+        }
+
+    assert train().returncode == 0
+    reference = result()
+    assert reference["resumed"] is None and len(reference["loss"]) == 6
+    for kill_at, resumed in (("epoch:2", 3), ("batch:4:5", 4), ("save", None)):
+        for leftover in ("reports", "artifacts"):
+            shutil.rmtree(project / leftover, ignore_errors=True)
+        killed = train(KILL_AT=kill_at)
+        assert killed.returncode != 0, kill_at
+        assert not (project / "artifacts" / "model.keras").exists()  # never half a model
+        assert train().returncode == 0, kill_at
+        again = result()
+        assert again["resumed"] == resumed, kill_at
+        if BACKEND == "tensorflow":  # bit-identical
+            assert again["numbers"] == reference["numbers"], kill_at
+            assert again["loss"] == reference["loss"], kill_at
+        else:
+            assert again["numbers"] == pytest.approx(reference["numbers"], rel=1e-4), kill_at
+            assert again["loss"] == pytest.approx(reference["loss"], rel=1e-4), kill_at
+
+
+def test_a_backup_of_another_config_is_refused_in_one_line(tmp_path, tfds_dir):
+    project = render(tmp_path, backend=BACKEND, epochs="3", model="linear")
+    run([*MAKE, "install"], cwd=project)
+    train_py = project / "digits_classifier" / "train.py"
+    train_py.write_text(train_py.read_text() + KILLER)
+    env = {**os.environ, "KILL_AT": "epoch:1"}
+    subprocess.run([*MAKE, "train"], cwd=project, env=env, capture_output=True)
+    assert (project / "artifacts" / "backup").is_dir()
+    config = project / "config.toml"
+    config.write_text(config.read_text().replace("learning_rate = 3e-3", "learning_rate = 1e-3"))
+    proc = subprocess.run([*MAKE, "train"], cwd=project, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "was trained with another config (train.learning_rate was 0.003, is 0.001)" in (
+        proc.stderr
+    )
+    assert "Traceback" not in proc.stderr

@@ -373,7 +373,7 @@ def test_make_train_sets_the_network_beside_the_converged_linear_baseline(tmp_pa
         validation_data=splits.val,
         epochs=2,
         shuffle=False,
-        callbacks=callbacks(config),
+        callbacks=callbacks(config, splits),
         verbose=0,
     )
     report = evaluate(model, history, splits, config, init=init)

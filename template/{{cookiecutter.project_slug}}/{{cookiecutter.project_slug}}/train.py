@@ -29,8 +29,9 @@ def run(config: Config) -> Report:
         validation_data=splits.val,  # the whole validation split, every epoch (R2.3)
         epochs=config.train.epochs,
         shuffle=False,  # tf.data shuffles, seeded, in the pipeline
-        # Resume after an interruption, TensorBoard logs, epoch times, early stopping.
-        callbacks=recipe.callbacks(config),
+        # Resume after an interruption (same order, same config), TensorBoard logs,
+        # epoch times, a stop at a non-finite loss, early stopping.
+        callbacks=recipe.callbacks(config, splits),
         verbose=config.train.verbose,
     )
     # Whole splits, the baselines beside the model, figures, the saved model.
