@@ -169,9 +169,12 @@ def make_pipeline(
     """Cast to float in [0, 1], fix size and channels, cache, shuffle and augment (train), batch.
 
     ``epoch``: the training order is a function of the seed and this variable's value
-    when an epoch's pass starts (``train.ShuffleByEpoch`` sets it), not of how many
-    passes this process has made, so a run resumed at epoch k in a new process sees
-    epoch k's order. Without it, a seeded shuffle reshuffles at each pass.
+    when a pass starts, not of how many passes this process has made: ``model.fit``
+    with the recipe's callbacks sets it to the epoch (``train.ShuffleByEpoch``), so a
+    run resumed at epoch k in a new process sees epoch k's order. A pass read to its
+    end (a loop of your own) moves it on by one, so each pass is shuffled anew; one
+    read in part (the checks' first batches) leaves it. Without ``epoch``, a seeded
+    shuffle reshuffles at each pass, counted by this process.
     """
     height, width, channels = input_shape
 
@@ -197,13 +200,22 @@ def make_pipeline(
             return cached.shuffle(cfg.shuffle_buffer, seed=order_seed)
 
         ds = tf.data.Dataset.from_tensors(0).flat_map(in_epoch_order)
-        if examples >= 0:  # keep the size known: Keras counts an epoch's steps by it
-            ds = ds.apply(tf.data.experimental.assert_cardinality(examples))
     ds = ds.batch(cfg.batch_size)
     if training and cfg.augment:
         augment = augmenter(cfg.augment, seed)
         ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=1)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    if training and epoch is not None:
+        batched = ds
+
+        def end_of_pass(_):  # reached only when a reader asks past the last batch
+            return batched.take(epoch.assign_add(1) * 0)
+
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(0).flat_map(end_of_pass))
+        if examples >= 0:  # keep the size known: Keras counts an epoch's steps by it
+            batches = -(-examples // cfg.batch_size)
+            ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
+    return ds
 
 
 def augmenter(names: list[str], seed: int):

@@ -72,6 +72,16 @@ def test_training_pipeline_reshuffles_each_epoch_but_repeats_with_the_seed(tfds_
     epoch1, epoch2 = _collect(a.train)[1], _collect(a.train)[1]
     assert not np.array_equal(epoch1, epoch2)  # reshuffled
     np.testing.assert_array_equal(epoch1, _collect(b.train)[1])  # same seed, same order
+    # The order is the epoch's, not the pass count's: a new process resuming at epoch 2
+    # (a fresh load, its variable set as ShuffleByEpoch sets it) sees epoch 2's order.
+    fresh = data.load_splits(cfg, seed=5)
+    fresh.epoch.assign(1)
+    np.testing.assert_array_equal(_collect(fresh.train)[1], epoch2)
+    # A pass read in part (the checks' first batches) does not move the order on.
+    again = data.load_splits(cfg, seed=5)
+    next(iter(again.train))
+    np.testing.assert_array_equal(_collect(again.train)[1], epoch1)
+    assert len(list(a.train)) == a.train.cardinality() == a.steps_per_epoch(cfg.batch_size)
 
 
 def test_image_folder_through_tfds_imagefolder(digits_folder):
