@@ -1,13 +1,15 @@
 """Recipe training vs a bare ``model.fit`` of the same model on the same pipeline.
 
 For each backend (one process each, since Keras picks its backend once), runs
-A = bare ``model.fit`` and B = ``recipe_keras.train.fit_and_evaluate`` in
-alternation (A B A B ...), same seed, same tf.data splits, and prints median
-seconds and the B/A ratios:
+A = bare ``model.fit`` and B = a generated project's training run (``model.fit``
+with ``recipe_keras.train.callbacks``, then ``evaluate``) in alternation (A B A B
+...), same seed, same tf.data splits, and prints median seconds and the B/A ratios:
 
-- fit ratio: the epoch loop alone (what the BackupAndRestore callback costs);
+- fit ratio: the ``fit`` calls alone (what the recipe's callbacks cost: backups,
+  TensorBoard, the resume record, the per-step non-finite check);
 - wall ratio: everything B does (fit, plus whole-split evaluation of train/val/test,
-  saving the .keras model, the curves PNG and train.json) over A's fit.
+  the converged linear baseline, saving the .keras model, the figures and
+  train.json) over A's fit.
 
 Usage: python benchmarks/train_overhead.py [--epochs 10] [--repeats 3] [--backends jax,torch]
 """
@@ -41,7 +43,7 @@ def child(epochs: int, repeats: int) -> dict:
     )
     from recipe_keras import data, models
     from recipe_keras.seed import set_seed
-    from recipe_keras.train import compile_model, fit_and_evaluate
+    from recipe_keras.train import callbacks, compile_model, evaluate
 
     splits = data.load_splits(cfg.data, seed=cfg.seed)
     list(splits.train), list(splits.val), list(splits.test)  # fill the caches first
@@ -57,9 +59,19 @@ def child(epochs: int, repeats: int) -> dict:
         start = time.perf_counter()
         model.fit(splits.train, validation_data=splits.val, epochs=epochs, shuffle=False, verbose=0)
         bare.append(time.perf_counter() - start)
-        report = fit_and_evaluate(fresh(), splits, cfg)
-        fit.append(report.numbers["fit_seconds"])
-        wall.append(report.numbers["wall_seconds"])
+        model = fresh()
+        start = time.perf_counter()
+        history = model.fit(
+            splits.train,
+            validation_data=splits.val,
+            epochs=epochs,
+            shuffle=False,
+            callbacks=callbacks(cfg, splits),
+            verbose=0,
+        )
+        fit.append(time.perf_counter() - start)
+        evaluate(model, history, splits, cfg)
+        wall.append(time.perf_counter() - start)
     return {
         "bare_fit_s": statistics.median(bare),
         "recipe_fit_s": statistics.median(fit),

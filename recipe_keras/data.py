@@ -196,8 +196,7 @@ def make_pipeline(
         examples, cached = ds.cardinality(), ds
 
         def in_epoch_order(_):
-            order_seed = tf.constant(seed, tf.int64) * 1_000_003 + epoch
-            return cached.shuffle(cfg.shuffle_buffer, seed=order_seed)
+            return shuffled_in_blocks(cached, cfg.shuffle_buffer, seed, epoch)
 
         ds = tf.data.Dataset.from_tensors(0).flat_map(in_epoch_order)
     ds = ds.batch(cfg.batch_size)
@@ -216,6 +215,33 @@ def make_pipeline(
             batches = -(-examples // cfg.batch_size)
             ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
     return ds
+
+
+def shuffled_in_blocks(
+    ds: tf.data.Dataset, block: int, seed: int, epoch: tf.Variable | tf.Tensor
+) -> tf.data.Dataset:
+    """``ds`` in an order drawn from ``seed`` and ``epoch`` alone: each run of ``block``
+    examples sorted by a stateless random key.
+
+    Stateless keys (``tf.random.stateless_uniform`` seeded with (seed, epoch, index))
+    make the order a pure function of those three, as a resumed run needs; tf.data's
+    own shuffle takes its seed through TensorFlow's global seed, which a tensor seed
+    cannot be combined with. Like a shuffle buffer of ``block`` examples, it holds one
+    block in memory and mixes examples within that distance of each other.
+    """
+    seed = tf.constant(seed, tf.int64)
+
+    def keyed(i, example):
+        pair = tf.stack([seed, tf.cast(epoch, tf.int64) * 1_000_003 + i])
+        return tf.random.stateless_uniform([], seed=pair), example
+
+    def sorted_block(keys, example):
+        order = tf.argsort(keys)
+        return tf.data.Dataset.from_tensor_slices(
+            tf.nest.map_structure(lambda t: tf.gather(t, order), example)
+        )
+
+    return ds.enumerate().map(keyed).batch(block).flat_map(sorted_block)
 
 
 def augmenter(names: list[str], seed: int):

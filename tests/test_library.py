@@ -209,7 +209,9 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path, tfds_dir):
         _train(cfg, callbacks=[_StopAfter(2)])
     assert (tmp_path / "artifacts" / "backup").is_dir()
     report = _train(cfg)
-    assert report.numbers["epochs_run"] == 2  # epochs 3 and 4 only
+    # Epochs 3 and 4 ran in this call; train.json holds the whole run's history.
+    assert report.numbers["epochs_run"] == 4 and report.numbers["resumed_from_epoch"] == 3
+    assert len(report.details["history"]["loss"]) == 4
     assert not (tmp_path / "artifacts" / "backup").exists()
 
 
