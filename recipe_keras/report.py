@@ -74,6 +74,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
+        _remove_if_orphaned(stale)  # left by a writer that was killed
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         write(tmp)
@@ -82,6 +84,17 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _remove_if_orphaned(tmp: Path) -> None:
+    """Delete a temporary file of ``atomic_write`` whose writing process is gone."""
+    try:
+        pid = int(tmp.name.rsplit(".tmp", 1)[0].rsplit(".", 1)[1])
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        tmp.unlink(missing_ok=True)
+    except (ValueError, IndexError, PermissionError):
+        pass  # not ours, or another user's live process
 
 
 def _finite(value: Any) -> Any:

@@ -62,3 +62,32 @@ def test_the_check_table_wraps_long_cells_and_cuts_nothing():
     assert " ".join(line[check].strip() for line in tail).strip() == results[2].name
     assert lines[starts[3]] == "R2.7 FAIL: feed it"  # the advice, after a blank line
     assert lines[starts[3] - 1] == ""
+
+
+def test_atomic_write_keeps_the_old_file_and_clears_a_killed_writers_leftover(tmp_path):
+    import subprocess
+    import sys
+
+    from recipe_keras.report import atomic_write
+
+    target = tmp_path / "model.keras"
+    target.write_text("old")
+
+    def fails(tmp):
+        tmp.write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):  # a full disk, say
+        atomic_write(target, fails)
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.keras"
+    ]
+    # A writer killed mid-write leaves its temporary file; the next write removes it
+    # once that process is gone.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    orphan = tmp_path / f".model.{int(dead.stdout)}.tmp.keras"
+    orphan.write_text("half")
+    atomic_write(target, lambda tmp: tmp.write_text("new"))
+    assert target.read_text() == "new" and not orphan.exists()
