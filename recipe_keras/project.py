@@ -62,6 +62,13 @@ class Project:
     def load_data(self, config: Config | None = None):
         return self.data.load_data(config or self.config)
 
+    def seeded_data(self):
+        """The splits as a fresh run loads them: right after seeding (R2.1)."""
+        from recipe_keras.seed import set_seed
+
+        set_seed(self.config.seed, self.config.deterministic)
+        return self.load_data()
+
     def train(self, config: Config | None = None):
         """One training run of ``config`` through the project's own train.py."""
         return self.train_module.run(config or self.config)

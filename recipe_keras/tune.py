@@ -272,12 +272,10 @@ def format_results(rows: list[dict], objective: str) -> str:
 
 def search_project(project, verbose: bool = True) -> Report:
     """``make tune``: the search over the project's data, model and compile."""
-    from recipe_keras.seed import set_seed
     from recipe_keras.train import build_compiled, compile_as
 
     config = project.config
-    set_seed(config.seed, config.deterministic)
-    splits = project.load_data()
+    splits = project.seeded_data()
     own = project.hook("build_trial_model")
 
     def build_model(hp: kt.HyperParameters) -> keras.Model:

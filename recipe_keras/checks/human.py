@@ -117,11 +117,8 @@ def record_human_score(
 
 def sheet_command(project) -> int:
     """``make human-sheet``: a sheet drawn from the test split the project's load_data returns."""
-    from recipe_keras.seed import set_seed
-
     config = project.config
-    set_seed(config.seed, config.deterministic)
-    splits = project.load_data()
+    splits = project.seeded_data()
     try:
         sheet = write_sheet(
             splits.test,

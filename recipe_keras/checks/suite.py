@@ -31,7 +31,6 @@ from recipe_keras.checks.training import (
 )
 from recipe_keras.config import CheckConfig
 from recipe_keras.report import write_report
-from recipe_keras.seed import set_seed
 
 __all__ = ["check_project", "format_table", "project_subject", "run_checks"]
 
@@ -136,8 +135,7 @@ def project_subject(project) -> Subject:
     from recipe_keras.train import build_compiled, compile_as
 
     config = project.config
-    set_seed(config.seed, config.deterministic)
-    splits = project.load_data()
+    splits = project.seeded_data()
     return Subject(
         project.load_data,
         lambda model_config: build_compiled(project.network, splits, config, model=model_config),
