@@ -76,6 +76,8 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
                 "an image folder's path or a name from https://www.tensorflow.org/datasets/catalog"
             )
         builder = tfds.builder(cfg.dataset, data_dir=data_dir)
+        if not builder.is_prepared():
+            _require_network(cfg)
     # Preparing draws from Python's random (TFDS's shuffling), which seeds Keras's
     # weights: without this, a first run (data prepared) and a second drew other weights.
     state = random.getstate()
@@ -84,6 +86,34 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
     finally:
         random.setstate(state)
     return builder
+
+
+# Where TFDS's prepared datasets live; reaching it says whether a download can work.
+NETWORK_PROBE = "https://storage.googleapis.com/tfds-data/"
+NETWORK_TIMEOUT = 5.0
+
+
+def _require_network(cfg: DataConfig) -> None:
+    """Fail in seconds, not after TFDS's minutes of retries, when a download cannot work.
+
+    The probe goes through urllib, so HTTPS_PROXY and NO_PROXY apply as they do to TFDS.
+    """
+    import urllib.error
+    import urllib.request
+
+    try:
+        opener = urllib.request.build_opener()  # reads the proxy variables now
+        opener.open(urllib.request.Request(NETWORK_PROBE, method="HEAD"), timeout=NETWORK_TIMEOUT)
+    except urllib.error.HTTPError:
+        return  # an answer, even a refusal, means the network is there
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        where = cfg.data_dir or "~/tensorflow_datasets"
+        raise OSError(
+            f"data.dataset = {cfg.dataset!r} is not prepared in {where} and the network "
+            f"cannot be reached ({reason}): run `tfds build {cfg.dataset} --data_dir DIR` "
+            "(or make train) where there is network, copy DIR here and set data.data_dir to it"
+        ) from error
 
 
 def check_folder(root: Path, train: str = "train") -> None:

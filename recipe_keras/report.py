@@ -80,6 +80,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        if error.filename or not error.errno:
+            raise
+        # Writers such as zipfile raise ENOSPC without a file name: name the target.
+        raise OSError(error.errno, os.strerror(error.errno), str(path)) from error
     finally:
         if tmp.exists():
             tmp.unlink()

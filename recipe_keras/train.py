@@ -15,8 +15,10 @@ is slower on TensorFlow; turning jit off on JAX much slower).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -266,7 +268,16 @@ class ResumeRecord(keras.callbacks.Callback):
                 )
             self.earlier = saved["history"]
         self.history = {k: list(v) for k, v in self.earlier.items()}
-        self._write()
+        self._aligned = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # The first epoch is the one the backup restored: a kill while the backup was
+        # written leaves the record an epoch ahead of the copy Keras falls back to.
+        if not self._aligned:
+            self._aligned = True
+            self.earlier = {k: v[:epoch] for k, v in self.earlier.items()}
+            self.history = {k: list(v) for k, v in self.earlier.items()}
+            self._write()
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -282,6 +293,62 @@ class ResumeRecord(keras.callbacks.Callback):
         record = {"trained_with": self.trained_with, "history": self.history}
         text = json.dumps(record, allow_nan=True)
         atomic_write(self.path, lambda tmp: tmp.write_text(text))
+
+
+# Room an HDF5 weights file needs beyond its variables' bytes (headers, names, metadata).
+BACKUP_SLACK = 1 << 20
+
+
+def _weights_bytes(model: keras.Model) -> int:
+    """The bytes of a model's variables and its optimizer's: what a backup stores."""
+    variables = list(model.weights)
+    if model.optimizer is not None:
+        variables += list(model.optimizer.variables)
+    return sum(
+        int(np.prod(v.shape)) * np.dtype(keras.backend.standardize_dtype(v.dtype)).itemsize
+        for v in variables
+    )
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras's epoch backups, kept twice, and set aside when neither copy can be read.
+
+    A kill while a backup is written leaves it truncated; Keras then resumes from the
+    copy before it (``double_checkpoint``). When that one is unreadable too, the folder
+    is renamed so the next run starts afresh, and training stops with one line saying so
+    (the weights may already be half restored, so this run cannot go on).
+    """
+
+    def __init__(self, backup_dir: str | Path):
+        super().__init__(str(backup_dir), double_checkpoint=True)
+        self.folder = Path(backup_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        # HDF5 can crash the process (not raise) when the disk fills mid-write: check
+        # first that both copies fit, and stop in one line when they do not.
+        needed = 2 * _weights_bytes(self.model) + BACKUP_SLACK
+        self.folder.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.folder).free
+        if free < needed:
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left for epoch {epoch + 1}'s backup ({free // 1024} KiB free, "
+                f"{needed // 1024} KiB needed); free some and run again to resume",
+                str(self.folder),
+            )
+        super().on_epoch_end(epoch, logs)
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            aside = self.folder.with_name(f"{self.folder.name}.damaged-{int(time.time())}")
+            self.folder.rename(aside)
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise OSError(
+                f"the backup in {self.folder} could not be read ({reason}); it is set aside "
+                f"as {aside.name}, so the next run starts over (delete it when not needed)"
+            ) from error
 
 
 def _changes(before: dict, now: dict, prefix: str = "") -> list[str]:
@@ -311,7 +378,7 @@ def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callba
     found = [
         *([ShuffleByEpoch(splits)] if splits is not None and splits.epoch is not None else []),
         ResumeRecord(config),
-        keras.callbacks.BackupAndRestore(tc.backup_dir),
+        Backup(tc.backup_dir),
         keras.callbacks.TensorBoard(str(Path(tc.reports_dir) / "tensorboard")),
         EpochSeconds(),
         StopOnNonFinite(),

@@ -112,6 +112,23 @@ class _Trials(kt.HyperModel):
         self.models: weakref.WeakSet[keras.Model] = weakref.WeakSet()
         self.alive_at_build: list[int] = []
 
+    # Set by ``search``: trials asked for (None for hyperband, which sets its own),
+    # finished before this process, and when this process's search began.
+    total: int | None = None
+    done_before: int = 0
+    search_start: float = 0.0
+
+    def progress(self, now: float) -> str:
+        """``trial k of N, 1 min 5 s in, about 2 min left`` (left: the mean trial so far)."""
+        k = self.done_before + self.fits + 1
+        elapsed = now - self.search_start
+        line = f"trial {k}" + (f" of {self.total}" if self.total else "")
+        line += f", {_duration(elapsed)} in"
+        if self.total and self.fits:
+            left = elapsed / self.fits * (self.total - k + 1)
+            line += f", about {_duration(left)} left"
+        return line
+
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         self.alive_at_build.append(len(self.models))
         start = time.perf_counter()
@@ -122,6 +139,14 @@ class _Trials(kt.HyperModel):
 
     def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, **kwargs):
         start = time.perf_counter()
+        if self.verbose:
+            values = ", ".join(
+                f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in hp.values.items()
+                if not k.startswith("tuner/")
+            )
+            print(f"{self.progress(start)}: {values}", flush=True)
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), _EpochLine()]
         history = model.fit(*args, **kwargs)
         seconds = time.perf_counter() - start
         self.fit_seconds += seconds
@@ -133,6 +158,28 @@ class _Trials(kt.HyperModel):
             shown = "?" if best is None else f"{best:.4f}"
             print(f"  trial done: best {self.objective} {shown}, fit {seconds:.1f} s", flush=True)
         return history
+
+
+class _EpochLine(keras.callbacks.Callback):
+    """One line per epoch of a trial, so a long trial is never silent."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = ", ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items())
+        seconds = time.perf_counter() - self.start
+        print(f"    epoch {epoch + 1}/{self.params.get('epochs')}: {shown} ({seconds:.1f} s)")
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min 5 s``, ``2 h 10 min``."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def _peak_rss_mb() -> float:
@@ -175,6 +222,8 @@ def search(
         )
     built_before = trials_run.build_seconds
     start = time.perf_counter()
+    trials_run.total = None if tc.algorithm == "hyperband" else tc.trials
+    trials_run.done_before, trials_run.search_start = len(before), start
     # KerasTuner clears the Keras session before each build, and that runs gc.collect()
     # twice: 0.5 s each over the heap TensorFlow's import leaves (measured), most of the
     # tuner's cost on short trials. Freezing what exists now exempts that heap from

@@ -8,9 +8,11 @@ template's own answers are refused by its hook (tests/test_template.py).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +226,120 @@ def test_human_score_before_the_sheet_and_a_sheet_that_holds_labels(project):
     # Drawing again would throw the labels away: refused.
     one_line(recipe(project, "human-sheet", name), 2, "already holds 1 labels of yours")
     one_line(recipe(project, "human-score", name), 2, "example #1 has no label")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MiB tmpfs (root only, as CI runs): a disk that can be filled and made read-only."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)])
+    if mounted.returncode != 0:
+        pytest.skip("this machine does not let root mount a tmpfs")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _fill(disk: Path, leave_kib: int) -> None:
+    (disk / "ballast").unlink(missing_ok=True)
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    with (disk / "ballast").open("wb") as ballast:
+        ballast.truncate(0)
+        os.posix_fallocate(ballast.fileno(), 0, free - leave_kib * 1024)
+
+
+@pytest.mark.slow
+def test_a_full_or_read_only_disk_stops_in_one_line_and_corrupts_nothing(project, small_disk):
+    outputs = small_disk / "out"
+    name = variant(
+        project,
+        "disk.toml",
+        ('reports_dir = "reports"', f'reports_dir = "{outputs}/reports"'),
+        ('model_path = "artifacts/model.keras"', f'model_path = "{outputs}/model.keras"'),
+        ('backup_dir = "artifacts/backup"', f'backup_dir = "{outputs}/backup"'),
+        ("epochs = 1", "epochs = 2"),
+    )
+    assert recipe(project, "train", name).returncode == 0
+    report = outputs / "reports" / "train.json"
+    first = report.read_bytes()
+
+    # Full: the backup that HDF5 would have crashed on is refused before it is written.
+    _fill(small_disk, leave_kib=300)
+    one_line(recipe(project, "train", name), 1, "No space left for epoch 1's backup")
+    assert report.read_bytes() == first
+    assert zipfile.is_zipfile(outputs / "model.keras")
+    assert not list(outputs.rglob("*.tmp*"))
+
+    # Read-only: refused before any training.
+    (small_disk / "ballast").unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    one_line(recipe(project, "train", name), 2, "cannot write in")
+    subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert report.read_bytes() == first
+
+    # Space freed: the next run succeeds and matches the first.
+    assert recipe(project, "train", name).returncode == 0
+    again = json.loads(report.read_text())["numbers"]
+    assert again["test_loss"] == json.loads(first)["numbers"]["test_loss"]
+
+
+def test_a_catalog_dataset_without_network_stops_in_seconds(project):
+    name = variant(project, "mnist.toml", ('dataset = "digits"', 'dataset = "mnist"'))
+    closed = "http://127.0.0.1:9"  # a closed local port: no traffic leaves the machine
+    proxies = {k: closed for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")}
+    proc = recipe(project, "train", name, NO_PROXY="", no_proxy="", **proxies)
+    one_line(proc, 1, "'mnist' is not prepared in")
+    assert "tfds build mnist --data_dir DIR" in proc.stderr
+
+
+def test_an_unreadable_backup_is_set_aside_and_the_next_run_starts_over(project, tmp_path):
+    backup = tmp_path / "backup"
+    name = variant(
+        project,
+        "damaged.toml",
+        ('backup_dir = "artifacts/backup"', f'backup_dir = "{backup}"'),
+        ('reports_dir = "reports"', 'reports_dir = "damaged_r"'),
+    )
+    backup.mkdir()
+    (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    one_line(recipe(project, "train", name), 1, "could not be read")
+    assert not backup.exists() and len(list(tmp_path.glob("backup.damaged-*"))) == 1
+    assert recipe(project, "train", name).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_search_killed_mid_trial_reruns_only_the_unfinished_trials(project, tmp_path):
+    import signal
+
+    name = variant(
+        project,
+        "killed_tune.toml",
+        ("trials = 10", "trials = 3"),
+        ('directory = "artifacts/tune"', f'directory = "{tmp_path / "tune"}"'),
+        ('reports_dir = "reports"', f'reports_dir = "{tmp_path / "reports"}"'),
+    )
+    full = {**os.environ, "PYTHONPATH": str(project)}
+    cmd = [sys.executable, "-m", "recipe_keras.cli", "tune", "--config", name]
+    proc = subprocess.Popen(
+        cmd, cwd=project, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    seen = []
+    for line in proc.stdout:  # SIGKILL after trial 2's first epoch, mid-trial
+        seen.append(line)
+        if any(s.startswith("trial 2 of 3,") for s in seen) and "epoch 1/5" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-2000:]
+    done_before = [s for s in seen if "trial done" in s]
+    assert len(done_before) == 1
+
+    rerun = recipe(project, "tune", name)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert rerun.stdout.count("trial done") == 2  # trial 1 is not run again
+    tune = json.loads((tmp_path / "reports" / "tune.json").read_text())
+    assert tune["numbers"]["trials"] == 3 and tune["numbers"]["trials_run_now"] == 2
+    assert (tmp_path / "tune" / "best.keras").is_file()

@@ -90,6 +90,9 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     (project / "tune.toml").write_text(small)
     proc = run([*MAKE, "tune", "CONFIG=tune.toml"], cwd=project, KERAS_BACKEND=None)
     assert proc.stdout.count("trial done") == 2
+    # Progress: which trial of how many, its values, a line per epoch.
+    assert "trial 2 of 2, " in proc.stdout and "about " in proc.stdout
+    assert proc.stdout.count("    epoch 1/1: ") == 2
     tune = read_json(project / "reports" / "tune.json")
     assert tune["numbers"]["trials"] == 2 and tune["verdicts"]["R5.1"] == "pass"
     assert (project / "artifacts" / "tune" / "best.keras").is_file()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -113,14 +115,31 @@ def test_image_folder_through_tfds_imagefolder(digits_folder):
     assert _collect(rgb.val)[0].shape == (50, 16, 12, 3)
 
 
-def test_tfds_catalog_name_uses_the_same_path(tmp_path):
-    # A real download hangs here; mock_data stands in for the catalog's files.
+def test_tfds_catalog_name_uses_the_same_path(tmp_path, monkeypatch):
+    # No download works here; mock_data stands in for the catalog's files, so the
+    # network probe that guards a real download is not wanted.
+    monkeypatch.setattr(data, "_require_network", lambda cfg: None)
     with tfds.testing.mock_data(num_examples=20):
         splits = data.load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path)), seed=0)
         x, y = _collect(splits.train)
     assert splits.input_shape == (28, 28, 1) and splits.num_classes == 10
     assert x.shape == (20, 28, 28, 1) and x.min() >= 0.0 and x.max() <= 1.0
     assert set(y.tolist()) <= set(range(10))
+
+
+def test_a_catalog_dataset_offline_fails_in_seconds_naming_the_fix(tmp_path, monkeypatch):
+    # A proxy on a closed local port stands in for a machine without network: the
+    # probe is refused at once and nothing leaves this machine.
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    started = time.perf_counter()
+    with pytest.raises(OSError, match=r"'mnist' is not prepared in .* network cannot be") as e:
+        data.load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path)), seed=0)
+    assert time.perf_counter() - started < data.NETWORK_TIMEOUT + 5
+    assert "tfds build mnist --data_dir DIR" in str(e.value)
+    assert not list(tmp_path.rglob("*.tmp*")) and not (tmp_path / "downloads").exists()
 
 
 # resnet50 needs 32x32x3 inputs: test_tune.py checks it against keras.applications.
@@ -213,6 +232,39 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path, tfds_dir):
     assert report.numbers["epochs_run"] == 4 and report.numbers["resumed_from_epoch"] == 3
     assert len(report.details["history"]["loss"]) == 4
     assert not (tmp_path / "artifacts" / "backup").exists()
+
+
+def _truncate(path: Path) -> None:
+    """What a kill in the middle of writing ``path`` leaves."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_backup_cut_short_falls_back_and_an_unreadable_one_is_set_aside(tmp_path, tfds_dir):
+    cfg = project_config(tmp_path, tfds_dir, train={"epochs": 4}, model={"name": "linear"})
+    whole = _train(cfg).details["history"]
+    backup = tmp_path / "artifacts" / "backup"
+    with pytest.raises(_Interrupt):
+        _train(cfg, callbacks=[_StopAfter(2)])
+    # Killed while epoch 2's backup was written: Keras resumes from epoch 1's copy, and
+    # the history follows it, so the run still ends as the uninterrupted one did.
+    _truncate(backup / "latest.weights.h5")
+    report = _train(cfg)
+    assert report.numbers["resumed_from_epoch"] == 2
+    assert report.details["history"]["loss"] == pytest.approx(whole["loss"], abs=1e-4)
+    assert report.numbers["epochs_run"] == 4
+
+    with pytest.raises(_Interrupt):
+        _train(cfg, callbacks=[_StopAfter(2)])
+    for copy in backup.glob("latest.weights.h5*"):
+        _truncate(copy)
+    with pytest.raises(OSError, match=r"the backup in .*backup could not be read") as caught:
+        _train(cfg)
+    assert "set aside as backup.damaged-" in str(caught.value)
+    assert not backup.exists() and len(list(backup.parent.glob("backup.damaged-*"))) == 1
+    # Nothing left blocks the next run: it starts over and ends as the whole run did.
+    again = _train(cfg)
+    assert again.numbers["resumed_from_epoch"] is None
+    assert again.details["history"]["loss"] == pytest.approx(whole["loss"], abs=1e-4)
 
 
 def test_recipe_defaults(tmp_path, tfds_dir):

@@ -410,3 +410,16 @@ def test_dropout_beside_batchnorm_is_warned(tmp_path, tfds_dir, capsys):
     report = fit_and_evaluate(compile_model(net, config.train), splits, config)
     assert report.verdicts["R4.9"] == "warn"
     assert "R4.9 WARN: dropout together with BatchNorm" in capsys.readouterr().out
+
+
+def test_search_progress_names_the_trial_and_the_time_left():
+    from recipe_keras.tune import _duration, _Trials
+
+    trials = _Trials(lambda hp: None, "val_loss", verbose=True)
+    trials.total, trials.done_before, trials.search_start = 10, 2, 100.0
+    assert trials.progress(100.0) == "trial 3 of 10, 0 s in"  # nothing timed yet
+    trials.fits = 2  # 130 s for two trials here: 65 s each, six to go with this one
+    assert trials.progress(230.0) == "trial 5 of 10, 2 min 10 s in, about 6 min 30 s left"
+    trials.total = None  # hyperband: no count to give
+    assert trials.progress(230.0) == "trial 5, 2 min 10 s in"
+    assert _duration(7265) == "2 h 1 min"
