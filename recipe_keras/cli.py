@@ -42,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("answers", nargs="*", metavar="KEY=VALUE", help="e.g. backend=jax")
     new.add_argument("-o", "--output-dir", default=".", help="where the project folder goes")
     new.add_argument("--no-input", action="store_true", help="take defaults, ask nothing")
+    overrides = {
+        "metavar": "KEY=VALUE",
+        "nargs": "+",
+        "action": "extend",
+        "default": [],
+        "dest": "overrides",
+        "help": "override config keys for this run, e.g. --set train.epochs=2 model.width=16",
+    }
     report = commands.add_parser(
         "report",
         help="render reports/index.html from a project's reports/*.json",
@@ -70,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     inspect.add_argument("--folds", type=int, default=5, help="folds of the label-noise model")
     inspect.add_argument("--seed", type=int, default=0)
     inspect.add_argument("--model", help="a saved .keras model: adds its mistakes (R1.8)")
+    inspect.add_argument("--set", **overrides)
+    report.add_argument("--set", **overrides)
     for name, what in STEPS.items():
         step = commands.add_parser(name, help=what, description=f"{what[0].upper()}{what[1:]}.")
         step.add_argument("--config", default="config.toml", help="the project's config file")
+        step.add_argument("--set", **overrides)
         if name == "human-score":
             step.add_argument(
                 "sheet", nargs="?", help="the filled-in sheet (default: reports/human/sheet.csv)"
@@ -84,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in STEPS:
         return _step(args)
     if args.command == "report":
-        return _report(args.project, args.config)
+        return _report(args.project, args.config, args.overrides)
 
     if args.command == "new":
         from cookiecutter.exceptions import CookiecutterException
@@ -156,7 +167,8 @@ def _step(args: argparse.Namespace) -> int:
     from recipe_keras.project import open_project
 
     try:
-        project = open_project(args.config)  # selects the backend before Keras starts
+        # Selects the backend before Keras starts.
+        project = open_project(args.config, args.overrides)
         return _run_step(args, project)
     except Exception as exc:
         line = _expected(exc)
@@ -234,7 +246,7 @@ def _run_step(args: argparse.Namespace, project) -> int:
     return 1 if "fail" in report.verdicts.values() else 0
 
 
-def _report(project: str, config_file: str | None = None) -> int:
+def _report(project: str, config_file: str | None = None, overrides: list[str] = ()) -> int:
     from pathlib import Path
 
     from recipe_keras.config import ConfigError, load_config
@@ -246,7 +258,7 @@ def _report(project: str, config_file: str | None = None) -> int:
         return 1
     path = root / (config_file or "config.toml")
     try:
-        config = load_config(path) if config_file or path.is_file() else None
+        config = load_config(path, overrides) if config_file or path.is_file() else None
     except ConfigError as exc:
         print(f"recipe-keras report: {exc}", file=sys.stderr)
         return 1

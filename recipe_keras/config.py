@@ -29,6 +29,7 @@ __all__ = [
     "BACKENDS",
     "EMBEDDED_DATASETS",
     "MODELS",
+    "OVERRIDES_ENV",
     "SCHEDULES",
     "TASKS",
     "TUNABLE",
@@ -42,10 +43,12 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "TuneConfig",
+    "active_overrides",
     "dataset_kind",
     "from_dict",
     "ladder_configs",
     "load_config",
+    "parse_overrides",
     "recipe_learning_rate",
     "select_backend",
     "with_values",
@@ -312,8 +315,59 @@ class Config:
     tune: TuneConfig = field(default_factory=TuneConfig)
 
 
-def load_config(path: str | os.PathLike[str] = "config.toml") -> Config:
-    """Read and validate a project's config.toml."""
+# The KEY=VALUE overrides a command was given, as a JSON list: the package's
+# ``activate`` and every report of that command read them from here.
+OVERRIDES_ENV = "RECIPE_KERAS_SET"
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def parse_overrides(pairs: typing.Sequence[str]) -> dict[str, Any]:
+    """``["train.epochs=2", "data.dataset=mnist"]`` as ``{key: value}``.
+
+    A value is read as TOML (``2``, ``3e-4``, ``true``, ``[28, 28]``, ``"text"``) and
+    taken as text when it is not TOML, so ``data.dataset=mnist`` needs no quotes.
+    """
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not _KEY.fullmatch(key):
+            raise ConfigError(f"{pair!r} is not KEY=VALUE (e.g. train.epochs=2 model.width=16)")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        found[key] = value
+    return found
+
+
+def active_overrides() -> list[str]:
+    """The overrides of the running command (``OVERRIDES_ENV``), as it was given them."""
+    import json
+
+    return list(json.loads(os.environ.get(OVERRIDES_ENV) or "[]"))
+
+
+def _override(raw: dict[str, Any], values: dict[str, Any], source: str) -> None:
+    for key, value in values.items():
+        *sections, name = key.split(".")
+        table = raw
+        for i, section in enumerate(sections):
+            table = table.setdefault(section, {})
+            if not isinstance(table, dict):
+                where = ".".join(sections[: i + 1])
+                raise ConfigError(f"{source}: {key}: {where} is a value, not a table")
+        table[name] = value
+
+
+def load_config(
+    path: str | os.PathLike[str] = "config.toml", overrides: typing.Sequence[str] = ()
+) -> Config:
+    """Read and validate a project's config.toml, with ``KEY=VALUE`` overrides applied.
+
+    An override is validated as if it were written in the file: an unknown key or a
+    bad value fails with the same message, naming the override.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(
@@ -323,7 +377,11 @@ def load_config(path: str | os.PathLike[str] = "config.toml") -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return from_dict(raw, source=str(path))
+    if not overrides:
+        return from_dict(raw, source=str(path))
+    source = f"{path} with {' '.join(overrides)}"
+    _override(raw, parse_overrides(overrides), source)
+    return from_dict(raw, source=source)
 
 
 def from_dict(raw: dict[str, Any], source: str = "config") -> Config:

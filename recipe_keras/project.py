@@ -21,15 +21,23 @@ finds the project's own config (next to the package, or the one a command named)
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from recipe_keras.config import Config, ConfigError, load_config, select_backend
+from recipe_keras.config import (
+    OVERRIDES_ENV,
+    Config,
+    ConfigError,
+    active_overrides,
+    load_config,
+    select_backend,
+)
 
 __all__ = ["CONFIG_ENV", "Project", "activate", "open_project"]
 
@@ -45,7 +53,7 @@ def activate(package_file: str | os.PathLike[str]) -> Path:
     """
     named = os.environ.get(CONFIG_ENV)
     path = Path(named) if named else Path(package_file).resolve().parent.parent / "config.toml"
-    select_backend(path)
+    select_backend(load_config(path, active_overrides()) if path.is_file() else path)
     return path
 
 
@@ -92,14 +100,18 @@ def _writable(folder: Path, what: str) -> None:
         raise ConfigError(f"{what}: cannot write in {existing} ({exc.strerror})") from exc
 
 
-def open_project(config_path: str | os.PathLike[str] = "config.toml") -> Project:
+def open_project(
+    config_path: str | os.PathLike[str] = "config.toml", overrides: Sequence[str] = ()
+) -> Project:
     """Read the config, select its backend (before Keras), import the project's package.
 
+    ``overrides``: ``KEY=VALUE`` pairs over the file for this run (``--set``); they
+    are validated as the file is, and recorded in every report the run writes.
     Raises ``ConfigError`` for a bad config or a package that is missing or lacks
     ``load_data``, ``build_model`` or ``run``, naming what to fix.
     """
     path = Path(config_path)
-    config = load_config(path)
+    config = load_config(path, overrides)
     if not config.package:
         raise ConfigError(
             f"{path}: package is not set; name the Python package whose data.py and model.py "
@@ -113,6 +125,7 @@ def open_project(config_path: str | os.PathLike[str] = "config.toml") -> Project
     ):
         _writable(folder, f"{path}: {key}")
     os.environ[CONFIG_ENV] = str(path.resolve())
+    os.environ[OVERRIDES_ENV] = json.dumps(list(overrides))
     select_backend(config)
     modules = {}
     for name, needs in (("data", "load_data"), ("model", "build_model"), ("train", "run")):

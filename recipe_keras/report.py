@@ -46,6 +46,8 @@ class Report:
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
     python: str = field(default_factory=platform.python_version)
+    # The command's KEY=VALUE overrides of config.toml (--set, make ... ARGS=...).
+    overrides: list[str] = field(default_factory=list)
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -59,8 +61,12 @@ def write_report(report: Report, reports_dir: str | os.PathLike[str]) -> Path:
 
     Strict JSON: a NaN or infinite number (a loss that diverged) is written as null.
     """
+    from recipe_keras.config import active_overrides
+
     path = Path(reports_dir) / f"{report.step}.json"
-    text = json.dumps(_finite(asdict(report)), indent=2, sort_keys=True, allow_nan=False)
+    record = asdict(report)
+    record["overrides"] = record["overrides"] or active_overrides()
+    text = json.dumps(_finite(record), indent=2, sort_keys=True, allow_nan=False)
     atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
     return path
 

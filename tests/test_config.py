@@ -352,3 +352,35 @@ def test_tensorflow_info_lines_are_hidden_unless_the_user_asks(tmp_path):
     info = "The default buffer size is 262144"
     assert info not in stderr()
     assert info in stderr(TF_CPP_MIN_LOG_LEVEL="0")
+
+
+def test_overrides_are_read_as_toml_and_validated_as_the_file_is(tmp_path):
+    from recipe_keras.config import parse_overrides
+
+    assert parse_overrides(
+        ["train.epochs=2", "train.learning_rate=3e-3", "data.dataset=mnist", "seed=7"]
+        + ["data.image_size=[16, 16]", "train.early_stopping_patience=0", 'model.name="mlp"']
+    ) == {
+        "train.epochs": 2,
+        "train.learning_rate": 3e-3,
+        "data.dataset": "mnist",  # not TOML: taken as text
+        "seed": 7,
+        "data.image_size": [16, 16],
+        "train.early_stopping_patience": 0,
+        "model.name": "mlp",
+    }
+    path = tmp_path / "config.toml"
+    path.write_text("[train]\nepochs = 20\n[model]\nwidth = 32\n")
+    config = load_config(path, ["train.epochs=2", "model.width=16", "data.augment=[]"])
+    assert (config.train.epochs, config.model.width, config.data.augment) == (2, 16, [])
+    assert load_config(path).train.epochs == 20  # the file itself is untouched
+    for pairs, message in [
+        (["train.epoch=2"], "with train.epoch=2: unknown key 'train.epoch' (did you mean "),
+        (["train.epochs=0"], "with train.epochs=0: train.epochs = 0 is not allowed"),
+        (["train.epochs"], "'train.epochs' is not KEY=VALUE"),
+        (["=3"], "'=3' is not KEY=VALUE"),
+        (["train.epochs.x=1"], "train.epochs.x: train.epochs is a value, not a table"),
+        (["train.learning_rate=nan"], "expected a finite number"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(path, pairs)

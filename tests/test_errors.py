@@ -343,3 +343,33 @@ def test_a_search_killed_mid_trial_reruns_only_the_unfinished_trials(project, tm
     tune = json.loads((tmp_path / "reports" / "tune.json").read_text())
     assert tune["numbers"]["trials"] == 3 and tune["numbers"]["trials_run_now"] == 2
     assert (tmp_path / "tune" / "best.keras").is_file()
+
+
+def test_make_args_set_one_runs_values_and_the_report_records_them(project):
+    name = variant(
+        project,
+        "args.toml",
+        ('reports_dir = "reports"', 'reports_dir = "args_r"'),
+        ('backup_dir = "artifacts/backup"', 'backup_dir = "artifacts/args_backup"'),
+    )
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    cmd = ["make", f"PYTHON={sys.executable}", "train", f"CONFIG={name}"]
+    proc = subprocess.run(
+        [*cmd, "ARGS=train.epochs=2 model.width=8"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((project / "args_r" / "train.json").read_text())
+    assert report["overrides"] == ["train.epochs=2", "model.width=8"]
+    assert report["numbers"]["epochs_run"] == 2
+    assert report["details"]["config"]["model"]["width"] == 8
+    assert "epochs = 1" in (project / name).read_text()  # the file is as it was
+    # A bad override is refused like a bad config line, before any training.
+    proc = subprocess.run(
+        [*cmd, "ARGS=model.widht=8"], cwd=project, env=env, capture_output=True, text=True
+    )
+    one_line(proc, 2, "with model.widht=8: unknown key 'model.widht' (did you mean 'model.width'?)")

@@ -25,7 +25,12 @@ ANSWERS = {
     "seed": {{cookiecutter.seed | tojson}},
     "python_version": {{cookiecutter.python_version | tojson}},
     "recipe_keras_requirement": {{cookiecutter.recipe_keras_requirement | tojson}},
+    "ci": {{cookiecutter.ci | tojson}},
 }
+# What pyproject.toml gets: 'auto' made into the copy this template came from
+# (local_extensions.py beside this folder).
+REQUIREMENT_USED = {{cookiecutter.recipe_keras_requirement
+                     | recipe_requirement(cookiecutter._repo_dir) | tojson}}
 CHOICES = {
     "backend": ("jax", "tensorflow", "torch"),
     "task": ("image_classification",),
@@ -94,6 +99,8 @@ def problem() -> str | None:
     if not re.fullmatch(r"3\.\d+", version) or int(version.split(".")[1]) < 10:
         return f"python_version {version!r} is not allowed; give 3.10 or newer, as 3.X"
     requirement = ANSWERS["recipe_keras_requirement"].strip()
+    if requirement == "auto":
+        requirement = REQUIREMENT_USED
     if not REQUIREMENT.match(requirement):
         return (
             f"recipe_keras_requirement {requirement!r} is not allowed; give exactly one "
@@ -103,8 +110,32 @@ def problem() -> str | None:
     return None
 
 
+def warnings() -> list[str]:
+    """What would work here but not on GitHub's runners, with the fix."""
+    if ANSWERS["ci"] != "github":
+        return []
+    found = []
+    if "file:" in REQUIREMENT_USED:
+        found.append(
+            f"recipe-keras comes from {REQUIREMENT_USED.split('@', 1)[1].strip()}, a path on "
+            "this machine that the GitHub workflow cannot install: push recipe-keras where CI "
+            "can reach it and set that in pyproject.toml (e.g. 'recipe-keras @ "
+            "git+https://github.com/you/recipe-keras@<commit>'), or answer "
+            "recipe_keras_requirement so"
+        )
+    if ANSWERS["dataset"].startswith(("/", "~")):
+        found.append(
+            f"dataset {ANSWERS['dataset']!r} is a folder on this machine, so the GitHub "
+            "workflow's tests cannot read it: publish it as a TFDS dataset, or point "
+            "config.toml's data.dataset at data the runner has"
+        )
+    return found
+
+
 if __name__ == "__main__":
     message = problem()
     if message:
         print(f"ERROR: {message}", file=sys.stderr)
         sys.exit(1)
+    for line in warnings():
+        print(f"warning: {line}", file=sys.stderr)
