@@ -358,8 +358,10 @@ def test_overrides_are_read_as_toml_and_validated_as_the_file_is(tmp_path):
     from recipe_keras.config import parse_overrides
 
     assert parse_overrides(
-        ["train.epochs=2", "train.learning_rate=3e-3", "data.dataset=mnist", "seed=7"]
-        + ["data.image_size=[16, 16]", "train.early_stopping_patience=0", 'model.name="mlp"']
+        [
+            *("train.epochs=2", "train.learning_rate=3e-3", "data.dataset=mnist", "seed=7"),
+            *("data.image_size=[16, 16]", "train.early_stopping_patience=0", 'model.name="mlp"'),
+        ]
     ) == {
         "train.epochs": 2,
         "train.learning_rate": 3e-3,

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -259,3 +260,119 @@ def test_recipe_keras_new_reports_bad_answers(tmp_path, capfd):
     err = capfd.readouterr().err
     assert "would shadow the module" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def _requirement(project) -> str:
+    import tomllib
+
+    return tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"][0]
+
+
+def test_the_default_requirement_is_the_local_template_and_ci_is_warned(tmp_path, capfd):
+    project = render(tmp_path / "a", recipe_keras_requirement="auto")
+    assert _requirement(project) == f"recipe-keras @ {ROOT.as_uri()}"
+    err = capfd.readouterr().err
+    assert "warning: recipe-keras comes from file://" in err and "git+https://" in err
+    render(tmp_path / "b", recipe_keras_requirement="auto", ci="none")
+    assert "warning" not in capfd.readouterr().err  # no workflow, nothing to warn of
+
+
+def test_the_default_requirement_from_a_git_url_is_that_url_at_its_commit(
+    tmp_path, monkeypatch, capfd
+):
+    from cookiecutter.main import cookiecutter
+
+    config = tmp_path / "cookiecutter.yaml"
+    config.write_text(
+        f"cookiecutters_dir: {tmp_path / 'clones'}\nreplay_dir: {tmp_path / 'replay'}\n"
+    )
+    monkeypatch.setenv("COOKIECUTTER_CONFIG", str(config))  # where the clone goes
+    url = ROOT.as_uri()  # file://...: git clones it as it would https://
+    project = cookiecutter(
+        f"git+{url}", no_input=True, output_dir=str(tmp_path / "out"), config_file=str(config)
+    )
+    head = run(["git", "rev-parse", "HEAD"], cwd=ROOT).stdout.strip()
+    requirement = _requirement(Path(project))
+    assert requirement == f"recipe-keras @ git+{url}@{head}"
+    # Still a path on this machine (file://), so CI is warned; an https URL is not.
+    assert "a path on this machine" in capfd.readouterr().err
+    # pip resolves it: it clones that commit and builds recipe-keras's metadata.
+    proc = run(
+        [
+            PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--report",
+            "-",
+            requirement,
+        ],
+        cwd=tmp_path,
+    )
+    assert json.loads(proc.stdout)["install"][0]["metadata"]["name"] == "recipe-keras"
+
+
+def test_a_folder_dataset_with_github_ci_is_warned(tmp_path, digits_folder, capfd):
+    render(tmp_path, dataset=str(digits_folder))
+    assert f"dataset {str(digits_folder)!r} is a folder on this machine" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_the_workflow_caches_pins_and_limits_itself(tmp_path, backend):
+    import shutil
+
+    import yaml
+
+    project = render(tmp_path, backend=backend)
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    assert workflow["permissions"] == {"contents": "read"}
+    assert "github.ref" in workflow["concurrency"]["group"]
+    assert workflow["concurrency"]["cancel-in-progress"] is True
+    (job,) = workflow["jobs"].values()
+    assert job["timeout-minutes"] == 30
+    uses = {s["uses"].split("@")[0]: s for s in job["steps"] if "uses" in s}
+    python = uses["actions/setup-python"]["with"]
+    assert python["cache"] == "pip" and python["cache-dependency-path"] == "pyproject.toml"
+    assert python["python-version"] == "3.11"
+    assert uses["actions/cache"]["with"]["path"] == "~/tensorflow_datasets"
+    assert "hashFiles('config.toml')" in uses["actions/cache"]["with"]["key"]
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    torch_cpu = "--index-url https://download.pytorch.org/whl/cpu"
+    assert any(torch_cpu in r for r in runs) == (backend == "torch")
+    assert runs[-3:] == ["make install", "make lint", "make test"]
+    if shutil.which("actionlint"):  # not installable offline here: see docs/testing.md
+        run(["actionlint", ".github/workflows/ci.yml"], cwd=project)
+
+    dependabot = yaml.safe_load((project / ".github/dependabot.yml").read_text())
+    assert {u["package-ecosystem"] for u in dependabot["updates"]} == {"github-actions", "pip"}
+    # pre-commit: a valid config whose ruff is the one the dev extra pins.
+    run([PYTHON, "-m", "pre_commit", "validate-config", ".pre-commit-config.yaml"], cwd=project)
+    hooks = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    ruff_rev = next(r["rev"] for r in hooks["repos"] if "ruff-pre-commit" in r["repo"])
+    assert f'"ruff=={ruff_rev.lstrip("v")}"' in (project / "pyproject.toml").read_text()
+    ids = {h["id"] for r in hooks["repos"] for h in r["hooks"]}
+    assert {"ruff", "ruff-format", "check-toml", "check-added-large-files", "no-models"} <= ids
+
+
+@pytest.mark.parametrize(
+    "licence, words",
+    [
+        ("MIT", "Permission is hereby granted, free of charge"),
+        ("Apache-2.0", "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION"),
+        ("BSD-3-Clause", "Neither the name of the copyright holder"),
+        ("Proprietary", "All rights reserved"),
+    ],
+)
+def test_the_licence_file_holds_the_chosen_licence(tmp_path, licence, words):
+    import datetime
+
+    project = render(tmp_path, license=licence, author_name="Ada Lovelace")
+    text = (project / "LICENSE").read_text()
+    assert words in text and "Ada Lovelace" in text
+    assert str(datetime.datetime.now(datetime.timezone.utc).year) in text
+    others = {"MIT": "MIT License", "BSD-3-Clause": "BSD 3-Clause", "Apache-2.0": "Apache License"}
+    assert [name for name, title in others.items() if title in text] in ([licence], [])
