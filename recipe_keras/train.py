@@ -18,6 +18,7 @@ import dataclasses
 import errno
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -243,6 +244,10 @@ class ResumeRecord(keras.callbacks.Callback):
     def __init__(self, config: Config):
         super().__init__()
         self.path = Path(config.train.backup_dir) / "recipe_run.json"
+        # The run's folder name: the interrupted run's when this one resumes it.
+        saved = _read_json(self.path)
+        self.run = saved.get("run") or new_run_name(config.train.reports_dir)
+        _RUNS[str(Path(config.train.backup_dir))] = self.run
         train = {
             k: v for k, v in dataclasses.asdict(config.train).items() if k not in _NOT_TRAINING
         }
@@ -290,7 +295,7 @@ class ResumeRecord(keras.callbacks.Callback):
             history.history[key] = values + list(history.history.get(key, []))
 
     def _write(self) -> None:
-        record = {"trained_with": self.trained_with, "history": self.history}
+        record = {"trained_with": self.trained_with, "history": self.history, "run": self.run}
         text = json.dumps(record, allow_nan=True)
         atomic_write(self.path, lambda tmp: tmp.write_text(text))
 
@@ -351,6 +356,53 @@ class Backup(keras.callbacks.BackupAndRestore):
             ) from error
 
 
+# The run name each backup folder's training chose in this process, for ``evaluate``.
+_RUNS: dict[str, str] = {}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def new_run_name(reports_dir: str | Path) -> str:
+    """A fresh folder name under ``<reports_dir>/runs``: the start time, made unique."""
+    runs = Path(reports_dir) / "runs"
+    stem = time.strftime("%Y%m%d-%H%M%S")
+    name, n = stem, 1
+    while (runs / name).exists() or name in _RUNS.values():
+        n += 1
+        name = f"{stem}-{n}"
+    return name
+
+
+def run_folder(config: Config, run: str) -> Path:
+    """Where one training run keeps its config, report, figures, model and TensorBoard logs."""
+    return Path(config.train.reports_dir) / "runs" / run
+
+
+def _keep_run(folder: Path, report: Report, config: Config, model_path: Path | None) -> None:
+    """Copy what the run wrote to the reports folder into its own folder, which later
+    runs leave alone. The model is hard-linked where the disk allows: no second copy,
+    and the next run's save replaces the file, not this link's contents."""
+    reports = Path(config.train.reports_dir)
+    for figure in report.figures:
+        if (reports / figure).is_file():
+            atomic_write(folder / figure, lambda tmp, f=figure: shutil.copyfile(reports / f, tmp))
+    text = json.dumps(dataclasses.asdict(config), indent=2) + "\n"
+    atomic_write(folder / "config.json", lambda tmp: tmp.write_text(text))
+    if model_path is not None and model_path.is_file():
+        kept = folder / model_path.name
+        kept.unlink(missing_ok=True)
+        try:
+            os.link(model_path, kept)
+        except OSError:  # another disk, or links not allowed
+            atomic_write(kept, lambda tmp: shutil.copyfile(model_path, tmp))
+    write_report(report, folder)
+
+
 def _changes(before: dict, now: dict, prefix: str = "") -> list[str]:
     """``section.key was -> is`` for every value that differs between two nested dicts."""
     found = []
@@ -375,11 +427,12 @@ def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callba
     ``train.early_stopping_patience`` is set.
     """
     tc = config.train
+    record = ResumeRecord(config)
     found = [
         *([ShuffleByEpoch(splits)] if splits is not None and splits.epoch is not None else []),
-        ResumeRecord(config),
+        record,
         Backup(tc.backup_dir),
-        keras.callbacks.TensorBoard(str(Path(tc.reports_dir) / "tensorboard")),
+        keras.callbacks.TensorBoard(str(run_folder(config, record.run) / "tensorboard")),
         EpochSeconds(),
         StopOnNonFinite(),
     ]
@@ -429,6 +482,8 @@ def evaluate(
     }
     losses = curves_history.get("loss", [])
     diverged = next((i + 1 for i, v in enumerate(losses) if not math.isfinite(v)), None)
+    # The run's own folder: the name its callbacks chose (resumed runs keep theirs).
+    run = _RUNS.pop(str(Path(tc.backup_dir)), None) or new_run_name(tc.reports_dir)
     # A kill mid-save leaves the old model (or none); diverged weights are not saved.
     model_path = Path(tc.model_path) if diverged else atomic_write(tc.model_path, model.save)
     reports = Path(tc.reports_dir)
@@ -534,9 +589,11 @@ def evaluate(
             "model": model.name,
             "model_path": str(model_path),
             "config": dataclasses.asdict(config),
+            "run": run,
         },
     )
     write_report(report, tc.reports_dir)
+    _keep_run(run_folder(config, run), report, config, None if diverged else model_path)
     return report
 
 

@@ -228,6 +228,8 @@ def search(
     # twice: 0.5 s each over the heap TensorFlow's import leaves (measured), most of the
     # tuner's cost on short trials. Freezing what exists now exempts that heap from
     # collection; every trial's models are still collected, so trials do not leak.
+    # KerasTuner gives each trial its own subfolder of this log dir (make tensorboard).
+    logs = Path(config.train.reports_dir) / "tune" / "tensorboard"
     with frozen_heap():
         tuner.search(
             splits.train,
@@ -235,6 +237,7 @@ def search(
             epochs=tc.epochs,
             shuffle=False,
             verbose=0,
+            callbacks=[keras.callbacks.TensorBoard(str(logs))],
         )
     seconds = time.perf_counter() - start
     # Builds within the search only: KerasTuner's constructor builds once to learn the

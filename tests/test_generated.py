@@ -101,7 +101,12 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     page = (project / "reports" / "index.html").read_text()
     assert 'data-id="R2.12"' in page and "train_curves.png" in page
     assert "inspect/confusion.png" in page
-    assert list((project / "reports" / "tensorboard").rglob("events.out.tfevents.*"))
+    # TensorBoard: the training run in its own folder, and each tune trial in its own.
+    run_name = read_json(project / "reports" / "train.json")["details"]["run"]
+    logs = project / "reports" / "runs" / run_name / "tensorboard"
+    assert list(logs.rglob("events.out.tfevents.*"))
+    trials = (project / "reports" / "tune" / "tensorboard").glob("*/*/*/events.out.tfevents.*")
+    assert len({path.parts[-4] for path in trials}) == 2
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the exit code is backend-independent")

@@ -6,6 +6,7 @@ Run once per backend by scripts/run_tests.py (KERAS_BACKEND is set per process).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from pathlib import Path
@@ -232,6 +233,37 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path, tfds_dir):
     assert report.numbers["epochs_run"] == 4 and report.numbers["resumed_from_epoch"] == 3
     assert len(report.details["history"]["loss"]) == 4
     assert not (tmp_path / "artifacts" / "backup").exists()
+    # One run, one folder: the resumed part logged beside the interrupted part.
+    (folder,) = (tmp_path / "reports" / "runs").iterdir()
+    assert folder.name == report.details["run"]
+    assert len(list((folder / "tensorboard" / "train").glob("events.out.tfevents.*"))) == 2
+
+
+def test_each_run_keeps_its_own_folder_and_the_top_level_is_the_latest(tmp_path, tfds_dir):
+    cfg = project_config(tmp_path, tfds_dir, model={"name": "linear"})
+    first = _train(cfg)
+    second = _train(dataclasses.replace(cfg, seed=cfg.seed + 1))
+    runs = tmp_path / "reports" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == sorted(
+        [first.details["run"], second.details["run"]]
+    )
+    for report in (first, second):
+        folder = runs / report.details["run"]
+        kept = read_report(folder / "train.json")
+        assert kept.numbers == report.numbers and kept.details["run"] == folder.name
+        assert json.loads((folder / "config.json").read_text())["seed"] == report.numbers["seed"]
+        for figure in report.figures:
+            assert (folder / figure).stat().st_size > 1000
+        assert list((folder / "tensorboard").rglob("events.out.tfevents.*"))
+        # Each run's model is its own: it scores that run's test accuracy.
+        model = keras.models.load_model(folder / "model.keras")
+        splits = data.load_splits(cfg.data, seed=report.numbers["seed"])
+        x, y = _collect(splits.test)
+        predicted = np.argmax(keras.ops.convert_to_numpy(model.predict(x, verbose=0)), axis=1)
+        assert np.mean(predicted == y) == pytest.approx(report.numbers["test_accuracy"], abs=1e-6)
+    assert first.numbers["test_loss"] != second.numbers["test_loss"]
+    latest = read_report(tmp_path / "reports" / "train.json")
+    assert latest.details["run"] == second.details["run"]
 
 
 def _truncate(path: Path) -> None:

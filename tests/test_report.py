@@ -91,3 +91,21 @@ def test_atomic_write_keeps_the_old_file_and_clears_a_killed_writers_leftover(tm
     orphan.write_text("half")
     atomic_write(target, lambda tmp: tmp.write_text("new"))
     assert target.read_text() == "new" and not orphan.exists()
+
+
+def test_a_commands_overrides_are_recorded_in_its_reports_and_shown_escaped(
+    tmp_path, monkeypatch
+):
+    from recipe_keras.config import OVERRIDES_ENV
+    from recipe_keras.html import render_report
+
+    given = ["train.epochs=2", 'data.dataset="<script>x</script>"']
+    monkeypatch.setenv(OVERRIDES_ENV, json.dumps(given))
+    report = Report(step="check", recipe_ids=["R2.1"], details={"run": "20261204-010203"})
+    path = write_report(report, tmp_path)
+    assert read_report(path).overrides == given
+    page = render_report(tmp_path)
+    assert "run 20261204-010203, with train.epochs=2" in page
+    assert "<script>x" not in page and "&lt;script&gt;x" in page
+    monkeypatch.delenv(OVERRIDES_ENV)
+    assert read_report(write_report(report, tmp_path)).overrides == []
