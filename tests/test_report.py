@@ -93,9 +93,7 @@ def test_atomic_write_keeps_the_old_file_and_clears_a_killed_writers_leftover(tm
     assert target.read_text() == "new" and not orphan.exists()
 
 
-def test_a_commands_overrides_are_recorded_in_its_reports_and_shown_escaped(
-    tmp_path, monkeypatch
-):
+def test_a_commands_overrides_are_recorded_in_its_reports_and_shown_escaped(tmp_path, monkeypatch):
     from recipe_keras.config import OVERRIDES_ENV
     from recipe_keras.html import render_report
 
