@@ -298,12 +298,12 @@ class Config:
     # One seed for Python, NumPy, the backend and the input pipeline (R2.1).
     seed: int = field(default=42, metadata={"min": 0, "max": 2**32 - 1})
     # Deterministic kernels on every backend, so a rerun repeats exactly (R2.1). On a
-    # GPU, false is faster but reruns differ (measured on an H100: ResNet-50's loss
-    # differs by 0.08 after 8 steps on torch and JAX). No effect on a CPU's results.
+    # GPU, false is faster but reruns differ (docs/benchmarks.md). No effect on a
+    # CPU's results.
     deterministic: bool = True
     # Where JAX keeps the programs it compiles, so the next run loads them instead of
-    # compiling again (digits, 2 vCPU: `make check` 39 -> 22 s on JAX). "" turns it
-    # off; JAX_COMPILATION_CACHE_DIR in the environment wins. Other backends ignore it.
+    # compiling again (docs/benchmarks.md has what it saves). "" turns it off;
+    # JAX_COMPILATION_CACHE_DIR in the environment wins. Other backends ignore it.
     compile_cache: str = "~/.cache/recipe_keras/jax"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

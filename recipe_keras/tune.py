@@ -195,7 +195,7 @@ def _peak_rss_mb() -> float:
 # More models of earlier builds alive at a build than this is a leak. KerasTuner drops
 # each trial's model; the one exception is the model its constructor builds to learn
 # the search space: made before `frozen_heap` below, it sits in the frozen heap until
-# the search ends (measured: [0, 1, 1, 1, ...] without any leak).
+# the search ends (so 1 alive at each build is no leak).
 LEAK_ALIVE = 1
 
 
@@ -225,8 +225,8 @@ def search(
     trials_run.total = None if tc.algorithm == "hyperband" else tc.trials
     trials_run.done_before, trials_run.search_start = len(before), start
     # KerasTuner clears the Keras session before each build, and that runs gc.collect()
-    # twice: 0.5 s each over the heap TensorFlow's import leaves (measured), most of the
-    # tuner's cost on short trials. Freezing what exists now exempts that heap from
+    # twice over the large heap TensorFlow's import leaves: most of the tuner's cost on
+    # short trials (docs/benchmarks.md). Freezing what exists now exempts that heap from
     # collection; every trial's models are still collected, so trials do not leak.
     # KerasTuner gives each trial its own subfolder of this log dir (make tensorboard).
     logs = Path(config.train.reports_dir) / "tune" / "tensorboard"

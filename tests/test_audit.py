@@ -358,3 +358,15 @@ def test_project_commands_fail_in_one_line_without_a_project(tmp_path, tfds_dir)
         )
         assert bad.returncode == 2, bad.stderr[-2000:]
         assert message in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_read_progress_shows_a_bar_its_rate_and_the_time_left():
+    from recipe_keras.audit.read import _Progress
+
+    known = _Progress("train", 1000, quiet=False)
+    assert known.line(250, 2.0, final=False) == (
+        "  read train: [#####...............] 250/1000 examples, 125/s, 2.0 s, about 6 s left"
+    )
+    assert known.line(1000, 8.0, final=True).endswith("1000/1000 examples, 125/s, 8.0 s")
+    unknown = _Progress("test", None, quiet=False)  # a split TFDS cannot count
+    assert unknown.line(300, 1.5, final=False) == "  read test: 300 examples, 200/s, 1.5 s"

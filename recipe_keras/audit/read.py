@@ -57,20 +57,35 @@ class Examples:
 
 
 class _Progress:
-    """One line per split, updated in place on a terminal, at most every half second."""
+    """A bar per split with its rate and time left: updated in place on a terminal
+    every half second, a new line every 5 s in a log."""
+
+    WIDTH = 20
 
     def __init__(self, split: str, total: int | None, quiet: bool) -> None:
         self.split, self.total, self.quiet = split, total, quiet
         self.start = self.last = time.perf_counter()
+        self.tty = sys.stdout.isatty()
+
+    def line(self, done: int, elapsed: float, final: bool) -> str:
+        rate = done / elapsed if elapsed > 0 else 0.0
+        if self.total:
+            filled = min(self.WIDTH, self.WIDTH * done // self.total)
+            count = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{self.total}"
+        else:  # TFDS does not always know a split's size
+            count = str(done)
+        text = f"  read {self.split}: {count} examples, {rate:,.0f}/s, {elapsed:.1f} s"
+        if self.total and not final and rate > 0:
+            text += f", about {(self.total - done) / rate:.0f} s left"
+        return text
 
     def update(self, done: int, final: bool = False) -> None:
         now = time.perf_counter()
-        if self.quiet or (not final and now - self.last < 0.5):
+        if self.quiet or (not final and now - self.last < (0.5 if self.tty else 5.0)):
             return
         self.last = now
-        of = f"/{self.total}" if self.total else ""
-        end = "\n" if final or not sys.stdout.isatty() else "\r"
-        print(f"  read {self.split}: {done}{of} examples ({now - self.start:.1f} s)", end=end)
+        end = "\n" if final or not self.tty else "\r"
+        print(self.line(done, now - self.start, final), end=end, flush=True)
 
 
 def read_arrays(

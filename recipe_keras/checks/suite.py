@@ -35,8 +35,8 @@ from recipe_keras.report import write_report
 __all__ = ["check_project", "format_table", "project_subject", "run_checks"]
 
 
-# A JAX suite made one full collection over the imports' heap: 0.29-0.33 s of GC, against
-# 0.07-0.09 s with that heap frozen (four runs each; see recipe_keras._heap).
+# A JAX suite made one full collection over the imports' heap; with that heap frozen
+# the collections skip it (recipe_keras._heap; docs/benchmarks.md has the numbers).
 @frozen_heap()
 def run_checks(
     subject: Subject,

@@ -177,7 +177,7 @@ def _predictions(model: keras.Model, pairs) -> np.ndarray:
     """The model's outputs over every (x, y) batch of ``pairs``, one batch shape for ``predict``.
 
     A short last batch is padded to the first batch's size: on TensorFlow a new
-    shape traces ``predict`` again (measured 0.1-0.3 s each on CPU); padding is
+    shape traces ``predict`` again, a cost per new shape; padding is
     safe because each example's output depends on itself only (R2.12).
     """
     outputs, size = [], None
