@@ -188,9 +188,14 @@ class TrainConfig:
     # rate before half of training is reported as a warning.
     lr_schedule: str = field(default="constant", metadata=_choices(*SCHEDULES))
     lr_decay_rate: float = field(default=0.9, metadata={"min": 0.0, "max": 1.0})
-    # Stop after this many epochs without a lower validation loss and restore the
-    # best epoch's weights (R4.11); 0 = train every epoch.
+    # Stop after this many epochs without a better `monitor` and restore the best
+    # epoch's weights (R4.11); 0 = train every epoch.
     early_stopping_patience: int = field(default=0, metadata=_at_least(0))
+    # What "best" means for early stopping and the kept best model: the lowest
+    # val_loss or the highest val_accuracy.
+    monitor: str = field(default="val_loss", metadata=_choices("val_loss", "val_accuracy"))
+    # The best epoch's model, kept beside the last one (R6.3); "" keeps none.
+    best_model_path: str = "artifacts/best.keras"
     # Where train.json and the figures go, relative to the project.
     reports_dir: str = "reports"
     # The trained model, in Keras's native format (loads on any backend).
@@ -528,6 +533,8 @@ def _check(key: str, value: Any, hint: Any, meta: Any, source: str) -> Any:
         fail(_NAMES[hint])
     if hint is float and not math.isfinite(value):
         fail(f"a finite {_NAMES[hint].split(' ', 1)[1]}")
+    if key == "train.best_model_path" and value and not value.endswith(".keras"):
+        fail('a path ending in .keras (Keras\'s native format), or "" to keep none')
     if key == "train.model_path" and not value.endswith(".keras"):
         fail("a path ending in .keras (Keras's native format)")
     if "choices" in meta and value not in meta["choices"]:

@@ -229,7 +229,7 @@ class ShuffleByEpoch(keras.callbacks.Callback):
 
 
 # What a backup was trained with: a resumed run must be the run it continues.
-_NOT_TRAINING = ("verbose", "reports_dir", "model_path", "backup_dir")
+_NOT_TRAINING = ("verbose", "reports_dir", "model_path", "backup_dir", "best_model_path")
 
 
 class ResumeRecord(keras.callbacks.Callback):
@@ -298,6 +298,40 @@ class ResumeRecord(keras.callbacks.Callback):
         record = {"trained_with": self.trained_with, "history": self.history, "run": self.run}
         text = json.dumps(record, allow_nan=True)
         atomic_write(self.path, lambda tmp: tmp.write_text(text))
+
+
+class KeepBest(keras.callbacks.Callback):
+    """R6.3: the best epoch's model by ``train.monitor``, saved atomically beside the last.
+
+    A resumed run starts from the best of the epochs before the interruption (the
+    ``ResumeRecord``'s history), so the kept model is the best of the whole run; a
+    fresh run first removes a best model an earlier run left. Goes after the record.
+    """
+
+    def __init__(self, path: str | Path, monitor: str, record: ResumeRecord):
+        super().__init__()
+        self.path, self.monitor, self.record = Path(path), monitor, record
+        self.higher = not monitor.endswith("loss")
+
+    def on_train_begin(self, logs=None):
+        self.best: float | None = None
+        if not self.record.earlier:  # a fresh run: an older run's best is not this one's
+            self.path.unlink(missing_ok=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.best is None:  # the record is aligned to the restored epoch by now
+            earlier = [v for v in self.record.earlier.get(self.monitor, []) if math.isfinite(v)]
+            if earlier and self.path.is_file():
+                self.best = max(earlier) if self.higher else min(earlier)
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        value = float(value)
+        if self.best is None or (value > self.best if self.higher else value < self.best):
+            self.best = value
+            atomic_write(self.path, self.model.save)
 
 
 # Room an HDF5 weights file needs beyond its variables' bytes (headers, names, metadata).
@@ -393,13 +427,16 @@ def _keep_run(folder: Path, report: Report, config: Config, model_path: Path | N
             atomic_write(folder / figure, lambda tmp, f=figure: shutil.copyfile(reports / f, tmp))
     text = json.dumps(dataclasses.asdict(config), indent=2) + "\n"
     atomic_write(folder / "config.json", lambda tmp: tmp.write_text(text))
-    if model_path is not None and model_path.is_file():
-        kept = folder / model_path.name
+    best = config.train.best_model_path
+    for source in (model_path, Path(best) if best else None):
+        if source is None or not source.is_file():
+            continue
+        kept = folder / source.name
         kept.unlink(missing_ok=True)
         try:
-            os.link(model_path, kept)
+            os.link(source, kept)
         except OSError:  # another disk, or links not allowed
-            atomic_write(kept, lambda tmp: shutil.copyfile(model_path, tmp))
+            atomic_write(kept, lambda tmp, f=source: shutil.copyfile(f, tmp))
     write_report(report, folder)
 
 
@@ -435,11 +472,12 @@ def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callba
         keras.callbacks.TensorBoard(str(run_folder(config, record.run) / "tensorboard")),
         EpochSeconds(),
         StopOnNonFinite(),
+        *([KeepBest(tc.best_model_path, tc.monitor, record)] if tc.best_model_path else []),
     ]
     if tc.early_stopping_patience:
         found.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=tc.early_stopping_patience, restore_best_weights=True
+                monitor=tc.monitor, patience=tc.early_stopping_patience, restore_best_weights=True
             )
         )
     return found
@@ -490,6 +528,7 @@ def evaluate(
     curves = plot_curves(curves_history, final["test"], reports / "train_curves.png")
     look = _look_inside(model, splits, reports)
     linear = fit_linear(splits, config.seed)
+    best = _best_versus_last(history, splits, config, final["test"])
 
     numbers = {
         f"{split}_{metric}": float(value)
@@ -504,6 +543,8 @@ def evaluate(
     commonest = float(np.bincount(test_labels).max() / len(test_labels))
     beats_linear = numbers["test_accuracy"] - linear["test_accuracy"]
     numbers |= {
+        # R6.3: the epoch the kept best model comes from (None: nothing finite to rank).
+        "best_epoch": best["epoch"],
         "seed": config.seed,
         "epochs": tc.epochs,
         "epochs_run": epochs_run,
@@ -582,7 +623,8 @@ def evaluate(
             "schedule_warning": warning,
             "activations": look["activations"],
             "dead_layers": look["dead_layers"],
-            "best_epoch": _best_epoch(history) if tc.early_stopping_patience else None,
+            "best_epoch": best["epoch"],
+            "best": best,
             "sizes": splits.sizes,
             "class_names": list(splits.class_names),
             "input_shape": list(splits.input_shape),
@@ -629,10 +671,37 @@ def _is_adam(model: keras.Model) -> bool:
     return isinstance(model.optimizer, keras.optimizers.Adam | keras.optimizers.AdamW)
 
 
-def _best_epoch(history: keras.callbacks.History) -> int:
-    """The epoch (from 1) with the lowest validation loss, the one early stopping restores."""
-    losses = history.history.get("val_loss") or [0.0]
-    return int(np.argmin(losses)) + 1
+def _best_epoch(history: keras.callbacks.History, monitor: str = "val_loss") -> int | None:
+    """The epoch (from 1) with the best ``monitor``: what early stopping restores and
+    ``KeepBest`` keeps."""
+    values = [v if math.isfinite(v) else math.nan for v in history.history.get(monitor, [])]
+    if not values or all(math.isnan(v) for v in values):
+        return None
+    pick = np.nanargmax if not monitor.endswith("loss") else np.nanargmin
+    return int(pick(values)) + 1
+
+
+def _best_versus_last(
+    history: keras.callbacks.History, splits: Splits, config: Config, last_test: dict
+) -> dict:
+    """R6.3: the best epoch, and the kept best model beside the last one on the whole
+    test split."""
+    tc = config.train
+    epoch = _best_epoch(history, tc.monitor)
+    found = {"monitor": tc.monitor, "epoch": epoch, "epochs_run": len(history.epoch)}
+    found["value"] = history.history[tc.monitor][epoch - 1] if epoch else None
+    path = Path(tc.best_model_path) if tc.best_model_path else None
+    if path is None or not path.is_file():
+        return found | {"path": None}
+    best = keras.models.load_model(path)
+    test = best.evaluate(splits.test, return_dict=True, verbose=0)
+    return found | {
+        "path": str(path),
+        "best_test_loss": float(test["loss"]),
+        "best_test_accuracy": float(test.get("accuracy", math.nan)),
+        "last_test_loss": float(last_test["loss"]),
+        "last_test_accuracy": float(last_test.get("accuracy", math.nan)),
+    }
 
 
 def _has(model: keras.Layer, kind: type) -> bool:

@@ -81,6 +81,7 @@ def project_config(root: Path, tfds_dir: Path, **sections):
             "reports_dir": str(root / "reports"),
             "model_path": str(root / "artifacts" / "model.keras"),
             "backup_dir": str(root / "artifacts" / "backup"),
+            "best_model_path": str(root / "artifacts" / "best.keras"),
         },
     }
     for name, values in sections.items():

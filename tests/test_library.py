@@ -299,6 +299,44 @@ def test_a_backup_cut_short_falls_back_and_an_unreadable_one_is_set_aside(tmp_pa
     assert again.details["history"]["loss"] == pytest.approx(whole["loss"], abs=1e-4)
 
 
+def _val_loss_of(path: Path, cfg) -> float:
+    splits = data.load_splits(cfg.data, seed=cfg.seed)
+    return keras.models.load_model(path).evaluate(splits.val, return_dict=True, verbose=0)["loss"]
+
+
+def test_the_best_epochs_model_is_kept_beside_the_last_and_survives_a_kill(tmp_path, tfds_dir):
+    # R6.3. At this rate the MLP's validation loss bottoms out before the last epoch.
+    cfg = project_config(
+        tmp_path, tfds_dir, train={"epochs": 5, "learning_rate": 0.01}, model={"name": "mlp"}
+    )
+    best_path = tmp_path / "artifacts" / "best.keras"
+    whole = _train(cfg)
+    losses = whole.details["history"]["val_loss"]
+    best = whole.details["best"]
+    assert best["epoch"] == int(np.argmin(losses)) + 1 == whole.numbers["best_epoch"]
+    assert _val_loss_of(best_path, cfg) == pytest.approx(min(losses), abs=1e-5)
+    assert _val_loss_of(tmp_path / "artifacts" / "model.keras", cfg) == pytest.approx(
+        losses[-1], abs=1e-5
+    )
+    splits = data.load_splits(cfg.data, seed=cfg.seed)
+    on_test = keras.models.load_model(best_path).evaluate(splits.test, return_dict=True, verbose=0)
+    assert best["best_test_loss"] == pytest.approx(on_test["loss"], abs=1e-6)
+    assert best["last_test_loss"] == whole.numbers["test_loss"]
+    assert (tmp_path / "reports" / "runs" / whole.details["run"] / "best.keras").is_file()
+
+    # Killed after epoch 3, resumed: the best of the whole run, whichever part it was in.
+    with pytest.raises(_Interrupt):
+        _train(cfg, callbacks=[_StopAfter(3)])
+    resumed = _train(cfg)
+    losses = resumed.details["history"]["val_loss"]
+    assert resumed.numbers["resumed_from_epoch"] == 4 and len(losses) == 5
+    assert resumed.details["best"]["epoch"] == int(np.argmin(losses)) + 1
+    assert _val_loss_of(best_path, cfg) == pytest.approx(min(losses), abs=1e-5)
+
+    off = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, best_model_path=""))
+    assert _train(off).details["best"]["path"] is None  # "" keeps none
+
+
 def test_recipe_defaults(tmp_path, tfds_dir):
     # R3.2/R3.4: Adam at 3e-4 with a constant rate; R2.2: nothing but the model in the graph.
     cfg = TrainConfig()
@@ -519,12 +557,17 @@ def test_a_diverging_run_stops_at_once_and_fails_in_strict_json(tmp_path, tfds_d
     )
     project = _project(cfg)
     splits = project.load_data()
+    stale = tmp_path / "artifacts" / "best.keras"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an older run's best model")
     report = fit_and_evaluate(build_compiled(project.network, splits, cfg), splits, cfg)
     out = capsys.readouterr().out
     assert "R2.9 FAIL: the training loss became nan at epoch 1, step" in out
     assert report.numbers["epochs_run"] == 1 and report.verdicts["R2.9"] == "fail"
     assert "lower train.learning_rate" in report.details["advice"]["R2.9"]
     assert not (tmp_path / "artifacts" / "model.keras").exists()
+    # No epoch worth keeping: the older run's best model is gone, not passed off as this one's.
+    assert not stale.exists() and report.numbers["best_epoch"] is None
 
     def refuse(constant):
         raise ValueError(f"not strict JSON: {constant}")
