@@ -16,6 +16,7 @@ STEPS = {
     "ladder": "step 3's experiment ladder, R3.3 (make ladder)",
     "learning-curve": "the learning curve, R4.1 (make learning-curve)",
     "tune": "step 5's KerasTuner search, R5.1/R5.2 (make tune)",
+    "ensemble": "step 6: train N members and average them, R6.1 (make ensemble)",
 }
 
 
@@ -239,6 +240,11 @@ def _run_step(args: argparse.Namespace, project) -> int:
         from recipe_keras.tune import search_project
 
         search_project(project)
+        return 0
+    if args.command == "ensemble":
+        from recipe_keras.ensemble import run_ensemble
+
+        run_ensemble(project)
         return 0
     from recipe_keras.audit import inspect_project  # inspect --config
 

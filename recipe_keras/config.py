@@ -38,6 +38,7 @@ __all__ = [
     "ConfigError",
     "CurveConfig",
     "DataConfig",
+    "EnsembleConfig",
     "InspectConfig",
     "LadderConfig",
     "ModelConfig",
@@ -251,6 +252,20 @@ class LadderConfig:
 
 
 @dataclass(frozen=True)
+class EnsembleConfig:
+    # `make ensemble` (R6.1): how many members to train and average.
+    members: int = field(default=3, metadata=_at_least(2))
+    # How they differ: "seeds" (the config with seed, seed+1, ...) or "tune" (the
+    # best configurations of a finished `make tune`, best first).
+    source: str = field(default="seeds", metadata=_choices("seeds", "tune"))
+    # Epochs of every member's training run; 0 = train.epochs.
+    epochs: int = field(default=0, metadata=_at_least(0))
+    # The ensemble as one model (logits of the averaged probabilities); loads on any
+    # backend once recipe_keras.ensemble is imported.
+    model_path: str = "artifacts/ensemble.keras"
+
+
+@dataclass(frozen=True)
 class CurveConfig:
     # `make learning-curve` (R4.1): shares of the training split to train on.
     fractions: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])
@@ -318,6 +333,7 @@ class Config:
     ladder: LadderConfig = field(default_factory=LadderConfig)
     learning_curve: CurveConfig = field(default_factory=CurveConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 
 
 # The KEY=VALUE overrides a command was given, as a JSON list: the package's
@@ -399,9 +415,7 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
 def with_values(config: Config, values: dict[str, Any], source: str = "config") -> Config:
     """``config`` with dotted keys ("model.width") replaced, validated like config.toml."""
     raw = dataclasses.asdict(config)
-    for key, value in values.items():
-        section, name = key.split(".")
-        raw[section][name] = value
+    _override(raw, values, source)
     return _build(Config, raw, prefix="", source=source)
 
 
@@ -535,7 +549,7 @@ def _check(key: str, value: Any, hint: Any, meta: Any, source: str) -> Any:
         fail(f"a finite {_NAMES[hint].split(' ', 1)[1]}")
     if key == "train.best_model_path" and value and not value.endswith(".keras"):
         fail('a path ending in .keras (Keras\'s native format), or "" to keep none')
-    if key == "train.model_path" and not value.endswith(".keras"):
+    if key in ("train.model_path", "ensemble.model_path") and not value.endswith(".keras"):
         fail("a path ending in .keras (Keras's native format)")
     if "choices" in meta and value not in meta["choices"]:
         fail("one of " + ", ".join(repr(c) for c in meta["choices"]))

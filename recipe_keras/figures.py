@@ -247,3 +247,20 @@ def plot_learning_curve(points: list[dict], path: str | os.PathLike[str]) -> Pat
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def plot_ensemble(rows: list[dict], ensemble: dict, path: str | os.PathLike[str]) -> Path:
+    """R6.1: each member's test accuracy, their mean and the ensemble's."""
+    fig = Figure(figsize=(max(4.5, 0.9 * len(rows) + 3), 3.5))
+    ax = fig.subplots()
+    names = [f"member {r['member']}" for r in rows] + ["mean", "ensemble"]
+    mean = float(np.mean([r["accuracy"] for r in rows]))
+    values = [r["accuracy"] for r in rows] + [mean, ensemble["accuracy"]]
+    colors = ["tab:blue"] * len(rows) + ["tab:gray", "tab:green"]
+    ax.bar(np.arange(len(values)), values, color=colors)
+    ax.set_xticks(np.arange(len(values)), names, rotation=20, ha="right")
+    low = min(values)
+    ax.set_ylim(max(0.0, low - 0.1), min(1.0, max(values) + 0.05))
+    ax.set_ylabel("test accuracy")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)

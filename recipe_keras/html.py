@@ -77,6 +77,10 @@ _FIGURES = {
     ("ladder", "ladder.png"): ("R3.3", "train and validation accuracy per rung"),
     ("learning_curve", "learning_curve.png"): ("R4.1", "accuracy vs training examples"),
     ("tune", "tune_trials.png"): ("R5.1", "objective per trial, best first"),
+    ("ensemble", "ensemble.png"): (
+        "R6.1",
+        "test accuracy of each member, their mean, the ensemble",
+    ),
 }
 
 
@@ -98,6 +102,11 @@ def _baselines(reports: dict[str, Report]) -> list[tuple[str, float]]:
     if "train" in reports:
         numbers = reports["train"].numbers
         rows.append(("model after make train", numbers.get("test_accuracy")))
+    if "ensemble" in reports:
+        numbers = reports["ensemble"].numbers
+        rows.append(
+            (f"ensemble of {numbers['members']} (R6.1)", numbers.get("ensemble_test_accuracy"))
+        )
         rows.append(("linear model fitted to convergence", numbers.get("linear_test_accuracy")))
         rows.append(("commonest class", numbers.get("commonest_class_accuracy")))
     for check in reports["check"].details.get("checks", []) if "check" in reports else []:

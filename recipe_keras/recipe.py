@@ -73,7 +73,7 @@ ITEMS = [
         "make tune (algorithm bayesian or hyperband)",
     ),
     Item("R5.3", "many machines", ""),
-    Item("R6.1", "ensembles", ""),
+    Item("R6.1", "ensembles", "make ensemble"),
     Item("R6.2", "distillation", ""),
     Item("R6.3", "leave it training", "make train"),
 ]

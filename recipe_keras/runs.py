@@ -30,6 +30,11 @@ def run_in(
             "train.reports_dir": str(folder),
             "train.model_path": str(folder / "model.keras"),
             "train.backup_dir": str(folder / "backup"),
+            **(
+                {"train.best_model_path": str(folder / "best.keras")}
+                if config.train.best_model_path
+                else {}
+            ),
         },
     )
     done = folder / "train.json"
