@@ -17,6 +17,7 @@ STEPS = {
     "learning-curve": "the learning curve, R4.1 (make learning-curve)",
     "tune": "step 5's KerasTuner search, R5.1/R5.2 (make tune)",
     "ensemble": "step 6: train N members and average them, R6.1 (make ensemble)",
+    "distill": "step 6: a small student learns from a teacher's soft targets, R6.2 (make distill)",
 }
 
 
@@ -245,6 +246,11 @@ def _run_step(args: argparse.Namespace, project) -> int:
         from recipe_keras.ensemble import run_ensemble
 
         run_ensemble(project)
+        return 0
+    if args.command == "distill":
+        from recipe_keras.distill import run_distill
+
+        run_distill(project)
         return 0
     from recipe_keras.audit import inspect_project  # inspect --config
 

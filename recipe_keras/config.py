@@ -38,6 +38,7 @@ __all__ = [
     "ConfigError",
     "CurveConfig",
     "DataConfig",
+    "DistillConfig",
     "EnsembleConfig",
     "InspectConfig",
     "LadderConfig",
@@ -266,6 +267,24 @@ class EnsembleConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    # `make distill` (R6.2): the teacher, a saved model (the ensemble by default).
+    teacher: str = "artifacts/ensemble.keras"
+    # The student: the project's model at this width (0 = half of model.width)...
+    student_width: int = field(default=0, metadata=_at_least(0))
+    # ...and this zoo name ("" = model.name).
+    student_model: str = field(default="", metadata=_choices("", *MODELS))
+    # Soft targets are the teacher's softmax at this temperature (Hinton et al. 2015).
+    temperature: float = field(default=4.0, metadata={"min": 0.05, "max": 100.0})
+    # Share of the soft-target loss; the rest is cross-entropy on the true labels.
+    soft_weight: float = field(default=0.9, metadata={"min": 0.0, "max": 1.0})
+    # Epochs of the student's runs (alone and distilled); 0 = train.epochs.
+    epochs: int = field(default=0, metadata=_at_least(0))
+    # The distilled student, saved on its own (loads on any backend).
+    model_path: str = "artifacts/student.keras"
+
+
+@dataclass(frozen=True)
 class CurveConfig:
     # `make learning-curve` (R4.1): shares of the training split to train on.
     fractions: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])
@@ -334,6 +353,7 @@ class Config:
     learning_curve: CurveConfig = field(default_factory=CurveConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 # The KEY=VALUE overrides a command was given, as a JSON list: the package's
@@ -547,9 +567,10 @@ def _check(key: str, value: Any, hint: Any, meta: Any, source: str) -> Any:
         fail(_NAMES[hint])
     if hint is float and not math.isfinite(value):
         fail(f"a finite {_NAMES[hint].split(' ', 1)[1]}")
-    if key == "train.best_model_path" and value and not value.endswith(".keras"):
-        fail('a path ending in .keras (Keras\'s native format), or "" to keep none')
-    if key in ("train.model_path", "ensemble.model_path") and not value.endswith(".keras"):
+    if key == "train.best_model_path":
+        if value and not value.endswith(".keras"):
+            fail('a path ending in .keras (Keras\'s native format), or "" to keep none')
+    elif (key.endswith("model_path") or key == "distill.teacher") and not value.endswith(".keras"):
         fail("a path ending in .keras (Keras's native format)")
     if "choices" in meta and value not in meta["choices"]:
         fail("one of " + ", ".join(repr(c) for c in meta["choices"]))

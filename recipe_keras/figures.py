@@ -264,3 +264,17 @@ def plot_ensemble(rows: list[dict], ensemble: dict, path: str | os.PathLike[str]
     ax.set_ylabel("test accuracy")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def plot_distill(scores: dict[str, dict], path: str | os.PathLike[str]) -> Path:
+    """R6.2: test accuracy against parameters for the teacher and both students."""
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
+    for who, found in scores.items():
+        ax.scatter(found["params"], found["test_accuracy"], s=60, label=who)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

@@ -81,6 +81,7 @@ _FIGURES = {
         "R6.1",
         "test accuracy of each member, their mean, the ensemble",
     ),
+    ("distill", "distill.png"): ("R6.2", "test accuracy against parameters: teacher, students"),
 }
 
 
@@ -102,13 +103,17 @@ def _baselines(reports: dict[str, Report]) -> list[tuple[str, float]]:
     if "train" in reports:
         numbers = reports["train"].numbers
         rows.append(("model after make train", numbers.get("test_accuracy")))
+        rows.append(("linear model fitted to convergence", numbers.get("linear_test_accuracy")))
+        rows.append(("commonest class", numbers.get("commonest_class_accuracy")))
     if "ensemble" in reports:
         numbers = reports["ensemble"].numbers
         rows.append(
             (f"ensemble of {numbers['members']} (R6.1)", numbers.get("ensemble_test_accuracy"))
         )
-        rows.append(("linear model fitted to convergence", numbers.get("linear_test_accuracy")))
-        rows.append(("commonest class", numbers.get("commonest_class_accuracy")))
+    if "distill" in reports:
+        numbers = reports["distill"].numbers
+        rows.append(("student alone (R6.2)", numbers.get("alone_test_accuracy")))
+        rows.append(("student distilled (R6.2)", numbers.get("distilled_test_accuracy")))
     for check in reports["check"].details.get("checks", []) if "check" in reports else []:
         if check["recipe_id"] == "R2.7":
             steps = check["numbers"].get("steps")

@@ -74,6 +74,6 @@ ITEMS = [
     ),
     Item("R5.3", "many machines", ""),
     Item("R6.1", "ensembles", "make ensemble"),
-    Item("R6.2", "distillation", ""),
+    Item("R6.2", "distillation", "make distill"),
     Item("R6.3", "leave it training", "make train"),
 ]

@@ -381,6 +381,8 @@ class Backup(keras.callbacks.BackupAndRestore):
         try:
             super().on_train_begin(logs)
         except (OSError, ValueError, KeyError, RuntimeError) as error:
+            if not self.folder.is_dir():  # no backup to blame (an unbuilt model, ...)
+                raise
             aside = self.folder.with_name(f"{self.folder.name}.damaged-{int(time.time())}")
             self.folder.rename(aside)
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -386,3 +386,16 @@ def test_overrides_are_read_as_toml_and_validated_as_the_file_is(tmp_path):
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_config(path, pairs)
+
+
+def test_model_paths_must_be_keras_files_and_the_best_one_may_be_off():
+    assert from_dict({"train": {"best_model_path": ""}}).train.best_model_path == ""
+    for key, section in (
+        ("best_model_path", "train"),
+        ("model_path", "train"),
+        ("model_path", "ensemble"),
+        ("model_path", "distill"),
+        ("teacher", "distill"),
+    ):
+        with pytest.raises(ConfigError, match=rf"{section}\.{key} = 'm\.h5' is not allowed"):
+            from_dict({section: {key: "m.h5"}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import types
 
 import keras
@@ -89,3 +90,102 @@ def test_an_ensemble_of_tune_trials_needs_a_finished_search(tmp_path, tfds_dir):
     assert [values["model.width"] for _, values in found] == [64, 8]
     assert [values["seed"] for _, values in found] == [42, 43]
     assert found[0][0] == "trial 07: model.width=64"
+
+
+def _mlp(width: int = 16) -> keras.Model:
+    return models.build("mlp", (8, 8, 1), 10, width=width)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def test_the_distillers_loss_is_cross_entropy_plus_the_scaled_kl_of_soft_targets():
+    from recipe_keras.distill import Distiller
+
+    keras.utils.set_random_seed(0)
+    student, teacher = _mlp(), _mlp(32)
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    s = np.asarray(student.predict(x, verbose=0), dtype=np.float64)
+    t = np.asarray(teacher.predict(x, verbose=0), dtype=np.float64)
+    cross_entropy = -np.mean(_log_softmax(s)[np.arange(64), y])
+    plain = Distiller(student, teacher, temperature=1.0, soft_weight=0.0)
+    plain.compile(optimizer="adam")
+    got = plain.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)["loss"]
+    assert got == pytest.approx(cross_entropy, rel=1e-5)  # no soft weight: plain CE
+    for temperature, weight in ((2.0, 1.0), (4.0, 0.7)):
+        soft_t = np.exp(_log_softmax(t / temperature))
+        kl = np.mean(
+            np.sum(soft_t * (_log_softmax(t / temperature) - _log_softmax(s / temperature)), 1)
+        )
+        expected = (1 - weight) * cross_entropy + weight * kl * temperature**2
+        mixed = Distiller(student, teacher, temperature=temperature, soft_weight=weight)
+        mixed.compile(optimizer="adam")
+        got = mixed.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)["loss"]
+        assert got == pytest.approx(expected, rel=1e-4)
+    assert not teacher.trainable and len(mixed.trainable_weights) == len(student.weights)
+
+
+def test_a_student_learns_from_a_perfect_teacher_alone():
+    from recipe_keras.distill import Distiller
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(1)
+    x = rng.random((512, 8, 8, 1), dtype=np.float32)
+    y = np.argmax(x.reshape(512, -1)[:, :10], axis=1)  # the label is the brightest of 10 pixels
+    teacher = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, use_bias=False)]
+    )
+    weights = np.zeros((64, 10), np.float32)
+    weights[np.arange(10), np.arange(10)] = 50.0  # logits 50 x those pixels: always right
+    teacher.layers[-1].set_weights([weights])
+    assert np.mean(np.argmax(teacher.predict(x, verbose=0), 1) == y) == 1.0
+    student = _mlp(32)
+    distiller = Distiller(student, teacher, temperature=2.0, soft_weight=1.0)  # soft targets only
+    distiller.compile(optimizer=keras.optimizers.Adam(3e-3))
+    losses = distiller.fit(x, y, epochs=15, batch_size=64, verbose=0).history["loss"]
+    assert losses[-1] < 0.5 * losses[0]
+    assert np.mean(np.argmax(student.predict(x, verbose=0), 1) == y) > 0.5  # chance is 0.1
+
+
+def test_make_distill_sets_the_distilled_student_beside_the_student_alone(tmp_path, tfds_dir):
+    from recipe_keras.distill import run_distill
+
+    teacher_cfg = project_config(
+        tmp_path / "teacher", tfds_dir, model={"name": "mlp", "width": 64}, train={"epochs": 4}
+    )
+    _train(teacher_cfg)
+    teacher = tmp_path / "teacher" / "artifacts" / "model.keras"
+    cfg = project_config(
+        tmp_path,
+        tfds_dir,
+        model={"name": "mlp", "width": 64},
+        train={"epochs": 4},
+        distill={
+            "teacher": str(teacher),
+            "student_width": 8,
+            "model_path": str(tmp_path / "artifacts" / "student.keras"),
+        },
+    )
+    report = run_distill(_project(cfg), verbose=False)
+    n = report.numbers
+    assert n["alone_params"] == n["distilled_params"] < n["teacher_params"]
+    alone = json.loads((tmp_path / "reports" / "distill" / "alone" / "train.json").read_text())
+    assert n["alone_test_accuracy"] == pytest.approx(alone["numbers"]["test_accuracy"], abs=1e-6)
+    assert alone["details"]["config"]["model"]["width"] == 8
+    assert n["margin_over_alone"] == pytest.approx(
+        n["distilled_test_accuracy"] - n["alone_test_accuracy"]
+    )
+    assert report.verdicts["R6.2"] == ("pass" if n["margin_over_alone"] >= 0 else "warn")
+    x, y = _collect(data.load_splits(cfg.data, seed=cfg.seed).test)
+    student = keras.models.load_model(cfg.distill.model_path)
+    accuracy = np.mean(np.argmax(np.asarray(student.predict(x, verbose=0)), 1) == y)
+    assert accuracy == pytest.approx(n["distilled_test_accuracy"], abs=1e-6)
+    assert min(n["teacher_predict_examples_per_second"], n["alone_predict_examples_per_second"]) > 0
+
+    missing = project_config(tmp_path, tfds_dir, distill={"teacher": str(tmp_path / "no.keras")})
+    with pytest.raises(ConfigError, match=r"distill\.teacher = .*no such model"):
+        run_distill(_project(missing), verbose=False)
