@@ -38,6 +38,7 @@ def child(epochs: int, repeats: int) -> dict:
                 "reports_dir": f"{out}/reports",
                 "model_path": f"{out}/model.keras",
                 "backup_dir": f"{out}/backup",
+                "best_model_path": f"{out}/best.keras",
             }
         }
     )

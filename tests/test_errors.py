@@ -373,3 +373,60 @@ def test_make_args_set_one_runs_values_and_the_report_records_them(project):
         [*cmd, "ARGS=model.widht=8"], cwd=project, env=env, capture_output=True, text=True
     )
     one_line(proc, 2, "with model.widht=8: unknown key 'model.widht' (did you mean 'model.width'?)")
+
+
+@pytest.mark.slow
+def test_make_ensemble_then_make_distill_through_the_command_line(project, tmp_path):
+    # The wiring of step 6: commands, overrides, the ensemble as the default teacher,
+    # the report page. The numbers themselves are tested in tests/test_step6.py.
+    name = variant(project, "step6.toml", ('reports_dir = "reports"', 'reports_dir = "step6_r"'))
+    paths = [
+        f"ensemble.model_path={tmp_path / 'ensemble.keras'}",
+        f"distill.teacher={tmp_path / 'ensemble.keras'}",
+        f"distill.model_path={tmp_path / 'student.keras'}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    for step in ("ensemble", "distill"):
+        cmd = [sys.executable, "-m", "recipe_keras.cli", step, "--config", name, "--set", *paths]
+        proc = subprocess.run(
+            cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (
+        "member 3 of 3: seed 44"
+        in subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "recipe_keras.cli",
+                "ensemble",
+                "--config",
+                name,
+                "--set",
+                *paths,
+            ],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        ).stdout
+    )  # the rerun reuses the members
+    assert "distilled minus alone:" in proc.stdout
+    ensemble = json.loads((project / "step6_r" / "ensemble.json").read_text())
+    distill = json.loads((project / "step6_r" / "distill.json").read_text())
+    assert ensemble["numbers"]["members"] == 3 and distill["details"]["teacher"].endswith(
+        "ensemble.keras"
+    )
+    assert distill["overrides"] == paths
+    report = subprocess.run(
+        [sys.executable, "-m", "recipe_keras.cli", "report", ".", "--config", name],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert report.returncode == 0, report.stderr
+    page = (project / "step6_r" / "index.html").read_text()
+    assert "ensemble.png" in page and "distill.png" in page
+    assert "student distilled (R6.2)" in page
