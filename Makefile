@@ -44,6 +44,7 @@ format: setup ## Format with ruff
 benchmark: setup ## Print the benchmarks' side-by-side ratios
 	$(PY) benchmarks/train_overhead.py
 	$(PY) benchmarks/check_cost.py
+	$(PY) benchmarks/step6_cost.py
 
 clean: ## Remove the venv, scratch projects and build outputs
 	rm -rf $(VENV) scratch dist build test-artifacts
