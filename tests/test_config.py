@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import subprocess
@@ -399,3 +400,35 @@ def test_model_paths_must_be_keras_files_and_the_best_one_may_be_off():
     ):
         with pytest.raises(ConfigError, match=rf"{section}\.{key} = 'm\.h5' is not allowed"):
             from_dict({section: {key: "m.h5"}})
+
+
+def test_every_key_is_documented_with_its_default():
+    # docs/config.md is the reference page: one row per key, the library's default in it.
+    from pathlib import Path
+
+    rows = [
+        line.split("|")
+        for line in (Path(__file__).parent.parent / "docs" / "config.md").read_text().splitlines()
+        if line.startswith("| `")
+    ]
+
+    def keys(cls, prefix=""):
+        for f in dataclasses.fields(cls):
+            has_factory = f.default_factory is not dataclasses.MISSING
+            default = f.default_factory() if has_factory else f.default
+            if dataclasses.is_dataclass(default):
+                yield from keys(type(default), f"{prefix}{f.name}.")
+            else:
+                yield prefix + f.name, default
+
+    for key, default in keys(Config):
+        row = next((r for r in rows if f"`{key}`" in r[1]), None)
+        assert row is not None, f"{key} is not in docs/config.md"
+        cell = row[2]
+        if isinstance(default, bool) or not isinstance(default, (int, float, str)) or not default:
+            continue
+        if isinstance(default, str):
+            assert default in cell, (key, default, cell)
+        else:
+            numbers = [float(t) for t in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", cell)]
+            assert any(math.isclose(n, default) for n in numbers), (key, default, cell)
