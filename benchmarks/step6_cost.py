@@ -15,39 +15,27 @@ Usage: python benchmarks/step6_cost.py [--epochs 10] [--members 3] [--backends j
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 import types
+
+from _bench import per_backend, quiet_config, report
 
 
 def child(epochs: int, members: int) -> dict:
     from recipe_keras import data, models
-    from recipe_keras.config import from_dict
+    from recipe_keras.config import with_values
     from recipe_keras.distill import run_distill
     from recipe_keras.ensemble import run_ensemble
     from recipe_keras.project import Project
     from recipe_keras.seed import set_seed
     from recipe_keras.train import compile_model, fit_and_evaluate
 
-    out = tempfile.mkdtemp(prefix="bench-step6-")
-    cfg = from_dict(
-        {
-            "train": {
-                "epochs": epochs,
-                "verbose": 0,
-                "reports_dir": f"{out}/reports",
-                "model_path": f"{out}/model.keras",
-                "backup_dir": f"{out}/backup",
-                "best_model_path": f"{out}/best.keras",
-            },
-            "ensemble": {"members": members, "model_path": f"{out}/ensemble.keras"},
-            "distill": {"teacher": f"{out}/ensemble.keras", "model_path": f"{out}/student.keras"},
-        }
+    cfg = quiet_config(
+        epochs,
+        ensemble={"model_path": "{out}/ensemble.keras"},
+        distill={"teacher": "{out}/ensemble.keras", "model_path": "{out}/student.keras"},
     )
+    cfg = with_values(cfg, {"ensemble.members": members})
 
     def train(config):
         set_seed(config.seed)
@@ -86,7 +74,7 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(child(args.epochs, args.members)))
+        report(child(args.epochs, args.members))
         return
     print(f"digits, cnn, {args.epochs} epochs, ensemble of {args.members}, student at half width")
     print(
@@ -94,22 +82,10 @@ def main() -> None:
         f"{'/train':>6} | test acc: {'single':>6} {'best m.':>7} {'ens.':>5} "
         f"{'alone':>5} {'dist.':>5}"
     )
-    for backend in args.backends.split(","):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                f"--epochs={args.epochs}",
-                f"--members={args.members}",
-            ],
-            env={**os.environ, "KERAS_BACKEND": backend},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-        r = json.loads(line[len("RESULT ") :])
+    runs = per_backend(
+        __file__, args.backends, f"--epochs={args.epochs}", f"--members={args.members}"
+    )
+    for backend, r in runs:
         e, d = r["ensemble"], r["distill"]
         print(
             f"{backend:<11} {r['train_s']:>7.1f} {r['ensemble_s']:>10.1f} "

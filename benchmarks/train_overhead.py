@@ -17,31 +17,14 @@ Usage: python benchmarks/train_overhead.py [--epochs 10] [--repeats 3] [--backen
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
+
+from _bench import per_backend, quiet_config, report
 
 
 def child(epochs: int, repeats: int) -> dict:
-    from recipe_keras.config import from_dict
-
-    out = tempfile.mkdtemp(prefix="bench-")
-    cfg = from_dict(
-        {
-            "train": {
-                "epochs": epochs,
-                "verbose": 0,
-                "reports_dir": f"{out}/reports",
-                "model_path": f"{out}/model.keras",
-                "backup_dir": f"{out}/backup",
-                "best_model_path": f"{out}/best.keras",
-            }
-        }
-    )
+    cfg = quiet_config(epochs)
     from recipe_keras import data, models
     from recipe_keras.seed import set_seed
     from recipe_keras.train import callbacks, compile_model, evaluate
@@ -89,29 +72,17 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(child(args.epochs, args.repeats)))
+        report(child(args.epochs, args.repeats))
         return
     print(f"digits, cnn, {args.epochs} epochs, median of {args.repeats} alternating runs")
     print(
         f"{'backend':<11} {'bare fit s':>10} {'recipe fit s':>12} {'fit ratio':>9} "
         f"{'recipe wall s':>13} {'wall ratio':>10} {'bare ex/s':>9}"
     )
-    for backend in args.backends.split(","):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                f"--epochs={args.epochs}",
-                f"--repeats={args.repeats}",
-            ],
-            env={**os.environ, "KERAS_BACKEND": backend},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-        r = json.loads(line[len("RESULT ") :])
+    runs = per_backend(
+        __file__, args.backends, f"--epochs={args.epochs}", f"--repeats={args.repeats}"
+    )
+    for backend, r in runs:
         print(
             f"{backend:<11} {r['bare_fit_s']:>10.2f} {r['recipe_fit_s']:>12.2f} "
             f"{r['recipe_fit_s'] / r['bare_fit_s']:>9.2f} {r['recipe_wall_s']:>13.2f} "

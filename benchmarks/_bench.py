@@ -1,0 +1,50 @@
+"""What the in-process benchmarks share: a quiet config with every output in a
+temporary folder, and one child process per backend (Keras picks its backend once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+
+
+def quiet_config(epochs: int, **sections: dict):
+    """A config that trains ``epochs`` silently, its outputs under a fresh temp folder."""
+    from recipe_keras.config import from_dict
+
+    out = tempfile.mkdtemp(prefix="bench-")
+    raw = {
+        "train": {
+            "epochs": epochs,
+            "verbose": 0,
+            "reports_dir": f"{out}/reports",
+            "model_path": f"{out}/model.keras",
+            "backup_dir": f"{out}/backup",
+            "best_model_path": f"{out}/best.keras",
+        }
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update({k: v.format(out=out) for k, v in values.items()})
+    return from_dict(raw)
+
+
+def report(result: dict) -> None:
+    """What a child prints for its parent."""
+    print("RESULT " + json.dumps(result))
+
+
+def per_backend(script: str, backends: str, *args: str) -> Iterator[tuple[str, dict]]:
+    """Run ``script --child args`` once per backend; yield (backend, its result)."""
+    for backend in backends.split(","):
+        proc = subprocess.run(
+            [sys.executable, script, "--child", *args],
+            env={**os.environ, "KERAS_BACKEND": backend},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+        yield backend, json.loads(line[len("RESULT ") :])
