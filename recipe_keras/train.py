@@ -305,7 +305,8 @@ class KeepBest(keras.callbacks.Callback):
 
     A resumed run starts from the best of the epochs before the interruption (the
     ``ResumeRecord``'s history), so the kept model is the best of the whole run; a
-    fresh run first removes a best model an earlier run left. Goes after the record.
+    fresh run first removes a best model an earlier run left. Goes after the record and
+    before the backup, so a kill while it saves resumes at that epoch.
     """
 
     def __init__(self, path: str | Path, monitor: str, record: ResumeRecord):
@@ -470,11 +471,12 @@ def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callba
     found = [
         *([ShuffleByEpoch(splits)] if splits is not None and splits.epoch is not None else []),
         record,
+        # Before the backup: a kill while the best model is saved resumes at that epoch.
+        *([KeepBest(tc.best_model_path, tc.monitor, record)] if tc.best_model_path else []),
         Backup(tc.backup_dir),
         keras.callbacks.TensorBoard(str(run_folder(config, record.run) / "tensorboard")),
         EpochSeconds(),
         StopOnNonFinite(),
-        *([KeepBest(tc.best_model_path, tc.monitor, record)] if tc.best_model_path else []),
     ]
     if tc.early_stopping_patience:
         found.append(

@@ -117,6 +117,7 @@ class _Trials(kt.HyperModel):
     total: int | None = None
     done_before: int = 0
     search_start: float = 0.0
+    logs: Path | None = None  # the trials' TensorBoard folder
 
     def progress(self, now: float) -> str:
         """``trial k of N, 1 min 5 s in, about 2 min left`` (left: the mean trial so far)."""
@@ -139,6 +140,11 @@ class _Trials(kt.HyperModel):
 
     def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, **kwargs):
         start = time.perf_counter()
+        # Each trial's own TensorBoard run (KerasTuner separates them on TF only).
+        if self.logs is not None:
+            trial = self.logs / f"trial-{self.done_before + self.fits + 1}"
+            logs = keras.callbacks.TensorBoard(str(trial))
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), logs]
         if self.verbose:
             values = ", ".join(
                 f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
@@ -228,8 +234,7 @@ def search(
     # twice over the large heap TensorFlow's import leaves: most of the tuner's cost on
     # short trials (docs/benchmarks.md). Freezing what exists now exempts that heap from
     # collection; every trial's models are still collected, so trials do not leak.
-    # KerasTuner gives each trial its own subfolder of this log dir (make tensorboard).
-    logs = Path(config.train.reports_dir) / "tune" / "tensorboard"
+    trials_run.logs = Path(config.train.reports_dir) / "tune" / "tensorboard"
     with frozen_heap():
         tuner.search(
             splits.train,
@@ -237,7 +242,6 @@ def search(
             epochs=tc.epochs,
             shuffle=False,
             verbose=0,
-            callbacks=[keras.callbacks.TensorBoard(str(logs))],
         )
     seconds = time.perf_counter() - start
     # Builds within the search only: KerasTuner's constructor builds once to learn the

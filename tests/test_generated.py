@@ -105,8 +105,9 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     run_name = read_json(project / "reports" / "train.json")["details"]["run"]
     logs = project / "reports" / "runs" / run_name / "tensorboard"
     assert list(logs.rglob("events.out.tfevents.*"))
-    trials = (project / "reports" / "tune" / "tensorboard").glob("*/*/*/events.out.tfevents.*")
-    assert len({path.parts[-4] for path in trials}) == 2
+    trials = project / "reports" / "tune" / "tensorboard"
+    events = trials.rglob("events.out.tfevents.*")
+    assert {path.relative_to(trials).parts[0] for path in events} == {"trial-1", "trial-2"}
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="the exit code is backend-independent")
@@ -216,12 +217,21 @@ class _Killer(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-if os.environ.get("KILL_AT") == "save":  # killed with the new model written, not moved
-    _save = keras.Model.save
+_KILL_AT = os.environ.get("KILL_AT", "")
+if _KILL_AT == "save" or _KILL_AT.startswith("best:"):
+    # "save": killed with the final model written to its temporary file, not moved;
+    # "best:N": the same, at the Nth save of the best model (an epoch's end).
+    _save, _best_saves = keras.Model.save, []
 
-    def _dying(self, *args, **kwargs):
-        _save(self, *args, **kwargs)
-        os.kill(os.getpid(), signal.SIGKILL)
+    def _dying(self, path, *args, **kwargs):
+        _save(self, path, *args, **kwargs)
+        name = os.path.basename(str(path))
+        if _KILL_AT == "save" and name.startswith(".model."):
+            os.kill(os.getpid(), signal.SIGKILL)
+        if name.startswith(".best."):
+            _best_saves.append(name)
+            if _KILL_AT == f"best:{len(_best_saves)}":
+                os.kill(os.getpid(), signal.SIGKILL)
 
     keras.Model.save = _dying
 
@@ -253,10 +263,20 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tfds_dir):
             "resumed": report["numbers"]["resumed_from_epoch"],
         }
 
+    def result_best() -> dict:
+        best = read_json(project / "reports" / "train.json")["details"]["best"]
+        assert (project / "artifacts" / "best.keras").is_file()
+        return {k: best[k] for k in ("epoch", "value", "best_test_loss", "best_test_accuracy")}
+
     assert train().returncode == 0
     reference = result()
     assert reference["resumed"] is None and len(reference["loss"]) == 6
-    for kill_at, resumed in (("epoch:2", 3), ("batch:4:5", 4), ("save", None)):
+    best = result_best()
+    # The epochs whose end saves a best model: the third one's is killed mid-save.
+    val = read_json(project / "reports" / "train.json")["details"]["history"]["val_loss"]
+    improving = [i + 1 for i, v in enumerate(val) if all(v < w for w in val[:i])]
+    kills = (("epoch:2", 3), ("batch:4:5", 4), ("best:3", improving[2]), ("save", None))
+    for kill_at, resumed in kills:
         for leftover in ("reports", "artifacts"):
             shutil.rmtree(project / leftover, ignore_errors=True)
         killed = train(KILL_AT=kill_at)
@@ -265,9 +285,12 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tfds_dir):
         assert train().returncode == 0, kill_at
         again = result()
         assert again["resumed"] == resumed, kill_at
+        # R6.3: the kept best model is the whole run's, whatever the kill interrupted.
+        assert result_best()["epoch"] == best["epoch"], kill_at
         if BACKEND == "tensorflow":  # bit-identical
             assert again["numbers"] == reference["numbers"], kill_at
             assert again["loss"] == reference["loss"], kill_at
+            assert result_best() == best, kill_at
         else:
             assert again["numbers"] == pytest.approx(reference["numbers"], rel=1e-4), kill_at
             assert again["loss"] == pytest.approx(reference["loss"], rel=1e-4), kill_at
