@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 from keras import ops
 
 from recipe_keras.config import Config, ConfigError, with_values
@@ -75,19 +74,19 @@ def student_config(config: Config) -> Config:
 
 
 def _test_scores(model: keras.Model, splits) -> dict[str, float]:
-    """Accuracy and loss on the whole test split, and examples per second predicted."""
+    """Accuracy and log loss on the whole test split (as ``make ensemble`` scores its
+    members), parameters, and examples per second predicted."""
     from recipe_keras.data import labels_of
+    from recipe_keras.ensemble import probabilities, scores
 
     labels = labels_of(splits.test)
     model.predict(splits.test.take(1), verbose=0)  # trace once: speed is the steady state
     start = time.perf_counter()
-    logits = keras.ops.convert_to_numpy(model.predict(splits.test, verbose=0)).astype(np.float64)
+    found = scores(probabilities(model, splits.test), labels)
     seconds = time.perf_counter() - start
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     return {
-        "test_accuracy": float(np.mean(logits.argmax(axis=1) == labels)),
-        "test_loss": float(-np.mean(log_probs[np.arange(len(labels)), labels])),
+        "test_accuracy": found["accuracy"],
+        "test_loss": found["loss"],
         "params": int(model.count_params()),
         "predict_examples_per_second": round(len(labels) / max(seconds, 1e-9), 1),
     }

@@ -25,7 +25,15 @@ from recipe_keras.data import labels_of
 from recipe_keras.report import Report, atomic_write, write_report
 from recipe_keras.runs import run_in
 
-__all__ = ["LogOfMeanProbability", "average", "combine", "member_configs", "run_ensemble"]
+__all__ = [
+    "LogOfMeanProbability",
+    "average",
+    "combine",
+    "member_configs",
+    "probabilities",
+    "run_ensemble",
+    "scores",
+]
 
 
 @keras.saving.register_keras_serializable(package="recipe_keras")
@@ -51,10 +59,11 @@ def combine(members: Sequence[keras.Model], input_shape: Sequence[int]) -> keras
 def average(probabilities: Sequence[np.ndarray], labels: np.ndarray) -> dict[str, float]:
     """Accuracy and log loss of the mean of ``probabilities`` (each N x C)."""
     mean = np.mean(np.stack(probabilities), axis=0)
-    return _scores(mean, labels)
+    return scores(mean, labels)
 
 
-def _scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy and log loss of predicted ``probabilities`` (N x C) against ``labels``."""
     picked = probabilities[np.arange(len(labels)), labels]
     return {
         "accuracy": float(np.mean(np.argmax(probabilities, axis=1) == labels)),
@@ -94,7 +103,8 @@ def member_configs(config: Config) -> list[tuple[str, dict]]:
     return found
 
 
-def _probabilities(model: keras.Model, dataset) -> np.ndarray:
+def probabilities(model: keras.Model, dataset) -> np.ndarray:
+    """A logits model's softmax over ``dataset``, in float64."""
     logits = keras.ops.convert_to_numpy(model.predict(dataset, verbose=0))
     return keras.ops.convert_to_numpy(ops.softmax(logits, axis=-1)).astype(np.float64)
 
@@ -108,20 +118,20 @@ def run_ensemble(project, config: Config | None = None, verbose: bool = True) ->
     rows, models = [], []
     splits = project.load_data(config)
     labels = labels_of(splits.test)
-    probabilities = []
+    predicted = []
     for i, (what, values) in enumerate(members):
         if verbose:
             print(f"member {i + 1} of {len(members)}: {what}", flush=True)
         report, reused = run_in(project.train, config, out / "ensemble" / f"member-{i}", **values)
         model = keras.models.load_model(report.details["model_path"])
-        probabilities.append(_probabilities(model, splits.test))
-        scores = _scores(probabilities[-1], labels)
-        rows.append({"member": i, "what": what, "reused": reused, **scores})
+        predicted.append(probabilities(model, splits.test))
+        found = scores(predicted[-1], labels)
+        rows.append({"member": i, "what": what, "reused": reused, **found})
         models.append(model)
         if verbose:
             note = " (already trained)" if reused else ""
-            print(f"  test accuracy {scores['accuracy']:.3f}, loss {scores['loss']:.4f}{note}")
-    ensemble = average(probabilities, labels)
+            print(f"  test accuracy {found['accuracy']:.3f}, loss {found['loss']:.4f}{note}")
+    ensemble = average(predicted, labels)
     combined = combine(models, splits.input_shape)
     atomic_write(config.ensemble.model_path, combined.save)
     accuracies = [r["accuracy"] for r in rows]
