@@ -164,13 +164,24 @@ def _step(args: argparse.Namespace) -> int:
     a bug and keeps its traceback.
     """
     import os
+    import time
 
     from recipe_keras.config import ConfigError
     from recipe_keras.project import open_project
 
+    # Importing Keras and its backend takes seconds: say so before, not after.
+    print(f"recipe-keras {args.command}: {args.config}, loading Keras...", flush=True)
+    start = time.monotonic()
     try:
         # Selects the backend before Keras starts.
         project = open_project(args.config, args.overrides)
+        import keras  # after open_project, which selects the backend
+
+        print(
+            f"recipe-keras {args.command}: {project.config.package} on Keras {keras.__version__}, "
+            f"{keras.backend.backend()} backend ({time.monotonic() - start:.0f} s)",
+            flush=True,
+        )
         return _run_step(args, project)
     except Exception as exc:
         line = _expected(exc)

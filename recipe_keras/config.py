@@ -150,6 +150,7 @@ class DataConfig:
     image_size: list[int] = field(default_factory=list)
     # 1 or 3 to convert to; 0 keeps what is stored (an image folder decodes as 3).
     channels: int = field(default=0, metadata=_choices(0, 1, 3))
+    # Examples per training step; evaluation batches are the same size.
     batch_size: int = field(default=64, metadata=_at_least(1))
     # Train on the first share of the training split (its stored order); the learning
     # curve (R4.1) sets it per point.
@@ -165,8 +166,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # A model-zoo entry (R3.1, "don't be a hero"): linear, mlp, cnn or resnet50 (inputs of
-    # at least 32x32x3: set data.image_size and data.channels).
+    # A model-zoo entry (R3.1, "don't be a hero"): linear, mlp, cnn or resnet50 (23.6M
+    # parameters; inputs of at least 32x32x3: set data.image_size and data.channels).
+    # The project's model.py may build something else.
     name: str = field(default="cnn", metadata=_choices(*MODELS))
     # Base width: units of the MLP's hidden layers, filters of the CNN's first convolution.
     width: int = field(default=32, metadata=_at_least(1))
@@ -180,8 +182,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    # Passes over the training split.
     epochs: int = field(default=20, metadata=_at_least(1))
-    # Adam at 3e-4 with a constant rate is the recipe's safe default (R3.2, R3.4).
+    # Adam with a constant learning rate (R3.2, R3.4): the recipe starts a deep net at
+    # 3e-4 and a linear model, which learns ten times slower per step, at 3e-3.
+    # make train warns when a run starts elsewhere.
     learning_rate: float = field(default=3e-4, metadata=_at_least(0.0))
     # AdamW's decoupled weight decay (R4.10); 0 = plain Adam.
     weight_decay: float = field(default=0.0, metadata=_at_least(0.0))
@@ -198,14 +203,16 @@ class TrainConfig:
     monitor: str = field(default="val_loss", metadata=_choices("val_loss", "val_accuracy"))
     # The best epoch's model, kept beside the last one (R6.3); "" keeps none.
     best_model_path: str = "artifacts/best.keras"
-    # Where train.json and the figures go, relative to the project.
+    # train.json and the figures of the latest run go here; each run also keeps its
+    # own copy in runs/<start time>/ with its config, model and TensorBoard logs.
     reports_dir: str = "reports"
     # The trained model, in Keras's native format (loads on any backend).
     model_path: str = "artifacts/model.keras"
     # Epoch-end backups: an interrupted `make train` resumes where it stopped
     # (keras.callbacks.BackupAndRestore); deleted when training finishes.
     backup_dir: str = "artifacts/backup"
-    # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
+    # Keras fit output: 0 silent, 1 progress bar, 2 one line per epoch (and within a
+    # long epoch or evaluation, a line every few seconds).
     verbose: int = field(default=2, metadata=_choices(0, 1, 2))
 
 
@@ -245,10 +252,10 @@ class InspectConfig:
 
 @dataclass(frozen=True)
 class LadderConfig:
-    # Epochs of every rung's training run.
+    # `make ladder` (R3.3): epochs of every rung's training run.
     epochs: int = field(default=10, metadata=_at_least(1))
-    # The rungs after the base run (the config as it is). Each changes exactly one
-    # setting, and keeps the changes of the rungs before it (R3.3).
+    # The rungs after the base run (the config as it is). Each changes exactly ONE
+    # setting (a quoted "section.key") and keeps the changes of the rungs before it.
     rungs: list[dict] = field(default_factory=lambda: [dict(r) for r in DEFAULT_RUNGS])
 
 
@@ -294,18 +301,20 @@ class CurveConfig:
 
 @dataclass(frozen=True)
 class TuneConfig:
-    # KerasTuner's search (R5.1 random; R5.2 bayesian or hyperband).
+    # `make tune`, KerasTuner's search: "random" (R5.1), "bayesian" or "hyperband" (R5.2).
     algorithm: str = field(default="random", metadata=_choices("random", "bayesian", "hyperband"))
     # Trials to run (hyperband: a budget it divides between brackets instead).
     trials: int = field(default=10, metadata=_at_least(1))
     # Epochs per trial (hyperband: the most any trial gets).
     epochs: int = field(default=5, metadata=_at_least(1))
+    # What the search optimises: "val_loss" (lowest) or "val_accuracy" (highest).
     objective: str = field(default="val_loss", metadata=_choices("val_loss", "val_accuracy"))
     # The search's state: re-running `make tune` resumes, skipping finished trials.
     directory: str = "artifacts/tune"
     # The search space: config keys (quoted, dotted) and how to draw them:
     # {type = "float", min, max, sampling = "linear" | "log"}, {type = "int", min, max,
-    # step}, or {type = "choice", values = [...]}. Tunable: TUNABLE in recipe_keras.config.
+    # step}, or {type = "choice", values = [...]}. Tunable keys: model.name,
+    # model.width, model.dropout, train.learning_rate, train.weight_decay.
     space: dict = field(default_factory=lambda: dict(DEFAULT_SPACE))
 
 
@@ -330,19 +339,19 @@ class Config:
     # model.py build_model(input_shape, num_classes, config); every recipe-keras
     # command runs on what they return (the project contract).
     package: str = ""
-    # Keras backend; the KERAS_BACKEND environment variable wins, so
-    # `KERAS_BACKEND=torch make train` switches without editing this file.
+    # Keras backend: "jax", "tensorflow" or "torch". KERAS_BACKEND in the environment
+    # wins, so `KERAS_BACKEND=torch make train` switches without editing this file.
     backend: str = field(default="tensorflow", metadata=_choices(*BACKENDS))
+    # What the project learns; only "image_classification" for now.
     task: str = field(default="image_classification", metadata=_choices(*TASKS))
     # One seed for Python, NumPy, the backend and the input pipeline (R2.1).
     seed: int = field(default=42, metadata={"min": 0, "max": 2**32 - 1})
     # Deterministic kernels on every backend, so a rerun repeats exactly (R2.1). On a
-    # GPU, false is faster but reruns differ (docs/benchmarks.md). No effect on a
-    # CPU's results.
+    # GPU, false is faster but reruns differ. No effect on a CPU's results.
     deterministic: bool = True
     # Where JAX keeps the programs it compiles, so the next run loads them instead of
-    # compiling again (docs/benchmarks.md has what it saves). "" turns it off;
-    # JAX_COMPILATION_CACHE_DIR in the environment wins. Other backends ignore it.
+    # compiling again; "" turns it off. JAX_COMPILATION_CACHE_DIR in the environment
+    # wins. Other backends ignore it.
     compile_cache: str = "~/.cache/recipe_keras/jax"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

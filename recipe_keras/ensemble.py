@@ -22,6 +22,7 @@ from keras import ops
 
 from recipe_keras.config import Config, ConfigError
 from recipe_keras.data import labels_of
+from recipe_keras.progress import Heartbeat
 from recipe_keras.report import Report, atomic_write, write_report
 from recipe_keras.runs import run_in
 
@@ -105,7 +106,8 @@ def member_configs(config: Config) -> list[tuple[str, dict]]:
 
 def probabilities(model: keras.Model, dataset) -> np.ndarray:
     """A logits model's softmax over ``dataset``, in float64."""
-    logits = keras.ops.convert_to_numpy(model.predict(dataset, verbose=0))
+    predicted = model.predict(dataset, verbose=0, callbacks=[Heartbeat("predict")])
+    logits = keras.ops.convert_to_numpy(predicted)
     return keras.ops.convert_to_numpy(ops.softmax(logits, axis=-1)).astype(np.float64)
 
 

@@ -33,6 +33,7 @@ from recipe_keras.config import Config, ModelConfig, TrainConfig, recipe_learnin
 from recipe_keras.data import Splits, labels_of
 from recipe_keras.figures import plot_curves
 from recipe_keras.models import flat_layers
+from recipe_keras.progress import Heartbeat
 from recipe_keras.report import Report, atomic_write, write_report
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "compile_model",
     "evaluate",
     "fit_and_evaluate",
+    "heartbeat",
     "init_from_priors",
     "learning_rate_at",
     "schedule_warning",
@@ -477,6 +479,7 @@ def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callba
         keras.callbacks.TensorBoard(str(run_folder(config, record.run) / "tensorboard")),
         EpochSeconds(),
         StopOnNonFinite(),
+        *heartbeat(tc),
     ]
     if tc.early_stopping_patience:
         found.append(
@@ -485,6 +488,12 @@ def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callba
             )
         )
     return found
+
+
+def heartbeat(tc: TrainConfig, split: str = "") -> list[keras.callbacks.Callback]:
+    """A ``Heartbeat`` where Keras prints one line per epoch (``train.verbose = 2``): a
+    line every few seconds within a long epoch or a whole-split evaluation."""
+    return [Heartbeat(f"whole {split} split" if split else "")] if tc.verbose == 2 else []
 
 
 def evaluate(
@@ -519,7 +528,7 @@ def evaluate(
     curves_history = {k: v for k, v in history.history.items() if k != "epoch_seconds"}
     epoch_seconds = [float(s) for s in history.history.get("epoch_seconds", [])]
     final = {
-        name: model.evaluate(ds, return_dict=True, verbose=0)
+        name: model.evaluate(ds, return_dict=True, verbose=0, callbacks=heartbeat(tc, name))
         for name, ds in (("train", splits.train), ("val", splits.val), ("test", splits.test))
     }
     losses = curves_history.get("loss", [])
@@ -531,6 +540,8 @@ def evaluate(
     reports = Path(tc.reports_dir)
     curves = plot_curves(curves_history, final["test"], reports / "train_curves.png")
     look = _look_inside(model, splits, reports)
+    if tc.verbose:  # scikit-learn's fit prints nothing, and takes seconds on large data
+        print("R2.7: fitting a linear model to convergence on the training split...", flush=True)
     linear = fit_linear(splits, config.seed)
     best = _best_versus_last(history, splits, config, final["test"])
 
@@ -698,7 +709,7 @@ def _best_versus_last(
     if path is None or not path.is_file():
         return found | {"path": None}
     best = keras.models.load_model(path)
-    test = best.evaluate(splits.test, return_dict=True, verbose=0)
+    test = best.evaluate(splits.test, return_dict=True, verbose=0, callbacks=heartbeat(tc, "test"))
     return found | {
         "path": str(path),
         "best_test_loss": float(test["loss"]),

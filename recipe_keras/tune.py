@@ -29,6 +29,7 @@ import keras_tuner as kt
 from recipe_keras._heap import frozen_heap
 from recipe_keras.config import Config, with_values
 from recipe_keras.data import Splits
+from recipe_keras.progress import EpochLine, Heartbeat, duration
 from recipe_keras.report import Report, atomic_write, write_report
 
 __all__ = [
@@ -124,10 +125,10 @@ class _Trials(kt.HyperModel):
         k = self.done_before + self.fits + 1
         elapsed = now - self.search_start
         line = f"trial {k}" + (f" of {self.total}" if self.total else "")
-        line += f", {_duration(elapsed)} in"
+        line += f", {duration(elapsed)} in"
         if self.total and self.fits:
             left = elapsed / self.fits * (self.total - k + 1)
-            line += f", about {_duration(left)} left"
+            line += f", about {duration(left)} left"
         return line
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
@@ -152,7 +153,11 @@ class _Trials(kt.HyperModel):
                 if not k.startswith("tuner/")
             )
             print(f"{self.progress(start)}: {values}", flush=True)
-            kwargs["callbacks"] = [*kwargs.get("callbacks", []), _EpochLine()]
+            kwargs["callbacks"] = [
+                *kwargs.get("callbacks", []),
+                EpochLine(),
+                Heartbeat(indent="    "),
+            ]
         history = model.fit(*args, **kwargs)
         seconds = time.perf_counter() - start
         self.fit_seconds += seconds
@@ -164,28 +169,6 @@ class _Trials(kt.HyperModel):
             shown = "?" if best is None else f"{best:.4f}"
             print(f"  trial done: best {self.objective} {shown}, fit {seconds:.1f} s", flush=True)
         return history
-
-
-class _EpochLine(keras.callbacks.Callback):
-    """One line per epoch of a trial, so a long trial is never silent."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        shown = ", ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items())
-        seconds = time.perf_counter() - self.start
-        print(f"    epoch {epoch + 1}/{self.params.get('epochs')}: {shown} ({seconds:.1f} s)")
-
-
-def _duration(seconds: float) -> str:
-    """``42 s``, ``3 min 5 s``, ``2 h 10 min``."""
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def _peak_rss_mb() -> float:

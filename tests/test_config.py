@@ -432,3 +432,21 @@ def test_every_key_is_documented_with_its_default():
         else:
             numbers = [float(t) for t in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", cell)]
             assert any(math.isclose(n, default) for n in numbers), (key, default, cell)
+
+
+def test_config_toml_and_the_docs_table_are_generated_from_configpy():
+    """One source: config.py's comments and defaults write the template's config.toml and
+    docs/config.md's table (scripts/config_reference.py); a stale copy fails here."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    script = root / "scripts" / "config_reference.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, f"{done.stdout}: run python scripts/config_reference.py"
+    toml = (root / "template/{{cookiecutter.project_slug}}/config.toml").read_text()
+    # Each comment sits right above its key, word for word, in both files.
+    assert "# Passes over the training split.\nepochs = {{ cookiecutter.epochs }}\n" in toml
+    docs = (root / "docs/config.md").read_text()
+    assert "| `train.epochs` | `20` | Passes over the training split. |" in docs

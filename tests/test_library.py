@@ -575,3 +575,51 @@ def test_a_diverging_run_stops_at_once_and_fails_in_strict_json(tmp_path, tfds_d
     text = (tmp_path / "reports" / "train.json").read_text()
     on_disk = json.loads(text, parse_constant=refuse)
     assert on_disk["details"]["history"]["loss"] == [None]
+
+
+def test_heartbeat_speaks_within_long_epochs_and_matches_kerass_epoch_loss(capsys):
+    """A clock that moves 5 s a call: a line every second batch (every 8 s); the last
+    batch's running loss is the epoch's loss that Keras logs."""
+    from recipe_keras.progress import Heartbeat
+
+    set_seed(0)
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ticks = iter(range(0, 10_000, 5))
+    beat = Heartbeat(clock=lambda: next(ticks))
+    history = model.fit(
+        x, y, batch_size=8, epochs=2, validation_data=(x[:16], y[:16]), verbose=0, callbacks=[beat]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    # Per epoch: 4 batches (lines at batches 2 and 4), then 2 validation batches (line at 2).
+    assert [line.split(",")[0] for line in lines] == [
+        "  epoch 1/2: batch 2/4",
+        "  epoch 1/2: batch 4/4",
+        "  epoch 1 validation: batch 2",
+        "  epoch 2/2: batch 2/4",
+        "  epoch 2/2: batch 4/4",
+        "  epoch 2 validation: batch 2",
+    ]
+    assert (
+        lines[0] == f"  epoch 1/2: batch 2/4, 10 s in, about 10 s left, {lines[0].split(', ')[-1]}"
+    )
+    for epoch, line in ((0, lines[1]), (1, lines[4])):
+        shown = float(line.split("loss ")[1])
+        assert shown == pytest.approx(history.history["loss"][epoch], abs=1e-4)
+    # A lone evaluate names itself and counts its batches; a fast pass prints nothing.
+    model.evaluate(
+        x,
+        y,
+        batch_size=8,
+        verbose=0,
+        callbacks=[Heartbeat("whole test split", clock=lambda: next(ticks))],
+    )
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[-1]
+        .startswith("  whole test split: batch 4/4, 20 s in")
+    )
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[Heartbeat()])
+    assert capsys.readouterr().out == ""

@@ -413,7 +413,8 @@ def test_dropout_beside_batchnorm_is_warned(tmp_path, tfds_dir, capsys):
 
 
 def test_search_progress_names_the_trial_and_the_time_left():
-    from recipe_keras.tune import _duration, _Trials
+    from recipe_keras.progress import duration as _duration
+    from recipe_keras.tune import _Trials
 
     trials = _Trials(lambda hp: None, "val_loss", verbose=True)
     trials.total, trials.done_before, trials.search_start = 10, 2, 100.0
