@@ -330,8 +330,14 @@ def read_split(builder: tfds.core.DatasetBuilder, split: str) -> tf.data.Dataset
 
 
 def labels_of(dataset: tf.data.Dataset) -> np.ndarray:
-    """All labels of a batched (x, y) pipeline, in its order, as integers."""
-    return np.concatenate([np.asarray(y).ravel() for _, y in dataset]).astype(int)
+    """All labels of a batched (x, y) pipeline, in its order, as integers.
+
+    The pipeline decodes every example on the way: on a large split that takes a
+    while, so it says so every few seconds."""
+    from recipe_keras.progress import ticking  # imports Keras: only once it is chosen
+
+    batches = ticking(dataset, "reading labels")
+    return np.concatenate([np.asarray(y).ravel() for _, y in batches]).astype(int)
 
 
 def _size(ds: tf.data.Dataset) -> int:

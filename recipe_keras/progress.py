@@ -9,11 +9,12 @@ take minutes; ``Heartbeat`` adds a line every ``HEARTBEAT_SECONDS`` inside one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import keras
 
-__all__ = ["HEARTBEAT_SECONDS", "EpochLine", "Heartbeat", "duration"]
+__all__ = ["HEARTBEAT_SECONDS", "EpochLine", "Heartbeat", "duration", "ticking"]
 
 # At most this long without a line inside an epoch, an evaluation or a prediction.
 HEARTBEAT_SECONDS = 8.0
@@ -27,6 +28,26 @@ def duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+T = TypeVar("T")
+
+
+def ticking(
+    items: Iterable[T],
+    what: str,
+    every: float = HEARTBEAT_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[T]:
+    """``items`` as they come, with a line at most every ``every`` seconds while a
+    long pass over them lasts (``what: 1200 batches, 16 s in``)."""
+    start = last = clock()
+    for done, item in enumerate(items, 1):
+        yield item
+        now = clock()
+        if now - last >= every:
+            last = now
+            print(f"  {what}: {done} batches, {duration(now - start)} in", flush=True)
 
 
 def _metrics(logs: dict | None) -> str:

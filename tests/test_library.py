@@ -623,3 +623,15 @@ def test_heartbeat_speaks_within_long_epochs_and_matches_kerass_epoch_loss(capsy
     )
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[Heartbeat()])
     assert capsys.readouterr().out == ""
+
+
+def test_a_long_pass_over_labels_says_so(capsys):
+    from recipe_keras.progress import ticking
+
+    ticks = iter(range(0, 1000, 3))  # 3 s a call: a line at every third batch (9 s)
+    seen = list(ticking(range(7), "reading labels", clock=lambda: next(ticks)))
+    assert seen == list(range(7))
+    assert capsys.readouterr().out.splitlines() == [
+        "  reading labels: 3 batches, 9 s in",
+        "  reading labels: 6 batches, 18 s in",
+    ]

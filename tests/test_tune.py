@@ -424,3 +424,27 @@ def test_search_progress_names_the_trial_and_the_time_left():
     trials.total = None  # hyperband: no count to give
     assert trials.progress(230.0) == "trial 5, 2 min 10 s in"
     assert _duration(7265) == "2 h 1 min"
+
+
+def test_hyperband_promotes_the_best_trials_to_more_epochs(tmp_path, tfds_dir):
+    """Hyperband (R5.2) at max_epochs 3, factor 3: two brackets; the first trains three
+    configurations for 1 epoch and carries the best on to 3 epochs from its checkpoint."""
+    config, splits = _tuning(tmp_path, tfds_dir, algorithm="hyperband", epochs=3)
+
+    def build_model(hp):
+        trial = trial_config(hp, config)
+        return compile_model(models.build("mlp", splits.input_shape, 10, 16), trial.train)
+
+    report = search(build_model, splits, config, verbose=False)
+    rows = report.details["results"]
+    epochs = sorted(int(r["tuner/epochs"]) for r in rows)
+    assert epochs.count(1) == 3 and epochs.count(3) >= 2  # 3 at 1 epoch; the rest at 3
+    promoted = [r for r in rows if r.get("tuner/trial_id")]
+    assert promoted and all(int(r["tuner/initial_epoch"]) == 1 for r in promoted)
+    assert report.numbers["trials_run_now"] == len(rows) == report.numbers["fits"]
+    scores = [r["score"] for r in rows]
+    assert scores == sorted(scores)
+    best = keras.saving.load_model(report.details["best_model"])
+    val_loss = best.evaluate(splits.val, return_dict=True, verbose=0)["loss"]
+    assert val_loss == pytest.approx(rows[0]["score"], rel=1e-4)
+    assert report.verdicts["R5.2"] == "pass"
