@@ -8,13 +8,15 @@ take minutes; ``Heartbeat`` adds a line every ``HEARTBEAT_SECONDS`` inside one.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 import keras
 
-__all__ = ["HEARTBEAT_SECONDS", "EpochLine", "Heartbeat", "duration", "ticking"]
+__all__ = ["HEARTBEAT_SECONDS", "EpochLine", "Heartbeat", "duration", "ticking", "waiting"]
 
 # At most this long without a line inside an epoch, an evaluation or a prediction.
 HEARTBEAT_SECONDS = 8.0
@@ -48,6 +50,27 @@ def ticking(
         if now - last >= every:
             last = now
             print(f"  {what}: {done} batches, {duration(now - start)} in", flush=True)
+
+
+@contextlib.contextmanager
+def waiting(what: str, every: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """A line every ``every`` seconds while one call that prints nothing runs (a
+    scikit-learn fit): ``what: still running, 16 s in``. From a daemon thread, which
+    stops when the block ends, however it ends."""
+    done = threading.Event()
+    start = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(every):
+            print(f"  {what}: still running, {duration(time.monotonic() - start)} in", flush=True)
+
+    thread = threading.Thread(target=tick, name=f"waiting: {what}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _metrics(logs: dict | None) -> str:

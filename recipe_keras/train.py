@@ -14,6 +14,7 @@ is slower on TensorFlow; turning jit off on JAX much slower).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -33,7 +34,7 @@ from recipe_keras.config import Config, ModelConfig, TrainConfig, recipe_learnin
 from recipe_keras.data import Splits, labels_of
 from recipe_keras.figures import plot_curves
 from recipe_keras.models import flat_layers
-from recipe_keras.progress import Heartbeat
+from recipe_keras.progress import Heartbeat, waiting
 from recipe_keras.report import Report, atomic_write, write_report
 
 __all__ = [
@@ -542,7 +543,8 @@ def evaluate(
     look = _look_inside(model, splits, reports)
     if tc.verbose:  # scikit-learn's fit prints nothing, and takes seconds on large data
         print("R2.7: fitting a linear model to convergence on the training split...", flush=True)
-    linear = fit_linear(splits, config.seed)
+    with waiting("R2.7 linear model") if tc.verbose else contextlib.nullcontext():
+        linear = fit_linear(splits, config.seed)
     best = _best_versus_last(history, splits, config, final["test"])
 
     numbers = {

@@ -635,3 +635,16 @@ def test_a_long_pass_over_labels_says_so(capsys):
         "  reading labels: 3 batches, 9 s in",
         "  reading labels: 6 batches, 18 s in",
     ]
+
+
+def test_a_silent_call_gets_a_line_every_few_seconds(capsys):
+    from recipe_keras.progress import waiting
+
+    with waiting("R2.7 linear model", every=0.2):
+        time.sleep(0.5)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["  R2.7 linear model: still running, 0 s in"] * 2
+    with pytest.raises(KeyError), waiting("a failing call", every=0.2):
+        raise KeyError("the ticker stops with it")
+    time.sleep(0.3)
+    assert capsys.readouterr().out == ""
