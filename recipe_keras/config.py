@@ -61,7 +61,17 @@ TASKS = ("image_classification",)
 EMBEDDED_DATASETS = ("digits",)
 MODELS = ("linear", "mlp", "cnn", "resnet50")
 SCHEDULES = ("constant", "cosine", "exponential")
-AUGMENTATIONS = ("flip_horizontal", "flip_vertical", "rotate", "translate", "zoom", "contrast")
+AUGMENTATIONS = (
+    "flip_horizontal",
+    "flip_vertical",
+    "rotate",
+    "translate",
+    "zoom",
+    "contrast",
+    "randaugment",
+)
+# R4.3: augmentations that mix two training examples and their labels.
+MIXES = ("mixup", "cutmix")
 # Transforms that can turn one class into another (or into no class at all).
 LABEL_CHANGING = ("flip_horizontal", "flip_vertical")
 # What is known to be unsafe for the datasets recipe-keras knows, and why.
@@ -156,10 +166,16 @@ class DataConfig:
     # curve (R4.1) sets it per point.
     train_fraction: float = field(default=1.0, metadata={"min": 0.001, "max": 1.0})
     # Training-time augmentation with Keras preprocessing layers (R4.2), none by default
-    # (R2.2): any of flip_horizontal, flip_vertical, rotate, translate, zoom, contrast.
+    # (R2.2): any of flip_horizontal, flip_vertical, rotate, translate, zoom, contrast,
+    # and randaugment (R4.3: Keras's RandAugment, two random transforms per image from
+    # shear, shift, rotation, brightness, contrast, sharpness, posterize, solarize...).
     augment: list[str] = field(default_factory=list, metadata=_choices(*AUGMENTATIONS))
     # Flips can change what a label means: list the ones that do not on this dataset.
     label_safe: list[str] = field(default_factory=list, metadata=_choices(*LABEL_CHANGING))
+    # Mix pairs of training examples and their labels (R4.3): "mixup" (blended images)
+    # or "cutmix" (a patch of one pasted on the other); "" = none. The labels fit sees
+    # become soft, and the recipe's loss and accuracy take them (docs: step 6).
+    mix: str = field(default="", metadata=_choices("", *MIXES))
     # Examples in the shuffle buffer (training split only; seeded, so repeatable).
     shuffle_buffer: int = field(default=10_000, metadata=_at_least(1))
 

@@ -8,6 +8,7 @@ builder shipped here), a TFDS catalog name, and a local image folder
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,16 @@ class Splits:
     # files one by one, so every finding names its file (an undecodable one too). A
     # loader that changes the images it reads sets it to "".
     folder: str = ""
+    # R4.3: a map from (images, integer labels) batches to mixed images and soft labels
+    # (``recipe_keras.mixing.mixer``), applied in ``fit_train`` only. None: no mixing.
+    mix: Callable | None = None
+
+    @property
+    def fit_train(self) -> tf.data.Dataset:
+        """The training split as ``fit`` sees it: ``train``, mixed when ``data.mix`` is set."""
+        if self.mix is None:
+            return self.train
+        return self.train.map(self.mix, num_parallel_calls=1)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Training batches per epoch (the last one may be partial): places LR schedules."""
@@ -154,8 +165,15 @@ def check_folder(root: Path, train: str = "train") -> None:
 MAX_STORED_PIXELS = 512 * 512
 
 
-def load_splits(cfg: DataConfig, seed: int) -> Splits:
-    """Load train/val/test as normalised, cached, batched and prefetched pipelines."""
+def load_splits(cfg: DataConfig, seed: int, extra_train: tf.data.Dataset | None = None) -> Splits:
+    """Load train/val/test as normalised, cached, batched and prefetched pipelines.
+
+    ``extra_train``: examples of your own (synthetic or generated, R4.3) added to the
+    training split, as unbatched (image, label) pairs stored as the dataset's are:
+    uint8 pixels of shape (height, width, channels) and integer labels. They join
+    before preprocessing, so they are resized, shuffled, augmented and mixed with the
+    rest, and counted in ``sizes["train"]``; validation and test never see them.
+    """
     builder = make_builder(cfg)
     image_key, label_key = builder.info.supervised_keys or ("image", "label")
     label = builder.info.features[label_key]
@@ -165,6 +183,8 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     if cfg.train_fraction < 1.0:  # R4.1: the first share, in the split's stored order
         keep = max(1, round(cfg.train_fraction * _size(raw["train"])))
         raw["train"] = raw["train"].take(keep)
+    if extra_train is not None:
+        raw["train"] = raw["train"].concatenate(_like(extra_train, raw["train"]))
     height, width = cfg.image_size or _stored_size(stored, raw["train"])
     if not cfg.image_size and height * width > MAX_STORED_PIXELS:
         raise ConfigError(
@@ -174,6 +194,11 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         )
     input_shape = (height, width, cfg.channels or stored[-1])
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    mix = None
+    if cfg.mix:
+        from recipe_keras.mixing import mixer  # imports Keras: only once it is chosen
+
+        mix = mixer(cfg.mix, seed, label.num_classes)
     return Splits(
         train=make_pipeline(raw["train"], cfg, input_shape, training=True, seed=seed, epoch=epoch),
         val=make_pipeline(raw["val"], cfg, input_shape, training=False, seed=seed),
@@ -184,7 +209,25 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         sizes={name: _size(ds) for name, ds in raw.items()},
         folder=str(Path(cfg.dataset).expanduser()) if dataset_kind(cfg.dataset) == "folder" else "",
         epoch=epoch,
+        mix=mix,
     )
+
+
+def _like(extra: tf.data.Dataset, ds: tf.data.Dataset) -> tf.data.Dataset:
+    """``extra``'s (image, label) pairs in ``ds``'s dtypes, or a clear error."""
+    spec, theirs = ds.element_spec, extra.element_spec
+    if not (isinstance(theirs, tuple) and len(theirs) == 2 and len(theirs[0].shape) == 3):
+        raise ValueError(
+            f"extra_train must yield unbatched (image, label) pairs, images of shape "
+            f"(height, width, channels); got {theirs}"
+        )
+    if theirs[0].shape[-1] != spec[0].shape[-1]:
+        raise ValueError(
+            f"extra_train's images have {theirs[0].shape[-1]} channels, the dataset's "
+            f"{spec[0].shape[-1]}"
+        )
+    image_type, label_type = spec[0].dtype, spec[1].dtype
+    return extra.map(lambda x, y: (tf.cast(x, image_type), tf.cast(y, label_type)))
 
 
 def make_pipeline(
@@ -290,6 +333,7 @@ def augmenter(names: list[str], seed: int):
         "translate": lambda s: layers.RandomTranslation(0.1, 0.1, seed=s, **fill),
         "zoom": lambda s: layers.RandomZoom(0.1, seed=s, **fill),
         "contrast": lambda s: layers.RandomContrast(0.2, value_range=(0, 1), seed=s),
+        "randaugment": lambda s: layers.RandAugment(value_range=(0, 1), seed=s),
     }
     steps = [make[name](seed + i) for i, name in enumerate(names)]
 

@@ -137,7 +137,7 @@ def run_distill(project, config: Config | None = None, verbose: bool = True) -> 
     distiller(next(iter(splits.val))[0])  # built before fit, as resuming from a backup needs
     recipe.compile_as(project.network, distiller, splits, run_cfg)
     history = distiller.fit(
-        splits.train,
+        splits.fit_train,
         validation_data=splits.val,
         epochs=run_cfg.train.epochs,
         shuffle=False,

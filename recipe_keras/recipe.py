@@ -55,7 +55,11 @@ ITEMS = [
     Item("R3.4", "don't trust default LR decay", "make train"),
     Item("R4.1", "get more data", "make learning-curve"),
     Item("R4.2", "data augmentation", "make train (data.augment)"),
-    Item("R4.3", "creative augmentation / synthetic data", ""),
+    Item(
+        "R4.3",
+        "creative augmentation / synthetic data",
+        "make train (data.mix, data.augment randaugment)",
+    ),
     Item("R4.4", "pretrain", "make train (model.name = resnet50, model.pretrained)"),
     Item("R4.5", "stick with supervised learning", ""),
     Item("R4.6", "smaller input dimensionality", "make ladder (data.image_size)"),

@@ -93,12 +93,18 @@ def schedule_warning(cfg: TrainConfig, steps_per_epoch: int, epochs: int) -> str
 
 
 def compile_model(
-    model: keras.Model, cfg: TrainConfig, steps_per_epoch: int = 1, epochs: int | None = None
+    model: keras.Model,
+    cfg: TrainConfig,
+    steps_per_epoch: int = 1,
+    epochs: int | None = None,
+    soft_labels: bool = False,
 ) -> keras.Model:
     """The recipe's compile: integer labels and logits, Adam (AdamW with weight decay).
 
     ``steps_per_epoch`` and ``epochs`` place a configured schedule over the planned
     run; ``build_compiled`` passes the project's, and every step compiles through it.
+    ``soft_labels``: training batches are mixed (R4.3, ``data.mix``), so the loss and
+    accuracy take soft labels as well as integer ones.
     """
     rate = _schedule(cfg, steps_per_epoch, epochs or cfg.epochs)
     optimizer = (
@@ -106,12 +112,14 @@ def compile_model(
         if cfg.weight_decay
         else keras.optimizers.Adam(learning_rate=rate)
     )
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile="auto",
-    )
+    if soft_labels:
+        from recipe_keras.mixing import MixedLabelAccuracy, MixedLabelCrossentropy
+
+        loss, accuracy = MixedLabelCrossentropy(), MixedLabelAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile="auto")
     build_optimizer(model)
     return model
 
@@ -147,10 +155,19 @@ def compile_as(
     epochs = epochs or config.train.epochs
     custom = getattr(network, "compile_model", None)
     if custom is None:
-        return compile_model(model, config.train, steps, epochs)
+        return compile_model(model, config.train, steps, epochs, soft_labels=bool(config.data.mix))
     custom(model, config, steps, epochs)
+    _check_labels(model, config)
     build_optimizer(model)
     return model
+
+
+def _check_labels(model: keras.Model, config: Config) -> None:
+    """With data.mix set, a model compiled for integer labels only stops here (R4.3)."""
+    if config.data.mix:
+        from recipe_keras.mixing import require_soft_labels
+
+        require_soft_labels(model, config.data.mix)
 
 
 def build_optimizer(model: keras.Model) -> None:
@@ -482,6 +499,7 @@ def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callba
         StopOnNonFinite(),
         *heartbeat(tc),
     ]
+
     if tc.early_stopping_patience:
         found.append(
             keras.callbacks.EarlyStopping(
@@ -587,7 +605,9 @@ def evaluate(
     recipe_rate = recipe_learning_rate(config.model.name)
     verdicts = {
         # Artefacts and settings for a person to judge: nothing measured against them.
-        **({"R4.2": "info"} if config.data.augment else {"R2.2": "info"}),
+        **({"R4.2": "info"} if config.data.augment else {}),
+        **({"R4.3": "info"} if config.data.mix or "randaugment" in config.data.augment else {}),
+        **({} if config.data.augment or config.data.mix else {"R2.2": "info"}),
         "R2.3": "info",
         "R2.7": "pass" if beats_linear >= LINEAR_MARGIN else "warn",
         "R3.2": "pass"
@@ -665,8 +685,9 @@ def fit_and_evaluate(
     """A compiled model's whole run in one call (a notebook's, a test's): ``fit`` with
     the recipe's ``callbacks`` (and ``extra``), then ``evaluate``. A project's train.py
     writes these steps out, so they stay in sight and open to edits."""
+    _check_labels(model, config)
     history = model.fit(
-        splits.train,
+        splits.fit_train,
         validation_data=splits.val,
         epochs=config.train.epochs,
         shuffle=False,

@@ -220,7 +220,7 @@ def search(
     trials_run.logs = Path(config.train.reports_dir) / "tune" / "tensorboard"
     with frozen_heap():
         tuner.search(
-            splits.train,
+            splits.fit_train,
             validation_data=splits.val,
             epochs=tc.epochs,
             shuffle=False,

@@ -18,13 +18,26 @@ from tests.test_library import _collect, _train
 pytestmark = pytest.mark.backend
 
 
-def _project(config):
-    """A project built in place: the zoo's model, the library's loader, the recipe's run."""
+def _project(config, compiled_as_projects_are=False):
+    """A project built in place: the zoo's model, the library's loader, the recipe's run
+    (``_train``, which compiles for integer labels), or the template's run in short
+    (``build_compiled``, which compiles for the config: soft labels when data.mix is set)."""
     loader = types.SimpleNamespace(load_data=lambda c: data.load_splits(c.data, seed=c.seed))
     net = types.SimpleNamespace(
         build_model=lambda shape, classes, mc: models.from_config(mc, shape, classes)
     )
-    return Project(config, None, loader, net, types.SimpleNamespace(run=_train))
+    if not compiled_as_projects_are:
+        return Project(config, None, loader, net, types.SimpleNamespace(run=_train))
+
+    def run(c):
+        from recipe_keras.seed import set_seed
+        from recipe_keras.train import build_compiled, fit_and_evaluate
+
+        set_seed(c.seed)
+        splits = loader.load_data(c)
+        return fit_and_evaluate(build_compiled(net, splits, c), splits, c)
+
+    return Project(config, None, loader, net, types.SimpleNamespace(run=run))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -189,3 +202,134 @@ def test_make_distill_sets_the_distilled_student_beside_the_student_alone(tmp_pa
     missing = project_config(tmp_path, tfds_dir, distill={"teacher": str(tmp_path / "no.keras")})
     with pytest.raises(ConfigError, match=r"distill\.teacher = .*no such model"):
         run_distill(_project(missing), verbose=False)
+
+
+# R4.3: creative augmentation, mixing examples and their labels.
+
+
+def test_the_mixed_label_loss_and_accuracy_equal_numpys_for_soft_and_integer_labels():
+    from recipe_keras.mixing import MixedLabelAccuracy, MixedLabelCrossentropy
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 4)).astype("float32")
+    soft = rng.dirichlet(np.ones(4), size=6).astype("float32")
+    hard = rng.integers(0, 4, size=6)
+    logp = np.log(_softmax(logits.astype(np.float64)))
+    loss = MixedLabelCrossentropy()
+    assert float(loss(soft, logits)) == pytest.approx(-np.mean((soft * logp).sum(1)), rel=1e-5)
+    assert float(loss(hard, logits)) == pytest.approx(-np.mean(logp[np.arange(6), hard]), rel=1e-5)
+    for labels, classes in ((soft, soft.argmax(1)), (hard, hard)):
+        accuracy = MixedLabelAccuracy()
+        accuracy.update_state(labels, logits)
+        assert float(accuracy.result()) == pytest.approx(np.mean(logits.argmax(1) == classes))
+
+
+@pytest.mark.parametrize("mix", ["mixup", "cutmix"])
+def test_mixing_reaches_the_batches_fit_sees_and_nothing_else(tmp_path, tfds_dir, mix):
+    plain_cfg = project_config(tmp_path, tfds_dir, data={"batch_size": 32})
+    mixed_cfg = project_config(tmp_path, tfds_dir, data={"batch_size": 32, "mix": mix})
+    plain = data.load_splits(plain_cfg.data, seed=0)
+    mixed = data.load_splits(mixed_cfg.data, seed=0)
+    # The unmixed splits are untouched: train (what the checks and priors read), val, test.
+    for name in ("train", "val", "test"):
+        (xa, ya), (xb, yb) = (next(iter(getattr(s, name))) for s in (plain, mixed))
+        np.testing.assert_array_equal(np.asarray(xa), np.asarray(xb))
+        np.testing.assert_array_equal(np.asarray(ya), np.asarray(yb))
+    assert plain.fit_train is plain.train
+    x, y = (np.asarray(t) for t in next(iter(mixed.train)))
+    fed_x, fed_y = (np.asarray(t, dtype=np.float64) for t in next(iter(mixed.fit_train)))
+    assert fed_y.shape == (32, 10)
+    np.testing.assert_allclose(fed_y.sum(1), 1.0, atol=1e-5)
+    two = [i for i in range(32) if np.sum(fed_y[i] > 1e-6) == 2]
+    assert len(two) >= 8  # most pairs are of two classes
+    for i in two:
+        keep = fed_y[i, y[i]]  # the weight of the image's own class
+        other = int(np.argmax(np.where(np.arange(10) == y[i], -1, fed_y[i])))
+        partners = [j for j in range(32) if y[j] == other]
+        if mix == "mixup":  # a blend: keep * own image + (1 - keep) * a partner's
+            errors = [np.abs(fed_x[i] - (keep * x[i] + (1 - keep) * x[j])).max() for j in partners]
+            assert min(errors) < 1e-4
+        else:  # a patch: every pixel is the image's own or its partner's
+            own = np.isclose(fed_x[i], x[i], atol=1e-6).all(-1)
+            fits = [
+                j
+                for j in partners
+                if (own | np.isclose(fed_x[i], x[j], atol=1e-6).all(-1)).all()
+                # pixels only the partner explains are at most its share of the area
+                and (~own).mean() <= (1 - keep) + 1 / own.size
+            ]
+            assert fits
+    assert fed_x.min() >= 0.0 and fed_x.max() <= 1.0
+
+
+def test_a_mixed_run_trains_reloads_and_shows_soft_labels_in_r210s_grid(tmp_path, tfds_dir):
+    from recipe_keras.checks.inputs import _soft_title, check_inputs
+
+    cfg = project_config(
+        tmp_path,
+        tfds_dir,
+        model={"name": "mlp"},
+        data={"mix": "mixup"},
+        train={"epochs": 4, "learning_rate": 3e-3},
+    )
+    # A model compiled for integer labels only is stopped before its first step.
+    with pytest.raises(ConfigError, match=r"data.mix = 'mixup' makes the training labels soft"):
+        _project(cfg).train()
+    # So is a project whose own compile_model does so (build_compiled checks it).
+    from recipe_keras.train import build_compiled
+
+    project = _project(cfg, compiled_as_projects_are=True)
+    project.network.compile_model = lambda m, c, steps, epochs: m.compile(
+        "adam", "sparse_categorical_crossentropy"
+    )
+    splits = data.load_splits(cfg.data, seed=cfg.seed)
+    with pytest.raises(ConfigError, match="MixedLabelCrossentropy and MixedLabelAccuracy"):
+        build_compiled(project.network, splits, cfg)
+    del project.network.compile_model
+    report = project.train()
+    n = report.numbers
+    history = report.details["history"]
+    assert all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
+    assert n["test_accuracy"] > 0.5  # chance is 0.1
+    assert report.verdicts["R4.3"] == "info" and "R2.2" not in report.verdicts
+    # The saved model reloads (its loss and metric are registered) and scores the same.
+    reloaded = keras.models.load_model(cfg.train.model_path)
+    again = reloaded.evaluate(splits.test, return_dict=True, verbose=0)
+    assert again["loss"] == pytest.approx(n["test_loss"], rel=1e-5)
+    assert again["accuracy"] == pytest.approx(n["test_accuracy"], abs=1e-9)
+    weights = np.array([0.0, 0.0, 0.0, 0.62, 0.0, 0.0, 0.0, 0.0, 0.38, 0.0])
+    assert _soft_title(weights, tuple(map(str, range(10)))) == "3 0.62 + 8 0.38"
+    result = check_inputs(splits.fit_train, splits.class_names, tmp_path / "grid.png")
+    assert result.verdict == "pass" and (tmp_path / "grid.png").is_file()
+
+
+def test_examples_of_your_own_join_the_training_split_only(tmp_path, tfds_dir):
+    """R4.3's hook: generated examples (here 24 images of one marked pixel pattern,
+    labelled 7) are shuffled into the training split, counted, and kept out of the rest."""
+    import tensorflow as tf
+
+    cfg = project_config(tmp_path, tfds_dir).data
+    base = data.load_splits(cfg, seed=0)
+    marked = np.zeros((24, 8, 8, 1), np.uint8)
+    marked[:, ::2, ::2] = 255  # no digit looks like this grid
+    extra = tf.data.Dataset.from_tensor_slices((marked, np.full(24, 7)))
+    splits = data.load_splits(cfg, seed=0, extra_train=extra)
+    assert splits.sizes["train"] == base.sizes["train"] + 24
+    assert splits.sizes["val"] == base.sizes["val"]
+    counts = np.bincount(data.labels_of(splits.train), minlength=10)
+    np.testing.assert_array_equal(
+        counts - np.bincount(data.labels_of(base.train), minlength=10), [0] * 7 + [24, 0, 0]
+    )
+
+    def found(ds):
+        x, y = _collect(ds)
+        hits = np.all(np.isclose(x[..., 0], marked[0, ..., 0] / 255.0), axis=(1, 2))
+        return hits, y
+
+    hits, y = found(splits.train)
+    assert hits.sum() == 24 and set(y[hits]) == {7}
+    assert hits[: len(hits) // 2].any()  # shuffled in, not only appended at the end
+    assert not found(splits.val)[0].any() and not found(splits.test)[0].any()
+    with pytest.raises(ValueError, match="extra_train's images have 3 channels"):
+        rgb = tf.data.Dataset.from_tensor_slices((np.zeros((2, 8, 8, 3), np.uint8), [0, 1]))
+        data.load_splits(cfg, seed=0, extra_train=rgb)

@@ -271,11 +271,12 @@ def test_ladder_adds_one_change_per_rung_and_resumes(tmp_path, tfds_dir):
     assert trained == [] and again.details["rows"] == rows
 
 
-def test_augmentation_reaches_the_batches_fit_sees(tfds_dir):
-    # R4.2 + R2.10: the training pipeline (what fit and the R2.10 grid read) is augmented,
-    # seeded (two loads agree), and evaluation pipelines are not.
+@pytest.mark.parametrize("augment", [["translate", "rotate"], ["randaugment"]])
+def test_augmentation_reaches_the_batches_fit_sees(tfds_dir, augment):
+    # R4.2 (and R4.3's RandAugment) + R2.10: the training pipeline (what fit and the
+    # R2.10 grid read) is augmented, seeded (two loads agree), evaluation pipelines not.
     base = project_config(tfds_dir, tfds_dir)
-    aug = project_config(tfds_dir, tfds_dir, data={"augment": ["translate", "rotate"]})
+    aug = project_config(tfds_dir, tfds_dir, data={"augment": augment})
     plain, first, second = (data.load_splits(c.data, 0) for c in (base, aug, aug))
     x0, x1, x2 = (np.asarray(next(iter(s.train))[0]) for s in (plain, first, second))
     assert np.array_equal(x1, x2) and not np.allclose(x0, x1)

@@ -39,6 +39,12 @@ def decode(images: np.ndarray) -> np.ndarray:
     return np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
 
 
+def _soft_title(weights: np.ndarray, class_names: tuple[str, ...]) -> str:
+    """A mixed label as its two heaviest classes with their weights: ``3 .62 + 8 .38``."""
+    top = [int(i) for i in np.argsort(weights)[::-1][:2] if weights[i] >= 0.005]
+    return " + ".join(f"{_title(i, class_names)} {weights[i]:.2f}" for i in top)
+
+
 def _title(label: int, class_names: tuple[str, ...]) -> str:
     name = class_names[label] if 0 <= label < len(class_names) else "?"
     return name if name == str(label) else f"{label}: {name}"
@@ -54,8 +60,10 @@ def check_inputs(
     from recipe_keras.figures import plot_image_grid
 
     x, y = inputs_as_fed(dataset, n)
-    labels = y.astype(int).ravel()
-    titles = [_title(label, class_names) for label in labels]
+    if y.ndim == 2 and y.shape[1] == len(class_names) > 1:  # soft labels: mixed (R4.3)
+        titles = [_soft_title(weights, class_names) for weights in y]
+    else:
+        titles = [_title(label, class_names) for label in y.astype(int).ravel()]
     path = plot_image_grid(decode(x) / 255.0, titles, figure)
     low, high, std = float(x.min()), float(x.max()), float(x.std())
     if low < -1e-6 or high > 1 + 1e-6:

@@ -79,7 +79,7 @@ def run_checks(
     record(check_batch_independence(fresh, probe, seed=subject.seed))
     record(check_model_batching(fresh, probe))
     record(check_bias_init(fresh, batches[:4], subject.train_labels, splits.num_classes))
-    record(check_inputs(splits.train, splits.class_names, out / "check_inputs.png"))
+    record(check_inputs(splits.fit_train, splits.class_names, out / "check_inputs.png"))
     fed = np.concatenate([np.ravel(labels) for _, labels in batches])
     record(check_shuffled(fed, subject.train_labels))
     # R2.11 follows held-out examples: the first of R2.7's test sample, read whole (see

@@ -25,7 +25,7 @@ def run(config: Config) -> Report:
     # R2.5: start the final bias at the log class priors.
     init = recipe.init_from_priors(model, splits)
     history = model.fit(
-        splits.train,
+        splits.fit_train,  # the training split; mixed (R4.3) when data.mix is set
         validation_data=splits.val,  # the whole validation split, every epoch (R2.3)
         epochs=config.train.epochs,
         shuffle=False,  # tf.data shuffles, seeded, in the pipeline
