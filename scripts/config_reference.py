@@ -74,8 +74,11 @@ def toml_value(value) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, float) and value and abs(value) < 1e-2:  # 3e-4, not 0.0003
+        mantissa, exponent = f"{value:e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
     if isinstance(value, float):
-        return f"{value:g}" if "e" in f"{value:g}" else repr(value)
+        return repr(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, (list, tuple)):
