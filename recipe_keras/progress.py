@@ -110,7 +110,6 @@ class Heartbeat(keras.callbacks.Callback):
         super().__init__()
         self.label, self.every, self.indent, self.clock = label, every, indent, clock
         self.epoch: int | None = None
-        self.lines = 0
 
     def _begin(self, what: str, total: int | None) -> None:
         self.what, self.total = what, total
@@ -129,7 +128,6 @@ class Heartbeat(keras.callbacks.Callback):
             line += f", {duration(elapsed)} in"
         shown = _metrics(logs)
         print(f"{line}{', ' + shown if shown else ''}", flush=True)
-        self.lines += 1
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch

@@ -107,42 +107,34 @@ def sections():
 
 
 def entries():
-    """(dotted key, value, comment lines) for every scalar key, in order."""
+    """(section, field name, dotted key, value, comment lines) for every key, in order."""
     comments = field_comments()
-    for name, cls, instance in sections():
+    for section, cls, instance in sections():
         for f in dataclasses.fields(cls):
             value = getattr(instance, f.name)
             if dataclasses.is_dataclass(value):
                 continue
-            key = f"{name}.{f.name}" if name else f.name
-            yield key, value, comments.get(cls.__name__, {}).get(f.name, [])
+            key = f"{section}.{f.name}" if section else f.name
+            yield section, f.name, key, value, comments.get(cls.__name__, {}).get(f.name, [])
 
 
 def render_toml() -> str:
-    out = [HEADER]
-    comments = field_comments()
-    for name, cls, instance in sections():
-        if name:
-            out.append(f"\n[{name}]\n")
+    out, current = [HEADER], None
+    for section, name, key, value, comment in entries():
+        if section != current:
+            out.append(f"\n[{section}]\n" if section else "\n")
+            current = section
+        out.extend(f"# {line}".rstrip() + "\n" for line in comment)
+        tables = isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
+        if value and tables:
+            out.append(f"\n[{key}]\n")  # a table of tables: tune.space
+            out.extend(f"{toml_key(k)} = {toml_value(v)}\n" for k, v in value.items())
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            out.append(f"{name} = [\n")
+            out.extend(f"  {toml_value(v)},\n" for v in value)
+            out.append("]\n")
         else:
-            out.append("\n")
-        for f in dataclasses.fields(cls):
-            value = getattr(instance, f.name)
-            if dataclasses.is_dataclass(value):
-                continue
-            key = f"{name}.{f.name}" if name else f.name
-            for line in comments.get(cls.__name__, {}).get(f.name, []):
-                out.append(f"# {line}".rstrip() + "\n")
-            tables = isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
-            if value and tables:
-                out.append(f"\n[{key}]\n")  # a table of tables: tune.space
-                out.extend(f"{toml_key(k)} = {toml_value(v)}\n" for k, v in value.items())
-            elif isinstance(value, list) and value and isinstance(value[0], dict):
-                out.append(f"{f.name} = [\n")
-                out.extend(f"  {toml_value(v)},\n" for v in value)
-                out.append("]\n")
-            else:
-                out.append(f"{f.name} = {ANSWERED.get(key, toml_value(value))}\n")
+            out.append(f"{name} = {ANSWERED.get(key, toml_value(value))}\n")
     return "".join(out).replace("\n\n\n", "\n\n")
 
 
@@ -163,7 +155,7 @@ def _default(key: str, value) -> str:
 def render_table() -> str:
     """One row per comment: keys sharing a comment share its row."""
     rows: list[tuple[list[str], list[str], str]] = []
-    for key, value, comment in entries():
+    for _, _, key, value, comment in entries():
         if comment or not rows:
             rows.append(([key], [_default(key, value)], " ".join(comment)))
         else:
