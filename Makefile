@@ -53,6 +53,9 @@ benchmark: setup ## Print the benchmarks' side-by-side ratios
 	$(PY) benchmarks/train_overhead.py
 	$(PY) benchmarks/check_cost.py
 	$(PY) benchmarks/step6_cost.py
+	$(PY) benchmarks/tune_workers.py
+	$(PY) benchmarks/data_parallel.py
+	$(PY) benchmarks/torch_speed.py
 
 clean: ## Remove the venv, scratch projects and build outputs
 	rm -rf $(VENV) .tools scratch dist build test-artifacts

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 
 def quiet_config(epochs: int, **sections: dict):
@@ -48,3 +49,15 @@ def per_backend(script: str, backends: str, *args: str) -> Iterator[tuple[str, d
         )
         line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
         yield backend, json.loads(line[len("RESULT ") :])
+
+
+def fresh_project(prefix: str) -> tuple[Path, Path]:
+    """(a new temporary folder, the template's defaults rendered in it)."""
+    out = Path(tempfile.mkdtemp(prefix=prefix))
+    subprocess.run(
+        [sys.executable, "-m", "recipe_keras.cli", "new", "--no-input", "--output-dir", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    (project,) = [p for p in out.iterdir() if p.is_dir()]
+    return out, project

@@ -17,9 +17,10 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _bench import fresh_project
 
 STEPS = "inspect,check,train,ladder,learning-curve,tune,ensemble,distill,report"
 
@@ -50,13 +51,7 @@ def main() -> int:
     parser.add_argument("--steps", default=STEPS)
     parser.add_argument("--set", nargs="*", default=[], dest="overrides")
     args = parser.parse_args()
-    out = Path(tempfile.mkdtemp(prefix="silence-"))
-    subprocess.run(
-        [sys.executable, "-m", "recipe_keras.cli", "new", "--no-input", "--output-dir", str(out)],
-        check=True,
-        capture_output=True,
-    )
-    (project,) = [p for p in out.iterdir() if p.is_dir()]
+    _, project = fresh_project("silence-")
     env = {
         **os.environ,
         "KERAS_BACKEND": args.backend,

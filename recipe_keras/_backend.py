@@ -21,6 +21,11 @@ inside the functions: the environment set-up below must run before Keras starts.
   cache keeps it) and runs the backward passes ``JAX_CHUNK`` at a time under vmap.
 - The loss at inference (``compiled_loss``): on JAX one jitted program instead of
   an eager program for each op of the loss.
+- Data-parallel training (``data_parallel``, ``devices_in_use``): Keras's
+  ``keras.distribution.DataParallel`` on JAX (its distribution API covers JAX
+  only), ``tf.distribute.MirroredStrategy`` on TensorFlow (Keras's TF trainer runs
+  under a tf.distribute strategy), and on torch, which Keras gives no such path,
+  one line saying training stays on one device.
 """
 
 from __future__ import annotations
@@ -42,9 +47,14 @@ if TYPE_CHECKING:
 __all__ = [
     "active_backend",
     "compiled_loss",
+    "data_parallel",
     "deterministic_kernels",
+    "devices_in_use",
+    "even_batches",
     "input_gradients",
+    "predict_batch",
     "prepare_environment",
+    "undistributed",
 ]
 
 # What GPU libraries read once, when they start: JAX's XLA flags and cuBLAS's
@@ -147,6 +157,146 @@ def active_backend() -> str:
     if keras is not None:
         return keras.backend.backend()
     return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+TORCH_SINGLE_DEVICE = (
+    'train.distribution = "data_parallel": Keras has no data-parallel path on the torch '
+    "backend (keras.distribution covers JAX; TensorFlow uses tf.distribute), so this run "
+    "trains on one device"
+)
+
+
+@contextlib.contextmanager
+def data_parallel(batch_size: int):
+    """Models built, fitted and evaluated inside train on every local device.
+
+    GPUs where there are any, else the CPU devices the backend sees (one unless
+    told otherwise: XLA_FLAGS=--xla_force_host_platform_device_count=N for JAX,
+    tf.config.set_logical_device_configuration for TensorFlow). Each batch from the
+    pipeline is the global batch, split between the devices. JAX splits a batch
+    only evenly: ``batch_size`` must be a multiple of the devices, and fit's last
+    batch of a pass is cut to one (``even_batches``). With one device there is
+    nothing to split, and a distribution over one costs time (docs/benchmarks.md):
+    one line says so and the run trains plainly.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        devices = keras.distribution.list_devices()
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        devices = [d.name for d in logical]
+    else:
+        print(f"warning: {TORCH_SINGLE_DEVICE}", file=sys.stderr, flush=True)
+        yield
+        return
+    if len(devices) == 1:
+        print(
+            f'train.distribution = "data_parallel": one device ({devices[0]}); '
+            "training without a distribution",
+            flush=True,
+        )
+        yield
+    elif backend == "jax":
+        from recipe_keras.config import ConfigError
+
+        if batch_size % len(devices):
+            raise ConfigError(
+                f"data.batch_size = {batch_size}: JAX's data parallelism splits each batch "
+                f"evenly between the {len(devices)} devices; give a multiple of {len(devices)}"
+            )
+        with keras.distribution.DataParallel(devices=devices).scope():
+            yield
+    else:
+        with tf.distribute.MirroredStrategy(devices).scope():
+            yield
+
+
+def _jax_devices_sharing_batches() -> int:
+    """How many devices a JAX data-parallel distribution now active splits batches over."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return 1
+    dist = keras.distribution.distribution()
+    if not isinstance(dist, keras.distribution.DataParallel):
+        return 1
+    return int(dist.device_mesh.devices.size)
+
+
+def even_batches(ds):
+    """``ds`` with each batch cut to a multiple of the devices a JAX data-parallel run
+    splits it over (only a pass's last batch is cut); as it is elsewhere."""
+    n = _jax_devices_sharing_batches()
+    if n == 1:
+        return ds
+    import tensorflow as tf
+
+    def cut(*batch):
+        keep = (tf.shape(batch[0])[0] // n) * n
+        return tuple(part[:keep] for part in batch)
+
+    return ds.map(cut, num_parallel_calls=1)
+
+
+@contextlib.contextmanager
+def undistributed():
+    """Whole-split evaluation on JAX outside the data-parallel distribution: its
+    replicated weights evaluate any batch, so no example is cut (``even_batches``)."""
+    import keras
+
+    if _jax_devices_sharing_batches() == 1:
+        yield
+        return
+    active = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(active)
+
+
+def predict_batch(model: keras.Model, x):
+    """``model.predict_on_batch(x)``, correct under a tf.distribute strategy too.
+
+    Keras's TF ``*_on_batch`` hand the whole batch to every replica and concatenate
+    their outputs (two replicas: twice the rows); there a plain inference call.
+    """
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            return model(x, training=False)
+    return model.predict_on_batch(x)
+
+
+def devices_in_use() -> list[str]:
+    """The devices a model built now trains on (several inside ``data_parallel``)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        dist = keras.distribution.distribution()
+        if dist is not None:
+            return [str(d) for d in dist.device_mesh.devices.flatten()]
+        return [str(jax.devices()[0])]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy():
+            return list(tf.distribute.get_strategy().extended.worker_devices)
+        gpus = tf.config.list_logical_devices("GPU")
+        return [(gpus or tf.config.list_logical_devices("CPU"))[0].name]
+    import torch
+
+    return ["cuda:0" if torch.cuda.is_available() else "cpu"]
 
 
 JAX_CHUNK = 16  # cotangents per vmapped backward pass on JAX

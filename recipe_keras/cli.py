@@ -86,6 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         step = commands.add_parser(name, help=what, description=f"{what[0].upper()}{what[1:]}.")
         step.add_argument("--config", default="config.toml", help="the project's config file")
         step.add_argument("--set", **overrides)
+        if name == "tune":
+            step.add_argument(
+                "--workers",
+                type=int,
+                default=0,
+                metavar="N",
+                help="R5.3: a chief and N local worker processes share the search "
+                "(KerasTuner's distributed mode, on 127.0.0.1)",
+            )
         if name == "human-score":
             step.add_argument(
                 "sheet", nargs="?", help="the filled-in sheet (default: reports/human/sheet.csv)"
@@ -94,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "inspect":
         return _inspect(args)
+    if args.command == "tune" and args.workers:
+        return _workers(args)
     if args.command in STEPS:
         return _step(args)
     if args.command == "report":
@@ -150,6 +161,32 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"recipe-keras inspect: {exc}", file=sys.stderr)
         return 2
     return 1 if "fail" in report.verdicts.values() else 0
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """``make tune WORKERS=N``: the same tune command as a chief and N workers."""
+    from recipe_keras.config import ConfigError, load_config
+    from recipe_keras.workers import launch, role
+
+    if args.workers < 0:
+        print(f"recipe-keras tune: --workers {args.workers}: give 1 or more", file=sys.stderr)
+        return 2
+    if role():
+        print(
+            "recipe-keras tune: --workers starts its own chief and workers; unset "
+            "KERASTUNER_ORACLE_IP to use it, or drop --workers to join that search",
+            file=sys.stderr,
+        )
+        return 2
+    try:  # one message here, not one from each process
+        load_config(args.config, args.overrides)
+    except (ConfigError, OSError) as exc:
+        print(f"recipe-keras tune: {exc}", file=sys.stderr)
+        return 2
+    command = [sys.executable, "-m", "recipe_keras.cli", "tune", "--config", args.config]
+    if args.overrides:
+        command += ["--set", *args.overrides]
+    return launch(command, args.workers)
 
 
 # Set to 1 for the whole traceback of an expected error (a bad config, a missing or

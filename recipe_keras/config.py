@@ -230,6 +230,11 @@ class TrainConfig:
     # Keras fit output: 0 silent, 1 progress bar, 2 one line per epoch (and within a
     # long epoch or evaluation, a line every few seconds).
     verbose: int = field(default=2, metadata=_choices(0, 1, 2))
+    # "data_parallel": make train splits each batch over every local device (GPUs,
+    # else CPUs): keras.distribution.DataParallel on JAX, tf.distribute's
+    # MirroredStrategy on TensorFlow; torch has no Keras path and says so. "" = one
+    # device. data.batch_size stays the global batch.
+    distribution: str = field(default="", metadata=_choices("", "data_parallel"))
 
 
 @dataclass(frozen=True)

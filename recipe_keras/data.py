@@ -7,6 +7,7 @@ builder shipped here), a TFDS catalog name, and a local image folder
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from recipe_keras._backend import even_batches
 from recipe_keras.audit.read import IMAGE_SUFFIXES
 from recipe_keras.config import ConfigError, DataConfig, dataset_kind
 
@@ -56,10 +58,15 @@ class Splits:
 
     @property
     def fit_train(self) -> tf.data.Dataset:
-        """The training split as ``fit`` sees it: ``train``, mixed when ``data.mix`` is set."""
-        if self.mix is None:
-            return self.train
-        return self.train.map(self.mix, num_parallel_calls=1)
+        """The training split as ``fit`` sees it: ``train``, mixed when ``data.mix`` is set
+        (and, training data-parallel on JAX, its last batch cut to split evenly)."""
+        train = self.train if self.mix is None else self.train.map(self.mix, num_parallel_calls=1)
+        return even_batches(train)
+
+    @property
+    def fit_val(self) -> tf.data.Dataset:
+        """The validation split as ``fit`` sees it: ``val`` (cut like ``fit_train``)."""
+        return even_batches(self.val)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Training batches per epoch (the last one may be partial): places LR schedules."""
@@ -77,7 +84,8 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
     if kind == "embedded":
         from recipe_keras.datasets.digits import Digits
 
-        builder = Digits(data_dir=data_dir)
+        def create() -> tfds.core.DatasetBuilder:
+            return Digits(data_dir=data_dir)
     else:
         name = cfg.dataset.split(":")[0].split("/")[0]
         if name not in tfds.list_builders(with_community_datasets=False):
@@ -86,17 +94,46 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
                 f"({Path(cfg.dataset).resolve()} does not exist) nor a TFDS catalog name; give "
                 "an image folder's path or a name from https://www.tensorflow.org/datasets/catalog"
             )
-        builder = tfds.builder(cfg.dataset, data_dir=data_dir)
-        if not builder.is_prepared():
+
+        def create() -> tfds.core.DatasetBuilder:
+            return tfds.builder(cfg.dataset, data_dir=data_dir)
+
+    builder = create()
+    if builder.is_prepared():
+        return builder
+    # Processes started together (make tune WORKERS=N) prepare it once: the others wait,
+    # then read what the first wrote (a builder made before that has no splits).
+    with _prepare_lock(Path(builder.data_dir).parent.with_name(f".{builder.name}.lock")):
+        builder = create()
+        if builder.is_prepared():
+            return builder
+        if kind != "embedded":
             _require_network(cfg)
-    # Preparing draws from Python's random (TFDS's shuffling), which seeds Keras's
-    # weights: without this, a first run (data prepared) and a second drew other weights.
-    state = random.getstate()
-    try:
-        builder.download_and_prepare()
-    finally:
-        random.setstate(state)
+        # Preparing draws from Python's random (TFDS's shuffling), which seeds Keras's
+        # weights: without this, a first run (data prepared) and a second drew other weights.
+        state = random.getstate()
+        try:
+            builder.download_and_prepare()
+        finally:
+            random.setstate(state)
     return builder
+
+
+@contextlib.contextmanager
+def _prepare_lock(path: Path):
+    """An exclusive lock on ``path`` across processes (POSIX; elsewhere none)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # Where TFDS's prepared datasets live; reaching it says whether a download can work.

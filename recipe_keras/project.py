@@ -79,7 +79,13 @@ class Project:
 
     def train(self, config: Config | None = None):
         """One training run of ``config`` through the project's own train.py."""
-        return self.train_module.run(config or self.config)
+        config = config or self.config
+        if not config.train.distribution:
+            return self.train_module.run(config)
+        from recipe_keras._backend import data_parallel
+
+        with data_parallel(config.data.batch_size):  # build, fit and evaluate on every device
+            return self.train_module.run(config)
 
     def hook(self, name: str) -> Callable[..., Any] | None:
         """An optional function of model.py (``compile_model``, ``build_trial_model``)."""

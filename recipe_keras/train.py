@@ -29,6 +29,7 @@ from types import ModuleType
 import keras
 import numpy as np
 
+from recipe_keras._backend import devices_in_use, undistributed
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.config import Config, ModelConfig, TrainConfig, recipe_learning_rate
 from recipe_keras.data import Splits, labels_of
@@ -530,6 +531,19 @@ def evaluate(
     linear model by ``baselines.LINEAR_MARGIN`` is reported as a warning.
     ``init`` is ``init_from_priors``'s result (R2.5), if the run applied it.
     """
+    devices = devices_in_use()
+    with undistributed():  # JAX: every example of each split, not cut to split evenly
+        return _evaluate(model, history, splits, config, init, devices)
+
+
+def _evaluate(
+    model: keras.Model,
+    history: keras.callbacks.History,
+    splits: Splits,
+    config: Config,
+    init: CheckResult | None,
+    devices: list[str],
+) -> Report:
     from recipe_keras.baselines import LINEAR_MARGIN, fit_linear
 
     tc = config.train
@@ -669,6 +683,8 @@ def evaluate(
             "model_path": str(model_path),
             "config": dataclasses.asdict(config),
             "run": run,
+            # Where it trained: several devices under train.distribution = "data_parallel".
+            "devices": devices,
         },
     )
     write_report(report, tc.reports_dir)
@@ -688,7 +704,7 @@ def fit_and_evaluate(
     _check_labels(model, config)
     history = model.fit(
         splits.fit_train,
-        validation_data=splits.val,
+        validation_data=splits.fit_val,
         epochs=config.train.epochs,
         shuffle=False,
         callbacks=[*callbacks(config, splits), *extra],

@@ -11,11 +11,20 @@ KerasTuner keeps the search's state in ``tune.directory``: re-running resumes,
 skipping finished trials and re-running an interrupted one.
 It clears the Keras session before each build; :func:`search` counts the models
 of earlier trials still alive at each build and warns when they pile up.
+
+Distributed (R5.3): with KerasTuner's ``KERASTUNER_TUNER_ID``,
+``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` set, the same search runs as
+the chief (holds the oracle, runs no trial, writes the results) or as a worker (runs
+trials, writes nothing but their checkpoints); :mod:`recipe_keras.workers` starts a
+chief and local workers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
 import weakref
@@ -31,6 +40,7 @@ from recipe_keras.config import Config, with_values
 from recipe_keras.data import Splits
 from recipe_keras.progress import EpochLine, Heartbeat, duration
 from recipe_keras.report import Report, atomic_write, write_report
+from recipe_keras.workers import role
 
 __all__ = [
     "declare",
@@ -68,6 +78,19 @@ def trial_config(hp: kt.HyperParameters, config: Config) -> Config:
     return with_values(config, declare(hp, config.tune.space), source="tune")
 
 
+def _naming_trials(base: type[kt.Tuner]) -> type[kt.Tuner]:
+    """``base`` telling its hypermodel which trial it fits (``run_trial`` is the public
+    override point), so workers sharing one folder name their logs by trial id."""
+
+    class Tuner(base):
+        def run_trial(self, trial, *args, **kwargs):
+            self.hypermodel.trial_id = trial.trial_id
+            return super().run_trial(trial, *args, **kwargs)
+
+    Tuner.__name__ = Tuner.__qualname__ = base.__name__
+    return Tuner
+
+
 def make_tuner(
     build: kt.HyperModel | Callable[[kt.HyperParameters], keras.Model], config: Config
 ) -> kt.Tuner:
@@ -84,7 +107,7 @@ def make_tuner(
         options |= {"max_epochs": tc.epochs, "hyperband_iterations": 1}
     else:
         options["max_trials"] = tc.trials
-    return _TUNERS[tc.algorithm](build, **options)
+    return _naming_trials(_TUNERS[tc.algorithm])(build, **options)
 
 
 class _Trials(kt.HyperModel):
@@ -119,17 +142,36 @@ class _Trials(kt.HyperModel):
     done_before: int = 0
     search_start: float = 0.0
     logs: Path | None = None  # the trials' TensorBoard folder
+    worker: str = ""  # a distributed worker's id ("" alone)
+    trial_id: str = ""  # set by the tuner before each trial (see _naming_trials)
 
     def progress(self, now: float) -> str:
-        """``trial k of N, 1 min 5 s in, about 2 min left`` (left: the mean trial so far)."""
-        k = self.done_before + self.fits + 1
+        """``trial k of N, 1 min 5 s in, about 2 min left`` (left: the mean trial so far).
+
+        A worker knows only its own trials: ``tuner0: trial 03 (its #2), 1 min 5 s in``.
+        """
         elapsed = now - self.search_start
+        if self.worker:
+            line = f"{self.worker}: trial {self.trial_id} (its #{self.fits + 1})"
+            return line + f", {duration(elapsed)} in"
+        k = self.done_before + self.fits + 1
         line = f"trial {k}" + (f" of {self.total}" if self.total else "")
         line += f", {duration(elapsed)} in"
         if self.total and self.fits:
             left = elapsed / self.fits * (self.total - k + 1)
             line += f", about {duration(left)} left"
         return line
+
+    def leak(self) -> tuple[int, str]:
+        """The most models of earlier builds alive at a build, and a warning if a leak."""
+        alive = max(self.alive_at_build, default=0)
+        if alive <= LEAK_ALIVE:
+            return alive, ""
+        return alive, (
+            f"{alive} models of earlier trials were still alive when a trial built its "
+            "model: something keeps a reference to each trial's model (a list, a "
+            "callback, a global), so memory grows with the number of trials"
+        )
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         self.alive_at_build.append(len(self.models))
@@ -143,7 +185,7 @@ class _Trials(kt.HyperModel):
         start = time.perf_counter()
         # Each trial's own TensorBoard run (KerasTuner separates them on TF only).
         if self.logs is not None:
-            trial = self.logs / f"trial-{self.done_before + self.fits + 1}"
+            trial = self.logs / f"trial-{self.trial_id}"
             logs = keras.callbacks.TensorBoard(str(trial))
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), logs]
         if self.verbose:
@@ -167,7 +209,8 @@ class _Trials(kt.HyperModel):
             values = history.history.get(self.objective) or [None]
             best = min(values) if self.objective.endswith("loss") else max(values)
             shown = "?" if best is None else f"{best:.4f}"
-            print(f"  trial done: best {self.objective} {shown}, fit {seconds:.1f} s", flush=True)
+            who = f"{self.worker}: trial {self.trial_id} done," if self.worker else "  trial done:"
+            print(f"{who} best {self.objective} {shown}, fit {seconds:.1f} s", flush=True)
         return history
 
 
@@ -201,14 +244,22 @@ def search(
     """
     tc = config.tune
     trials_run = _Trials(build_model, tc.objective, verbose)
+    part = role()
+    trials_run.worker = "" if part == "chief" else part
     tuner = make_tuner(trials_run, config)
-    before = {t.trial_id for t in tuner.oracle.trials.values() if t.status == "COMPLETED"}
+    # A worker's oracle is a client of the chief's: it has no trials to count.
+    before = set()
+    if not trials_run.worker:
+        before = {t.trial_id for t in tuner.oracle.trials.values() if t.status == "COMPLETED"}
     if verbose:
-        print(
-            f"{tc.algorithm} search, {tc.trials} trials, {tc.epochs} epochs each, "
-            f"{len(before)} already finished in {tc.directory}",
-            flush=True,
-        )
+        what = f"{tc.algorithm} search, {tc.trials} trials, {tc.epochs} epochs each"
+        if part == "chief":
+            where = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+            what = f"chief of a distributed {what} on {where} (workers run the trials)"
+        if trials_run.worker:
+            print(f"{part}: a worker (pid {os.getpid()}) of the distributed {what}", flush=True)
+        else:
+            print(f"{what}, {len(before)} already finished in {tc.directory}", flush=True)
     built_before = trials_run.build_seconds
     start = time.perf_counter()
     trials_run.total = None if tc.algorithm == "hyperband" else tc.trials
@@ -218,15 +269,17 @@ def search(
     # short trials (docs/benchmarks.md). Freezing what exists now exempts that heap from
     # collection; every trial's models are still collected, so trials do not leak.
     trials_run.logs = Path(config.train.reports_dir) / "tune" / "tensorboard"
-    with frozen_heap():
+    with frozen_heap(), _chief_state(tuner, part == "chief"):
         tuner.search(
             splits.fit_train,
-            validation_data=splits.val,
+            validation_data=splits.fit_val,
             epochs=tc.epochs,
             shuffle=False,
             verbose=0,
         )
     seconds = time.perf_counter() - start
+    if trials_run.worker:  # the chief writes the results
+        return _worker_report(trials_run, seconds, verbose)
     # Builds within the search only: KerasTuner's constructor builds once to learn the
     # space, and get_best_models below builds once more.
     build_seconds = trials_run.build_seconds - built_before
@@ -248,19 +301,17 @@ def search(
 
     figure = plot_trials(rows, tc.objective, out / "tune_trials.png")
     ran = [t.trial_id for t in trials if t.trial_id not in before]
-    alive = max(trials_run.alive_at_build, default=0)
-    leak = ""
-    if alive > LEAK_ALIVE:
-        leak = (
-            f"{alive} models of earlier trials were still alive when a trial built its "
-            "model: something keeps a reference to each trial's model (a list, a "
-            "callback, a global), so memory grows with the number of trials"
-        )
-    verdict = "warn" if leak else "pass"
+    alive, leak = trials_run.leak()
+    # The chief runs no trial, so it measured no leak: its workers warn of their own.
+    verdict = "info" if part == "chief" else "warn" if leak else "pass"
+    ids = ["R5.1", "R5.2"] if tc.algorithm != "random" else ["R5.1"]
+    verdicts = dict.fromkeys(ids, verdict)
+    if part == "chief":  # a way of running the search, not a measurement
+        ids, verdicts["R5.3"] = [*ids, "R5.3"], "info"
     report = Report(
         step="tune",
-        recipe_ids=["R5.1", "R5.2"] if tc.algorithm != "random" else ["R5.1"],
-        verdicts={"R5.1": verdict, **({"R5.2": verdict} if tc.algorithm != "random" else {})},
+        recipe_ids=ids,
+        verdicts=verdicts,
         numbers={
             "trials": len(trials),
             "trials_run_now": len(ran),
@@ -276,6 +327,7 @@ def search(
         details={
             "algorithm": tc.algorithm,
             "objective": tc.objective,
+            "distributed": part == "chief",
             "results": rows,
             "best": best_values,
             "best_model": str(best_path),
@@ -294,6 +346,80 @@ def search(
     if leak:
         print(f"warning: {leak}", file=sys.stderr, flush=True)
     return report
+
+
+class _WorkersDone(Exception):
+    """The launcher's word (SIGUSR1) that every worker has finished."""
+
+
+@contextlib.contextmanager
+def _chief_state(tuner: kt.Tuner, chief: bool):
+    """On the chief: save the oracle when the search ends or is stopped, and end the
+    wait early when the launcher says every worker has finished.
+
+    The chief saves its state as a worker's trial ends but before it marks the trial
+    closed, and a worker's own save skips the oracle: a chief stopped then would hand
+    each worker's last finished trial out again on the next run. And once stopped,
+    KerasTuner's chief checks for its workers every 20 s: up to 20 s of nothing after
+    the last trial, unless the launcher (which sees its workers exit) says so.
+    """
+    if not chief:
+        yield
+        return
+    searching = [True]
+
+    def workers_done(signum, frame) -> None:
+        if searching[0]:
+            searching[0] = False
+            raise _WorkersDone
+
+    previous = signal.signal(signal.SIGTERM, _exit_on_term)
+    usr1 = getattr(signal, "SIGUSR1", None)  # POSIX
+    if usr1 is not None:
+        signal.signal(usr1, workers_done)
+    try:
+        try:
+            yield
+        finally:
+            searching[0] = False
+    except _WorkersDone:  # every trial has ended: the oracle has nothing open
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if usr1 is not None:  # a late word must not end the process (SIGUSR1's default)
+            signal.signal(usr1, signal.SIG_IGN)
+        tuner.oracle.save()
+
+
+def _exit_on_term(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _worker_report(trials_run: _Trials, seconds: float, verbose: bool) -> Report:
+    """A worker's account of its own trials; not written (the chief's tune.json is the search's)."""
+    alive, leak = trials_run.leak()
+    if leak:
+        print(f"warning: {trials_run.worker}: {leak}", file=sys.stderr, flush=True)
+    if verbose:
+        print(
+            f"{trials_run.worker}: done, {trials_run.fits} trial{'s' * (trials_run.fits != 1)} "
+            f"in {duration(seconds)}; "
+            "the chief writes the results",
+            flush=True,
+        )
+    return Report(
+        step="tune",
+        recipe_ids=["R5.3"],
+        verdicts={"R5.3": "info"},
+        numbers={
+            "fits": trials_run.fits,
+            "models_alive_at_build_max": alive,
+            "search_seconds": round(seconds, 3),
+            "fit_seconds": round(trials_run.fit_seconds, 3),
+        },
+        details={"worker": trials_run.worker},
+        backend=keras.backend.backend(),
+    )
 
 
 def format_results(rows: list[dict], objective: str) -> str:

@@ -430,3 +430,26 @@ def test_make_ensemble_then_make_distill_through_the_command_line(project, tmp_p
     page = (project / "step6_r" / "index.html").read_text()
     assert "ensemble.png" in page and "distill.png" in page
     assert "student distilled (R6.2)" in page
+
+
+def test_processes_started_together_prepare_the_data_once(tmp_path):
+    # make tune WORKERS=2 on a fresh project: three processes find the data unprepared.
+    from recipe_keras.datasets.digits import TEST_SIZE
+
+    script = (
+        "import sys; from recipe_keras import data; from recipe_keras.config import DataConfig\n"
+        "b = data.make_builder(DataConfig(dataset='digits', data_dir=sys.argv[1]))\n"
+        "print(sorted((k, v.num_examples) for k, v in b.info.splits.items()))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0]
+    assert sum("Downloading and preparing" in out for out in outs) == 1  # once, not three times
+    splits = {out.splitlines()[-1] for out in outs}
+    assert len(splits) == 1 and f"('test', {TEST_SIZE})" in splits.pop()
+    assert not list(tmp_path.rglob("incomplete*"))

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from recipe_keras._backend import compiled_loss
+from recipe_keras._backend import compiled_loss, predict_batch
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.models import flat_layers
 
@@ -78,7 +78,7 @@ def measure_loss(
         weight = None
         if balanced:
             weight = per_class[np.asarray(y).astype(int).ravel()].astype("float32")
-        y_pred = keras.tree.map_structure(keras.ops.convert_to_tensor, model.predict_on_batch(x))
+        y_pred = keras.tree.map_structure(keras.ops.convert_to_tensor, predict_batch(model, x))
         total += compiled_loss(model, x, y, y_pred, weight) * len(y)
         count += len(y)
     return total / count

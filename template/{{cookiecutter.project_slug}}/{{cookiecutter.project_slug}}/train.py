@@ -26,7 +26,7 @@ def run(config: Config) -> Report:
     init = recipe.init_from_priors(model, splits)
     history = model.fit(
         splits.fit_train,  # the training split; mixed (R4.3) when data.mix is set
-        validation_data=splits.val,  # the whole validation split, every epoch (R2.3)
+        validation_data=splits.fit_val,  # the whole validation split, every epoch (R2.3)
         epochs=config.train.epochs,
         shuffle=False,  # tf.data shuffles, seeded, in the pipeline
         # Resume after an interruption (same order, same config), TensorBoard logs,

@@ -1,0 +1,160 @@
+"""A torch-backend project against a plain PyTorch loop: the same CNN, data and batch.
+
+Where does a torch project lose? Each row trains keras.io's MNIST convnet (the
+zoo's ``cnn`` at width 32) for one epoch on the same 28x28 images, batch 64,
+Adam 3e-4, after a warm-up epoch, in one process per row so thread pools start
+clean; ratios are examples/s against the plain loop:
+
+- plain PyTorch: ``nn.Sequential`` of the same layers, batches sliced from tensors;
+- Keras fit, NumPy: ``model.fit(x, y)`` on the torch backend (Keras's own per-step cost);
+- Keras fit, tf.data: the same, fed from a tf.data pipeline (how projects feed);
+- recipe fit: that plus the recipe's callbacks (backups, TensorBoard, heartbeat...).
+
+``--tf-threads N`` gives TensorFlow's pools (tf.data's, in a torch process) N
+threads, to see whether they compete with torch's. Usage::
+
+    python benchmarks/torch_speed.py [--examples 12800] [--tf-threads 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROWS = ("plain PyTorch", "Keras fit, NumPy", "Keras fit, tf.data", "recipe fit")
+BATCH = 64
+
+
+def data(n: int):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, n).astype("int64")
+    return x, y
+
+
+def plain(x, y) -> float:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2, ceil_mode=True),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2, ceil_mode=True),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 10),
+    )
+    opt = torch.optim.Adam(net.parameters(), lr=3e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    yt = torch.from_numpy(y)
+
+    def epoch() -> float:
+        start = time.perf_counter()
+        order = torch.randperm(len(xt))
+        for i in range(0, len(xt), BATCH):
+            idx = order[i : i + BATCH]
+            opt.zero_grad()
+            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - start
+
+    epoch()
+    return epoch()
+
+
+def keras_fit(x, y, feed: str, out: str) -> float:
+    import keras
+
+    from recipe_keras import models
+    from recipe_keras.config import from_dict
+    from recipe_keras.train import callbacks, compile_model
+
+    keras.utils.set_random_seed(0)
+    model = compile_model(models.build("cnn", (28, 28, 1), 10, 32), from_dict({}).train)
+    extra = []
+    if feed == "numpy":
+        args = {"x": x, "y": y, "batch_size": BATCH, "shuffle": True}
+    else:
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0)
+        args = {"x": ds.batch(BATCH).prefetch(tf.data.AUTOTUNE)}
+        if feed == "recipe":
+            cfg = from_dict(
+                {
+                    "train": {
+                        "verbose": 0,
+                        "reports_dir": f"{out}/r",
+                        "backup_dir": f"{out}/b",
+                        "model_path": f"{out}/m.keras",
+                        "best_model_path": "",
+                    }
+                }
+            )
+            extra = callbacks(cfg)
+    model.fit(**args, epochs=1, verbose=0)
+    start = time.perf_counter()
+    model.fit(**args, epochs=1, verbose=0, callbacks=extra)
+    return time.perf_counter() - start
+
+
+def child(row: str, n: int, tf_threads: int) -> None:
+    if tf_threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
+        tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
+    x, y = data(n)
+    with tempfile.TemporaryDirectory() as out:
+        if row == ROWS[0]:
+            seconds = plain(x, y)
+        else:
+            feed = {ROWS[1]: "numpy", ROWS[2]: "tfdata", ROWS[3]: "recipe"}[row]
+            seconds = keras_fit(x, y, feed, out)
+    import torch
+
+    print(json.dumps({"seconds": seconds, "threads": torch.get_num_threads()}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=12800)
+    parser.add_argument("--tf-threads", type=int, default=0)
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.examples, args.tf_threads)
+        return 0
+    env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    results = {}
+    for row in ROWS:
+        cmd = [sys.executable, __file__, "--child", row, "--examples", str(args.examples)]
+        cmd += ["--tf-threads", str(args.tf_threads)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode:
+            raise SystemExit(f"{row} failed:\n{proc.stderr[-3000:]}")
+        results[row] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"{row}: {results[row]}", flush=True)
+    base = args.examples / results[ROWS[0]]["seconds"]
+    print(f"\ntorch backend, {args.examples} examples of 28x28x1, batch {BATCH}, cnn width 32")
+    print(f"{'':22} {'examples/s':>10} {'vs plain':>8}  torch threads")
+    for row, r in results.items():
+        rate = args.examples / r["seconds"]
+        print(f"{row:22} {rate:10.0f} {rate / base:8.2f}  {r['threads']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
