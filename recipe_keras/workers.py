@@ -92,14 +92,13 @@ def _ended(code: int) -> str:
 def launch(
     command: Sequence[str],
     workers: int,
-    timeout: float | None = None,
     cores: Sequence[int] | None = None,
 ) -> int:
     """Run ``command`` (a ``recipe-keras tune`` command line) as chief plus ``workers``.
 
     Returns the chief's exit status once it has written the results; 1 when a worker
     failed (the search is saved: the same command finishes it, re-running only the
-    interrupted trials); 124 after ``timeout`` seconds; 130 when interrupted.
+    interrupted trials); 130 when interrupted.
     """
     if workers < 1:
         raise ValueError(f"workers = {workers!r}: a distributed search needs 1 or more workers")
@@ -115,25 +114,27 @@ def launch(
     }
     plan = [("chief", None)]
     plan += [(f"tuner{i}", share) for i, share in enumerate(shares(cores, workers))]
-    print(
-        f"recipe-keras tune: a chief on 127.0.0.1:{port} and {workers} workers "
-        + ", ".join(f"{name} on cores {share}" for name, share in plan[1:]),
-        flush=True,
-    )
+    shown = ", ".join(f"{name} on cores {share}" for name, share in plan[1:])
+    line = f"recipe-keras tune: a chief on 127.0.0.1:{port} and {workers} workers ({shown})"
+    print(line, flush=True)
     procs: dict[str, subprocess.Popen] = {}
-    for name, share in plan:
-        env = {**base, "KERASTUNER_TUNER_ID": name}
-        env |= _thread_env(1 if share is None else len(share))
-        procs[name] = subprocess.Popen(
-            list(command),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-        if share is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(procs[name].pid, share)
+    try:
+        for name, share in plan:
+            env = {**base, "KERASTUNER_TUNER_ID": name}
+            env |= _thread_env(1 if share is None else len(share))
+            procs[name] = subprocess.Popen(
+                list(command),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+            if share is not None and hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(procs[name].pid, share)
+    except BaseException:  # none left running without its launcher
+        _stop(procs)
+        raise
     relays = [
         threading.Thread(target=_relay, args=(name, proc.stdout), daemon=True)
         for name, proc in procs.items()
@@ -142,7 +143,7 @@ def launch(
         relay.start()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        return _supervise(procs, time.monotonic() + timeout if timeout else None)
+        return _supervise(procs)
     except KeyboardInterrupt:
         print("recipe-keras tune: interrupted; stopping the chief and workers", flush=True)
         _stop(procs)
@@ -158,7 +159,7 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _supervise(procs: dict[str, subprocess.Popen], deadline: float | None) -> int:
+def _supervise(procs: dict[str, subprocess.Popen]) -> int:
     chief = procs["chief"]
     workers = {name: p for name, p in procs.items() if name != "chief"}
     failed: list[str] = []
@@ -166,9 +167,6 @@ def _supervise(procs: dict[str, subprocess.Popen], deadline: float | None) -> in
     workers_done = None
     while True:
         time.sleep(0.2)
-        if deadline is not None and time.monotonic() > deadline:
-            print("recipe-keras tune: timed out; stopping the chief and workers", flush=True)
-            return 124
         for name, proc in workers.items():
             code = proc.poll()
             if code is not None and name not in reported:
