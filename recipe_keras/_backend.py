@@ -187,8 +187,7 @@ def data_parallel(batch_size: int):
     elif backend == "tensorflow":
         import tensorflow as tf
 
-        logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        devices = [d.name for d in logical]
+        devices = _tf_devices()
     else:
         print(f"warning: {TORCH_SINGLE_DEVICE}", file=sys.stderr, flush=True)
         yield
@@ -213,6 +212,14 @@ def data_parallel(batch_size: int):
     else:
         with tf.distribute.MirroredStrategy(devices).scope():
             yield
+
+
+def _tf_devices() -> list[str]:
+    """TensorFlow's logical GPUs, else its logical CPUs (what MirroredStrategy gets)."""
+    import tensorflow as tf
+
+    logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return [d.name for d in logical]
 
 
 def _jax_devices_sharing_batches() -> int:
@@ -292,8 +299,7 @@ def devices_in_use() -> list[str]:
 
         if tf.distribute.has_strategy():
             return list(tf.distribute.get_strategy().extended.worker_devices)
-        gpus = tf.config.list_logical_devices("GPU")
-        return [(gpus or tf.config.list_logical_devices("CPU"))[0].name]
+        return _tf_devices()[:1]
     import torch
 
     return ["cuda:0" if torch.cuda.is_available() else "cpu"]

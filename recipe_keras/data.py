@@ -8,6 +8,7 @@ builder shipped here), a TFDS catalog name, and a local image folder
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,8 +85,7 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
     if kind == "embedded":
         from recipe_keras.datasets.digits import Digits
 
-        def create() -> tfds.core.DatasetBuilder:
-            return Digits(data_dir=data_dir)
+        create = functools.partial(Digits, data_dir=data_dir)
     else:
         name = cfg.dataset.split(":")[0].split("/")[0]
         if name not in tfds.list_builders(with_community_datasets=False):
@@ -94,10 +94,7 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
                 f"({Path(cfg.dataset).resolve()} does not exist) nor a TFDS catalog name; give "
                 "an image folder's path or a name from https://www.tensorflow.org/datasets/catalog"
             )
-
-        def create() -> tfds.core.DatasetBuilder:
-            return tfds.builder(cfg.dataset, data_dir=data_dir)
-
+        create = functools.partial(tfds.builder, cfg.dataset, data_dir=data_dir)
     builder = create()
     if builder.is_prepared():
         return builder
