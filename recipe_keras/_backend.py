@@ -25,7 +25,10 @@ inside the functions: the environment set-up below must run before Keras starts.
   ``keras.distribution.DataParallel`` on JAX (its distribution API covers JAX
   only), ``tf.distribute.MirroredStrategy`` on TensorFlow (Keras's TF trainer runs
   under a tf.distribute strategy), and on torch, which Keras gives no such path,
-  one line saying training stays on one device.
+  one line saying training stays on one device. Several processes (one per host)
+  on JAX alone: ``keras.distribution.initialize`` from Keras's variables
+  (``process_index``); TensorFlow's MultiWorkerMirroredStrategy fails in Keras 3's
+  ``fit`` (keras-team/keras#20585), so a cluster spec there is refused.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ __all__ = [
     "input_gradients",
     "predict_batch",
     "prepare_environment",
+    "process_index",
     "undistributed",
 ]
 
@@ -165,10 +169,49 @@ TORCH_SINGLE_DEVICE = (
     "trains on one device"
 )
 
+# Keras's own variables for a run over several processes (keras.distribution.initialize
+# reads them, with KERAS_DISTRIBUTION_JOB_ADDRESSES: the first process's host:port).
+PROCESS_ENV = ("KERAS_DISTRIBUTION_PROCESS_ID", "KERAS_DISTRIBUTION_NUM_PROCESSES")
+
+
+def process_index() -> tuple[int, int]:
+    """(this process's index, the number of processes) of a multi-process run, from
+    Keras's variables; (0, 1) for a single process."""
+    from recipe_keras.config import ConfigError
+
+    index, count = (os.environ.get(name, "").strip() or "0" for name in PROCESS_ENV)
+    if not (index.isdigit() and count.isdigit() and int(index) < max(int(count), 1)):
+        raise ConfigError(
+            f"{PROCESS_ENV[0]} = {index!r}, {PROCESS_ENV[1]} = {count!r}: give the number of "
+            "processes and this one's index, from 0 to that number less one"
+        )
+    return (int(index), int(count)) if int(count) > 1 else (0, 1)
+
+
+def _several_processes_unsupported(backend: str) -> str:
+    """Why this backend cannot train over several processes here ('' where it can)."""
+    import json
+
+    if backend == "jax":
+        return ""
+    if process_index()[1] > 1:
+        return (
+            f"{PROCESS_ENV[1]} = {process_index()[1]}: Keras trains over several processes "
+            f"on the JAX backend only (this run: {backend}); run it with KERAS_BACKEND=jax"
+        )
+    tasks = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    if backend == "tensorflow" and sum(len(hosts) for hosts in tasks.values()) > 1:
+        return (
+            "TF_CONFIG names several tasks: Keras 3's fit fails under TensorFlow's "
+            "MultiWorkerMirroredStrategy (keras-team/keras#20585); train over several "
+            "processes with KERAS_BACKEND=jax and Keras's KERAS_DISTRIBUTION_* variables"
+        )
+    return ""
+
 
 @contextlib.contextmanager
 def data_parallel(batch_size: int):
-    """Models built, fitted and evaluated inside train on every local device.
+    """Models built, fitted and evaluated inside train on every device of the run.
 
     GPUs where there are any, else the CPU devices the backend sees (one unless
     told otherwise: XLA_FLAGS=--xla_force_host_platform_device_count=N for JAX,
@@ -177,12 +220,19 @@ def data_parallel(batch_size: int):
     only evenly: ``batch_size`` must be a multiple of the devices, and fit's last
     batch of a pass is cut to one (``even_batches``). With one device there is
     nothing to split, and a distribution over one costs time (docs/benchmarks.md):
-    one line says so and the run trains plainly.
+    one line says so and the run trains plainly. On JAX the devices may span several
+    processes (``process_index``): each process feeds its own part of every batch.
     """
     import keras
 
+    from recipe_keras.config import ConfigError
+
     backend = keras.backend.backend()
+    unsupported = _several_processes_unsupported(backend)
+    if unsupported:
+        raise ConfigError(unsupported)
     if backend == "jax":
+        _join_processes()
         devices = keras.distribution.list_devices()
     elif backend == "tensorflow":
         import tensorflow as tf
@@ -200,18 +250,40 @@ def data_parallel(batch_size: int):
         )
         yield
     elif backend == "jax":
-        from recipe_keras.config import ConfigError
-
         if batch_size % len(devices):
             raise ConfigError(
                 f"data.batch_size = {batch_size}: JAX's data parallelism splits each batch "
                 f"evenly between the {len(devices)} devices; give a multiple of {len(devices)}"
             )
-        with keras.distribution.DataParallel(devices=devices).scope():
+        index, processes = process_index()
+        if processes > 1:
+            writer = "this process" if index == 0 else "process 0"
+            print(
+                f"process {index} of {processes}: {len(devices)} devices in all; "
+                f"{writer} writes the outputs",
+                flush=True,
+            )
+        # Several processes: each feeds its part of every global batch (even_batches),
+        # as Keras's own sharding cannot read the batch size of the recipe's pipeline.
+        with keras.distribution.DataParallel(
+            devices=devices, auto_shard_dataset=processes == 1
+        ).scope():
             yield
     else:
         with tf.distribute.MirroredStrategy(devices).scope():
             yield
+
+
+def _join_processes() -> None:
+    """JAX: join the run's other processes, once, before any JAX computation."""
+    import jax
+    import keras
+
+    if process_index()[1] == 1 or jax.distributed.is_initialized():
+        return
+    # CPU devices of different processes exchange gradients through gloo (GPUs: NCCL).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    keras.distribution.initialize()  # the address, count and index from Keras's variables
 
 
 def _tf_devices() -> list[str]:
@@ -236,15 +308,18 @@ def _jax_devices_sharing_batches() -> int:
 
 def even_batches(ds):
     """``ds`` with each batch cut to a multiple of the devices a JAX data-parallel run
-    splits it over (only a pass's last batch is cut); as it is elsewhere."""
+    splits it over (only a pass's last batch is cut), and over several processes to
+    this process's part of it; as it is elsewhere."""
     n = _jax_devices_sharing_batches()
     if n == 1:
         return ds
     import tensorflow as tf
 
+    index, processes = process_index()
+
     def cut(*batch):
-        keep = (tf.shape(batch[0])[0] // n) * n
-        return tuple(part[:keep] for part in batch)
+        own = (tf.shape(batch[0])[0] // n) * n // processes  # this process's part
+        return tuple(part[index * own : (index + 1) * own] for part in batch)
 
     return ds.map(cut, num_parallel_calls=1)
 

@@ -248,17 +248,23 @@ def _expected(exc: Exception) -> str | None:
 
 
 def _run_step(args: argparse.Namespace, project) -> int:
+    from recipe_keras._backend import process_index
+
     config = project.config
     if args.command == "train":
         report = project.train()
         if not isinstance(getattr(report, "numbers", None), dict):
             return 0  # a train.run of the project's own that returns no report
         n = report.numbers
+        where = (
+            f"report: {config.train.reports_dir}/train.json, model: {config.train.model_path}"
+            if not (config.train.distribution and process_index()[0])
+            else "report and model: process 0 writes them"
+        )
         print(
             f"[{report.backend}] test accuracy {n['test_accuracy']:.3f} (commonest class "
             f"{n['commonest_class_accuracy']:.3f}, linear model {n['linear_test_accuracy']:.3f}), "
-            f"test loss {n['test_loss']:.3f}, fit {n['fit_seconds']:.1f} s; report: "
-            f"{config.train.reports_dir}/train.json, model: {config.train.model_path}"
+            f"test loss {n['test_loss']:.3f}, fit {n['fit_seconds']:.1f} s; {where}"
         )
         if "fail" in report.verdicts.values():
             return 1

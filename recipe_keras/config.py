@@ -233,7 +233,8 @@ class TrainConfig:
     # "data_parallel": make train splits each batch over every local device (GPUs,
     # else CPUs): keras.distribution.DataParallel on JAX, tf.distribute's
     # MirroredStrategy on TensorFlow; torch has no Keras path and says so. "" = one
-    # device. data.batch_size stays the global batch.
+    # device. data.batch_size stays the global batch. On JAX also over several
+    # processes or hosts, from Keras's KERAS_DISTRIBUTION_* variables (docs/scale.md).
     distribution: str = field(default="", metadata=_choices("", "data_parallel"))
 
 

@@ -20,9 +20,12 @@ finds the project's own config (next to the package, or the one a command named)
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import importlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,6 +95,28 @@ class Project:
         return getattr(self.network, name, None)
 
 
+def _outputs_of_process(config: Config) -> Config:
+    """``config``, its outputs in a temporary folder on all but the first process of a
+    multi-process data-parallel run: every process runs the same steps, one writes.
+    Each process keeps a backup of its own (``<backup_dir>-process<i>`` beyond the
+    first), so a rerun resumes every process from its last finished epoch."""
+    from recipe_keras._backend import process_index
+
+    index = process_index()[0] if config.train.distribution else 0
+    if not index:
+        return config
+    out = Path(tempfile.mkdtemp(prefix=f"recipe-keras-process{index}-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    train = dataclasses.replace(
+        config.train,
+        reports_dir=str(out / "reports"),
+        model_path=str(out / "model.keras"),
+        backup_dir=f"{config.train.backup_dir}-process{index}",
+        best_model_path=str(out / "best.keras"),
+    )
+    return dataclasses.replace(config, train=train)
+
+
 def _writable(folder: Path, what: str) -> None:
     """Fail before any work when outputs cannot be written there (read-only, full, a file)."""
     existing = folder
@@ -118,6 +143,7 @@ def open_project(
     """
     path = Path(config_path)
     config = load_config(path, overrides)
+    config = _outputs_of_process(config)
     if not config.package:
         raise ConfigError(
             f"{path}: package is not set; name the Python package whose data.py and model.py "

@@ -66,6 +66,8 @@ def _env(project: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(project), "KERAS_BACKEND": keras.backend.backend()}
     for key in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
         env.pop(key, None)
+    for key in ("KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID", "TF_CONFIG"):
+        env.pop(key, None)
     return env
 
 
@@ -269,3 +271,95 @@ def test_data_parallel_on_one_device_steps_aside_in_one_line(capsys):
     else:
         line = f'train.distribution = "data_parallel": one device ({devices[0]})'
         assert captured.out.count(line) == 1
+
+
+def _processes_env(project: Path, port: int, index: int, count: int = 2) -> dict[str, str]:
+    """Keras's variables for process ``index`` of a run over ``count`` local processes."""
+    return {
+        **_env(project),
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": str(count),
+        "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
+    }
+
+
+@pytest.mark.slow
+def test_data_parallel_over_two_processes_matches_one_process(project, tmp_path):
+    """The same command on two processes (one per host in real use, here both on
+    127.0.0.1): one device each, one model trained over both, one set of outputs."""
+    from recipe_keras.workers import free_port
+
+    backend = keras.backend.backend()
+    out = tmp_path / "two-processes"
+    where = [
+        f"train.reports_dir={out}",
+        f"train.model_path={out / 'model.keras'}",
+        f"train.best_model_path={out / 'best.keras'}",
+        f"train.backup_dir={out / 'backup'}",
+    ]
+    args = ["train", "--set", "train.epochs=3", "model.dropout=0.0", *where]
+    args += ["train.distribution=data_parallel"]
+    command = [sys.executable, "-m", "recipe_keras.cli", *args]
+    port = free_port()
+    if backend != "jax":
+        # Keras trains over several processes on JAX only; TF's cluster spec is refused
+        # too, as Keras 3's fit fails under MultiWorkerMirroredStrategy.
+        env = _processes_env(project, port, 0)
+        cluster = {"cluster": {"worker": [f"127.0.0.1:{port}", "127.0.0.1:1"]}}
+        cases = [(env, "trains over several processes on the JAX backend only")]
+        if backend == "tensorflow":
+            tf_env = {**_env(project), "TF_CONFIG": json.dumps(cluster | {"task": {"index": 0}})}
+            cases.append((tf_env, "MultiWorkerMirroredStrategy (keras-team/keras#20585)"))
+        for env, line in cases:
+            proc = subprocess.run(
+                command, cwd=project, env=env, capture_output=True, text=True, timeout=TIMEOUT
+            )
+            assert proc.returncode == 2 and line in proc.stderr, proc.stderr[-2000:]
+        assert not (out / "train.json").exists()
+        return
+    temp = [tmp_path / "tmp0", tmp_path / "tmp1"]
+    procs = []
+    for index, folder in enumerate(temp):
+        folder.mkdir()
+        env = {**_processes_env(project, port, index), "TMPDIR": str(folder)}
+        procs.append(
+            subprocess.Popen(
+                command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+        )
+    logs = [p.communicate(timeout=TIMEOUT)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "process 0 of 2: 2 devices in all; this process writes the outputs" in logs[0]
+    assert "process 1 of 2: 2 devices in all; process 0 writes the outputs" in logs[1]
+    assert "report and model: process 0 writes them" in logs[1]
+    # Process 1's outputs went to a temporary folder, removed when it ended.
+    assert not list(temp[1].glob("recipe-keras-process1-*"))
+    two = json.loads((out / "train.json").read_text())
+    assert (out / "model.keras").is_file()
+    devices = two["details"]["devices"]
+    assert len(devices) == 2 and len(set(devices)) == 2
+    # Two devices in one process, the same global batch: the same run, as both
+    # processes feed their halves of each batch.
+    one, _ = _train(project, tmp_path / "one-process", "train.distribution=data_parallel")
+    n1, n2 = one["numbers"], two["numbers"]
+    for key in ("test_loss", "train_loss", "val_loss", "test_accuracy"):
+        assert n2[key] == pytest.approx(n1[key], rel=1e-5), key
+    history = one["details"]["history"]["loss"]
+    assert two["details"]["history"]["loss"] == pytest.approx(history, rel=1e-5)
+
+
+def test_process_index_reads_kerass_variables_and_refuses_bad_ones(monkeypatch):
+    from recipe_keras._backend import process_index
+    from recipe_keras.config import ConfigError
+
+    for name in ("KERAS_DISTRIBUTION_PROCESS_ID", "KERAS_DISTRIBUTION_NUM_PROCESSES"):
+        monkeypatch.delenv(name, raising=False)
+    assert process_index() == (0, 1)
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "3")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "2")
+    assert process_index() == (2, 3)
+    for index, count in (("3", "3"), ("one", "3"), ("0", "-2")):
+        monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", index)
+        monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", count)
+        with pytest.raises(ConfigError, match="give the number of processes and this one's"):
+            process_index()
