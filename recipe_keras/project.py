@@ -26,6 +26,7 @@ import importlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,9 +101,19 @@ def _outputs_of_process(config: Config) -> Config:
     multi-process data-parallel run: every process runs the same steps, one writes.
     Each process keeps a backup of its own (``<backup_dir>-process<i>`` beyond the
     first), so a rerun resumes every process from its last finished epoch."""
-    from recipe_keras._backend import process_index
+    from recipe_keras._backend import PROCESS_ENV, process_index
 
-    index = process_index()[0] if config.train.distribution else 0
+    if not config.train.distribution:
+        count = os.environ.get(PROCESS_ENV[1], "").strip()
+        if count not in ("", "0", "1"):  # several processes meant, none configured
+            print(
+                f"warning: {PROCESS_ENV[1]} = {count}, but train.distribution is not "
+                '"data_parallel": each process runs alone and writes its own outputs',
+                file=sys.stderr,
+                flush=True,
+            )
+        return config
+    index = process_index()[0]
     if not index:
         return config
     out = Path(tempfile.mkdtemp(prefix=f"recipe-keras-process{index}-"))

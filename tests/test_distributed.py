@@ -363,3 +363,25 @@ def test_process_index_reads_kerass_variables_and_refuses_bad_ones(monkeypatch):
         monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", count)
         with pytest.raises(ConfigError, match="give the number of processes and this one's"):
             process_index()
+
+
+def test_processes_without_a_distribution_say_each_runs_alone(monkeypatch, capsys):
+    from recipe_keras.config import from_dict
+    from recipe_keras.project import _outputs_of_process
+
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "1")
+    plain = from_dict({})
+    assert _outputs_of_process(plain) is plain
+    line = (
+        "warning: KERAS_DISTRIBUTION_NUM_PROCESSES = 2, but train.distribution is not "
+        '"data_parallel": each process runs alone and writes its own outputs'
+    )
+    assert capsys.readouterr().err.count(line) == 1
+    # With it: process 1 writes to a temporary folder and backs up beside process 0.
+    spread = from_dict({"train": {"distribution": "data_parallel", "backup_dir": "b/backup"}})
+    moved = _outputs_of_process(spread).train
+    assert moved.backup_dir == "b/backup-process1"
+    assert Path(moved.reports_dir).parent.name.startswith("recipe-keras-process1-")
+    assert Path(moved.model_path).parent == Path(moved.reports_dir).parent
+    assert capsys.readouterr().err == ""
