@@ -13,7 +13,7 @@ clean; ratios are examples/s against the plain loop:
 ``--tf-threads N`` gives TensorFlow's pools (tf.data's, in a torch process) N
 threads, to see whether they compete with torch's. Usage::
 
-    python benchmarks/torch_speed.py [--examples 12800] [--tf-threads 0]
+    python benchmarks/torch_speed.py [--examples 12800] [--tf-threads 0] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -132,27 +133,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=12800)
     parser.add_argument("--tf-threads", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.examples, args.tf_threads)
         return 0
     env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    results = {}
-    for row in ROWS:
-        cmd = [sys.executable, __file__, "--child", row, "--examples", str(args.examples)]
-        cmd += ["--tf-threads", str(args.tf_threads)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        if proc.returncode:
-            raise SystemExit(f"{row} failed:\n{proc.stderr[-3000:]}")
-        results[row] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"{row}: {results[row]}", flush=True)
-    base = args.examples / results[ROWS[0]]["seconds"]
+    seconds: dict[str, list[float]] = {row: [] for row in ROWS}
+    threads = {}
+    for round_ in range(args.repeats):  # the rows alternate: a slow spell hits each round
+        for row in ROWS:
+            cmd = [sys.executable, __file__, "--child", row, "--examples", str(args.examples)]
+            cmd += ["--tf-threads", str(args.tf_threads)]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+            if proc.returncode:
+                raise SystemExit(f"{row} failed:\n{proc.stderr[-3000:]}")
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+            seconds[row].append(result["seconds"])
+            threads[row] = result["threads"]
+            print(f"round {round_ + 1}, {row}: {result}", flush=True)
     print(f"\ntorch backend, {args.examples} examples of 28x28x1, batch {BATCH}, cnn width 32")
-    print(f"{'':22} {'examples/s':>10} {'vs plain':>8}  torch threads")
-    for row, r in results.items():
-        rate = args.examples / r["seconds"]
-        print(f"{row:22} {rate:10.0f} {rate / base:8.2f}  {r['threads']}")
+    print(f"medians of {args.repeats} rounds; each round's ratio against that round's plain loop")
+    print(f"{'':22} {'examples/s':>10} {'vs plain':>8} {'(min-max)':>11}  torch threads")
+    for row in ROWS:
+        ratios = [p / s for p, s in zip(seconds[ROWS[0]], seconds[row], strict=True)]
+        rate = args.examples / statistics.median(seconds[row])
+        ratio, spread = statistics.median(ratios), f"{min(ratios):.2f}-{max(ratios):.2f}"
+        print(f"{row:22} {rate:10.0f} {ratio:8.2f} {spread:>11}  {threads[row]}")
     return 0
 
 

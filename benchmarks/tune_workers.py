@@ -11,6 +11,7 @@ with every process's Keras import and KerasTuner's 20 s poll before the chief
 exits). Usage::
 
     python benchmarks/tune_workers.py [--backend tensorflow] [--trials 12] [--epochs 3]
+        [--repeats 1]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -70,6 +72,7 @@ def main() -> int:
     parser.add_argument("--backend", default="tensorflow")
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     if len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("needs 2 cores")
@@ -105,36 +108,47 @@ def main() -> int:
         check=True,
         capture_output=True,
     )
-    rows = []
-    for label, workers, cores in [
+    configs = [
         ("one process, 1 core", 0, [0]),
         ("chief + 1 worker, 1 core", 1, [0]),
         ("chief + 2 workers, 1 core each", 2, [0, 1]),
-    ]:
-        search = [
-            sys.executable,
-            "-m",
-            "recipe_keras.cli",
-            "tune",
-            "--set",
-            f"tune.trials={args.trials}",
-            f"tune.epochs={args.epochs}",
-            f"tune.directory={out / label.replace(' ', '_')}",
-            f"train.reports_dir={out / ('reports_' + label.replace(' ', '_'))}",
-        ]
-        trials, searching, wall = run(project, env, workers, cores, search)
-        rows.append((label, trials, searching, wall))
-        print(
-            f"{label}: {trials} trials, search {searching:.1f} s, command {wall:.1f} s", flush=True
-        )
+    ]
+    times: dict[str, list[tuple[int, float, float]]] = {label: [] for label, _, _ in configs}
+    for round_ in range(args.repeats):  # the rows alternate: a slow spell hits each round
+        for label, workers, cores in configs:
+            name = f"{label.replace(' ', '_')}_{round_}"  # a fresh search each time
+            search = [
+                sys.executable,
+                "-m",
+                "recipe_keras.cli",
+                "tune",
+                "--set",
+                f"tune.trials={args.trials}",
+                f"tune.epochs={args.epochs}",
+                f"tune.directory={out / name}",
+                f"train.reports_dir={out / ('reports_' + name)}",
+            ]
+            trials, searching, wall = run(project, env, workers, cores, search)
+            times[label].append((trials, searching, wall))
+            print(
+                f"round {round_ + 1}, {label}: {trials} trials, search {searching:.1f} s, "
+                f"command {wall:.1f} s",
+                flush=True,
+            )
     print(f"\n{args.backend}, {args.trials} trials of {args.epochs} epochs (digits, default model)")
+    print(f"medians of {args.repeats} rounds; ratios are each round's, 2 workers over 1")
     print(f"{'':32} {'trials/h (search)':>18} {'trials/h (command)':>19}")
-    for label, trials, searching, wall in rows:
-        print(f"{label:32} {trials / searching * 3600:18.0f} {trials / wall * 3600:19.0f}")
-    one, two = rows[1], rows[2]
-    search_ratio = (two[1] / two[2]) / (one[1] / one[2])
-    command_ratio = (two[1] / two[3]) / (one[1] / one[3])
-    print(f"2 workers / 1 worker: {search_ratio:.2f}x (search), {command_ratio:.2f}x (command)")
+    for label, runs in times.items():
+        search_rate = statistics.median(t / s * 3600 for t, s, _ in runs)
+        command_rate = statistics.median(t / w * 3600 for t, _, w in runs)
+        print(f"{label:32} {search_rate:18.0f} {command_rate:19.0f}")
+    one, two = times[configs[1][0]], times[configs[2][0]]
+    for name, at in (("search", 1), ("command", 2)):
+        ratios = [(b[0] / b[at]) / (a[0] / a[at]) for a, b in zip(one, two, strict=True)]
+        print(
+            f"2 workers / 1 worker ({name}): {statistics.median(ratios):.2f}x "
+            f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
     return 0
 
 
