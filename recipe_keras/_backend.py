@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import sys
 import weakref
@@ -190,17 +191,18 @@ def process_index() -> tuple[int, int]:
 
 def _several_processes_unsupported(backend: str) -> str:
     """Why this backend cannot train over several processes here ('' where it can)."""
-    import json
-
     if backend == "jax":
         return ""
-    if process_index()[1] > 1:
+    processes = process_index()[1]
+    if processes > 1:
         return (
-            f"{PROCESS_ENV[1]} = {process_index()[1]}: Keras trains over several processes "
+            f"{PROCESS_ENV[1]} = {processes}: Keras trains over several processes "
             f"on the JAX backend only (this run: {backend}); run it with KERAS_BACKEND=jax"
         )
+    if backend != "tensorflow":
+        return ""
     tasks = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
-    if backend == "tensorflow" and sum(len(hosts) for hosts in tasks.values()) > 1:
+    if sum(len(hosts) for hosts in tasks.values()) > 1:
         return (
             "TF_CONFIG names several tasks: Keras 3's fit fails under TensorFlow's "
             "MultiWorkerMirroredStrategy (keras-team/keras#20585); train over several "

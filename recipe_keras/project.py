@@ -103,17 +103,16 @@ def _outputs_of_process(config: Config) -> Config:
     first), so a rerun resumes every process from its last finished epoch."""
     from recipe_keras._backend import PROCESS_ENV, process_index
 
+    index, processes = process_index()
     if not config.train.distribution:
-        count = os.environ.get(PROCESS_ENV[1], "").strip()
-        if count not in ("", "0", "1"):  # several processes meant, none configured
+        if processes > 1:  # several processes meant, none configured
             print(
-                f"warning: {PROCESS_ENV[1]} = {count}, but train.distribution is not "
+                f"warning: {PROCESS_ENV[1]} = {processes}, but train.distribution is not "
                 '"data_parallel": each process runs alone and writes its own outputs',
                 file=sys.stderr,
                 flush=True,
             )
         return config
-    index = process_index()[0]
     if not index:
         return config
     out = Path(tempfile.mkdtemp(prefix=f"recipe-keras-process{index}-"))

@@ -64,9 +64,10 @@ def _search(project: Path, name: str) -> subprocess.CompletedProcess:
 
 def _env(project: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(project), "KERAS_BACKEND": keras.backend.backend()}
-    for key in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
-        env.pop(key, None)
-    for key in ("KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID", "TF_CONFIG"):
+    for key in (
+        *("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"),
+        *("KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID", "TF_CONFIG"),
+    ):
         env.pop(key, None)
     return env
 
@@ -183,15 +184,20 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def _train(project: Path, out: Path, *settings: str) -> tuple[dict, str]:
-    backend = keras.backend.backend()
+def _train_args(out: Path, *settings: str) -> list[str]:
+    """`recipe-keras train` for 3 epochs without dropout, every output under ``out``."""
     where = [
         f"train.reports_dir={out}",
         f"train.model_path={out / 'model.keras'}",
         f"train.best_model_path={out / 'best.keras'}",
         f"train.backup_dir={out / 'backup'}",
     ]
-    args = ["train", "--set", "train.epochs=3", "model.dropout=0.0", *where, *settings]
+    return ["train", "--set", "train.epochs=3", "model.dropout=0.0", *where, *settings]
+
+
+def _train(project: Path, out: Path, *settings: str) -> tuple[dict, str]:
+    backend = keras.backend.backend()
+    args = _train_args(out, *settings)
     env = {**_env(project), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     proc = subprocess.run(
         [sys.executable, "-c", TWO_DEVICES, backend, *args],
@@ -291,14 +297,7 @@ def test_data_parallel_over_two_processes_matches_one_process(project, tmp_path)
 
     backend = keras.backend.backend()
     out = tmp_path / "two-processes"
-    where = [
-        f"train.reports_dir={out}",
-        f"train.model_path={out / 'model.keras'}",
-        f"train.best_model_path={out / 'best.keras'}",
-        f"train.backup_dir={out / 'backup'}",
-    ]
-    args = ["train", "--set", "train.epochs=3", "model.dropout=0.0", *where]
-    args += ["train.distribution=data_parallel"]
+    args = _train_args(out, "train.distribution=data_parallel")
     command = [sys.executable, "-m", "recipe_keras.cli", *args]
     port = free_port()
     if backend != "jax":
