@@ -111,12 +111,25 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args.project, args.config, args.overrides)
 
     if args.command == "new":
-        from cookiecutter.exceptions import CookiecutterException
+        from cookiecutter.exceptions import CookiecutterException, OutputDirExistsException
 
         from recipe_keras.new import new_project
 
         try:
             project = new_project(args.output_dir, _answers(args.answers), args.no_input)
+        except OutputDirExistsException as exc:
+            print(
+                f"recipe-keras new: no project written: {_exists(exc, args.output_dir)}",
+                file=sys.stderr,
+            )
+            return 1
+        except OSError as exc:  # a name the file system refuses, a read-only folder
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(
+                f"recipe-keras new: no project written: {exc.strerror or exc}{where}",
+                file=sys.stderr,
+            )
+            return 1
         except CookiecutterException as exc:
             # The pre-gen hook has printed which answer is wrong; cookiecutter removed the folder.
             print(f"recipe-keras new: no project written ({exc})", file=sys.stderr)
@@ -126,6 +139,21 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"Created {project}\nNext: cd {project} && make install && make train")
     return 0
+
+
+def _exists(exc: Exception, output_dir: str) -> str:
+    """Cookiecutter's "already exists", said of the folder it means."""
+    import re
+    from pathlib import Path
+
+    named = re.search(r'"(.*)"', str(exc))
+    folder = Path(named[1]) if named else None
+    if folder is not None and folder.resolve() == Path(output_dir).resolve():
+        return (
+            "the project's name gives no folder name (no ASCII letters or digits in it); "
+            "answer project_slug as well, e.g. project_slug=my_project"
+        )
+    return f"{folder or exc} already exists; choose another project_name, or -o another folder"
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -186,7 +214,14 @@ def _workers(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "recipe_keras.cli", "tune", "--config", args.config]
     if args.overrides:
         command += ["--set", *args.overrides]
-    return launch(command, args.workers)
+    from recipe_keras.lock import Busy
+
+    try:
+        with _one_run("tune", args.config):  # the chief and workers run under it
+            return launch(command, args.workers)
+    except Busy as exc:
+        print(f"recipe-keras tune: {exc}", file=sys.stderr)
+        return 1
 
 
 # Set to 1 for the whole traceback of an expected error (a bad config, a missing or
@@ -209,6 +244,7 @@ def _step(args: argparse.Namespace) -> int:
     # Importing Keras and its backend takes seconds: say so before, not after.
     print(f"recipe-keras {args.command}: {args.config}, loading Keras...", flush=True)
     start = time.monotonic()
+    project = None
     try:
         # Selects the backend before Keras starts.
         project = open_project(args.config, args.overrides)
@@ -219,7 +255,14 @@ def _step(args: argparse.Namespace) -> int:
             f"{keras.backend.backend()} backend ({time.monotonic() - start:.0f} s)",
             flush=True,
         )
-        return _run_step(args, project)
+        with _one_run(args.command, project.path):
+            return _run_step(args, project)
+    except KeyboardInterrupt:
+        then = RESUMES.get(args.command, "nothing was left half-written")
+        if args.command == "train" and project is not None:
+            then = _train_resumes(project.config)
+        print(f"recipe-keras {args.command}: interrupted; {then}", file=sys.stderr)
+        return 130
     except Exception as exc:
         line = _expected(exc)
         if line is None or os.environ.get(TRACEBACK) == "1":
@@ -228,11 +271,56 @@ def _step(args: argparse.Namespace) -> int:
         return 2 if isinstance(exc, ConfigError) else 1
 
 
+# What the same command does after a Ctrl-C.
+RESUMES = {
+    "train": "run it again to resume after the last finished epoch",
+    "ladder": "run it again: finished rungs are kept",
+    "learning-curve": "run it again: finished points are kept",
+    "tune": "run it again to resume: finished trials are kept",
+    "ensemble": "run it again: finished members are kept",
+    "distill": "run it again: finished runs are kept",
+}
+# The steps that train into the project's artifacts: one at a time per project.
+LOCKED = frozenset(RESUMES)
+
+
+def _train_resumes(config) -> str:
+    """What the next ``make train`` does after an interruption: resume from the backup's
+    epoch, or start over when no epoch was backed up (or training had ended)."""
+    import json
+    from pathlib import Path
+
+    backup = Path(config.train.backup_dir)
+    try:
+        epoch = json.loads((backup / "training_metadata.json").read_text())["epoch"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no epoch was backed up, so the next run starts over"
+    return f"run it again to resume after epoch {epoch} (the backup in {backup})"
+
+
+def _one_run(command: str, config_path):
+    """The project's lock (``recipe_keras.lock``) for a training step, held by the
+    process that leads it: not a tune worker, not a data-parallel process beyond the
+    first (they run beside their leader, with outputs of their own)."""
+    import contextlib
+
+    from recipe_keras._backend import process_index
+    from recipe_keras.lock import one_run
+    from recipe_keras.workers import role
+
+    if command not in LOCKED or role() not in ("", "chief") or process_index()[0]:
+        return contextlib.nullcontext()
+    from pathlib import Path
+
+    return one_run(Path(config_path).resolve().parent, f"recipe-keras {command}")
+
+
 def _expected(exc: Exception) -> str | None:
     """The one line an expected error is reported in; None for anything else."""
     from recipe_keras.config import ConfigError
+    from recipe_keras.lock import Busy
 
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, ConfigError | Busy):
         return str(exc)
     if isinstance(exc, OSError):  # a full disk, a read-only folder, a missing file
         where = f" ({exc.filename})" if exc.filename else ""
@@ -329,7 +417,12 @@ def _report(project: str, config_file: str | None = None, overrides: list[str] =
         print(f"recipe-keras report: {exc}", file=sys.stderr)
         return 1
     reports = root / (config.train.reports_dir if config else "reports")
-    path = write_html_report(reports)
+    try:
+        path = write_html_report(reports)
+    except OSError as exc:  # a read-only or full reports folder
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"recipe-keras report: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     print(f"Wrote {path} (open it in a browser; it needs no server)")
     return 0
 

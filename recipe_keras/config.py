@@ -118,7 +118,16 @@ def dataset_kind(dataset: str) -> str:
     an embedded name wins over the TFDS catalog; anything else must look like a
     TFDS catalog name.
     """
+    if not dataset.strip():
+        raise ConfigError(
+            "data.dataset = '' is not allowed; give an embedded name "
+            f"({', '.join(EMBEDDED_DATASETS)}), a TFDS catalog name or an image folder's path"
+        )
     path = Path(dataset).expanduser()
+    try:
+        path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symbolic link loop
+        raise ConfigError(f"data.dataset = {dataset!r} cannot be followed: {exc}") from exc
     if dataset.startswith(("/", "~", ".")) or path.is_dir():
         if not path.is_dir():
             raise ConfigError(
@@ -333,6 +342,9 @@ class TuneConfig:
     objective: str = field(default="val_loss", metadata=_choices("val_loss", "val_accuracy"))
     # The search's state: re-running `make tune` resumes, skipping finished trials.
     directory: str = "artifacts/tune"
+    # Seconds a distributed search's worker waits for its chief to answer before it
+    # stops, saying so (R5.3).
+    wait_for_chief: int = field(default=120, metadata=_at_least(1))
     # The search space: config keys (quoted, dotted) and how to draw them:
     # {type = "float", min, max, sampling = "linear" | "log"}, {type = "int", min, max,
     # step}, or {type = "choice", values = [...]}. Tunable keys: model.name,

@@ -80,7 +80,7 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
     data_dir = cfg.data_dir or None
     if kind == "folder":
         root = Path(cfg.dataset).expanduser()
-        check_folder(root, cfg.train_split.split("[")[0])
+        check_folder(root, _split_names(cfg))
         return tfds.folder_dataset.ImageFolder(str(root), shape=(None, None, cfg.channels or 3))
     if kind == "embedded":
         from recipe_keras.datasets.digits import Digits
@@ -94,7 +94,7 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
                 f"({Path(cfg.dataset).resolve()} does not exist) nor a TFDS catalog name; give "
                 "an image folder's path or a name from https://www.tensorflow.org/datasets/catalog"
             )
-        create = functools.partial(tfds.builder, cfg.dataset, data_dir=data_dir)
+        create = functools.partial(_catalog_builder, cfg.dataset, data_dir)
     builder = create()
     if builder.is_prepared():
         return builder
@@ -114,6 +114,16 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
         finally:
             random.setstate(state)
     return builder
+
+
+def _catalog_builder(dataset: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    """``tfds.builder``, its refusal of a version or config as one line naming the value."""
+    try:
+        return tfds.builder(dataset, data_dir=data_dir)
+    except (AssertionError, ValueError, KeyError) as exc:
+        reason = " ".join(str(exc).split()).rsplit('}": ', 1)[-1] or type(exc).__name__
+        reason = reason if len(reason) <= 300 else reason[:297] + "..."
+        raise ConfigError(f"data.dataset = {dataset!r}: {reason}") from exc
 
 
 @contextlib.contextmanager
@@ -161,19 +171,29 @@ def _require_network(cfg: DataConfig) -> None:
         ) from error
 
 
-def check_folder(root: Path, train: str = "train") -> None:
-    """An image folder must be laid out split/label/image, with images in every class folder.
+def _split_names(cfg: DataConfig) -> dict[str, str]:
+    """{config key: split folder} for each split expression: "train[:90%]" reads train."""
+    keys = ("train_split", "val_split", "test_split")
+    return {f"data.{key}": getattr(cfg, key).split("[")[0].strip() for key in keys}
+
+
+def check_folder(root: Path, splits: dict[str, str] | str = "train") -> None:
+    """An image folder must be laid out split/label/image, with images in every class
+    folder, a folder for every split the config reads and two classes or more.
 
     TensorFlow's own errors for a folder that is not (``ReadFile`` on a float32, an
-    empty list) name no folder; this names the one to fix.
+    empty list, a StopIteration) name no folder; this names the one to fix.
+    ``splits``: {config key: split name} (a bare name: the training split's).
     """
-    splits = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if not splits:
+    if isinstance(splits, str):
+        splits = {"data.train_split": splits}
+    found = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not found:
         raise ConfigError(
             f"data.dataset = {str(root)!r}: no split folders in it; an image folder is laid out "
             "split/label/image, e.g. train/cat/001.png and test/cat/002.png"
         )
-    for split in splits:
+    for split in found:
         classes = [p for p in split.iterdir() if p.is_dir()]
         if not classes:
             raise ConfigError(
@@ -185,10 +205,25 @@ def check_folder(root: Path, train: str = "train") -> None:
                     f"{folder}: no image in this class folder ({', '.join(IMAGE_SUFFIXES)}); "
                     "add images or remove the folder"
                 )
-    if train not in {s.name for s in splits}:
+    names = {s.name for s in found}
+    for key, name in splits.items():
+        if name not in names:
+            carve = (
+                '; or carve it out of train: data.train_split = "train[:80%]", '
+                'data.val_split = "train[80%:90%]", data.test_split = "train[90%:]"'
+                if key != "data.train_split" and "train" in names
+                else ""
+            )
+            raise ConfigError(
+                f"{key} = {name!r}: {root} has no such split folder (it has "
+                f"{', '.join(sorted(names))}); add {name}/<label>/<image>{carve}"
+            )
+    train = root / splits.get("data.train_split", "train")
+    classes = sorted(p.name for p in train.iterdir() if p.is_dir())
+    if len(classes) < 2:
         raise ConfigError(
-            f"data.train_split = {train!r}: {root} has no such split folder; it has "
-            f"{', '.join(s.name for s in splits)}"
+            f"{train}: {len(classes)} class folder ({', '.join(classes)}); a classifier needs "
+            "two classes or more, one folder each"
         )
 
 
@@ -211,6 +246,11 @@ def load_splits(cfg: DataConfig, seed: int, extra_train: tf.data.Dataset | None 
     builder = make_builder(cfg)
     image_key, label_key = builder.info.supervised_keys or ("image", "label")
     label = builder.info.features[label_key]
+    if label.num_classes < 2:
+        raise ConfigError(
+            f"data.dataset = {cfg.dataset!r} has {label.num_classes} class; a classifier needs "
+            "two classes or more"
+        )
     stored = tuple(builder.info.features[image_key].shape)
     splits = {"train": cfg.train_split, "val": cfg.val_split, "test": cfg.test_split}
     raw = {name: read_split(builder, split) for name, split in splits.items()}

@@ -81,13 +81,16 @@ def member_configs(config: Config) -> list[tuple[str, dict]]:
             (f"seed {config.seed + i}", {"seed": config.seed + i, **epochs})
             for i in range(ec.members)
         ]
-    tune_json = Path(config.train.reports_dir) / "tune.json"
+    # The search tune.directory names, whatever reports_dir holds ("results.json" is
+    # recipe_keras.tune.RESULTS; importing it would import KerasTuner).
+    tune_json = Path(config.tune.directory) / "results.json"
     if not tune_json.is_file():
         raise ConfigError(
-            f"ensemble.source = 'tune' needs a finished make tune: no {tune_json}; run make "
-            "tune first, or set ensemble.source = 'seeds'"
+            f"ensemble.source = 'tune' needs a finished make tune in tune.directory: no "
+            f"{tune_json}; run make tune (it resumes a search that has not written it), "
+            "or set ensemble.source = 'seeds'"
         )
-    rows = json.loads(tune_json.read_text())["details"]["results"][: ec.members]
+    rows = json.loads(tune_json.read_text())["results"][: ec.members]
     if len(rows) < ec.members:
         raise ConfigError(
             f"ensemble.members = {ec.members}, but {tune_json} holds {len(rows)} finished trials"

@@ -15,7 +15,13 @@ import os
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["installed_requirement", "new_project", "template_dir"]
+__all__ = ["JINJA_MARKERS", "installed_requirement", "new_project", "template_dir"]
+
+# Cookiecutter renders every answer as a Jinja template before any hook sees it, so an
+# answer holding one of these runs what it holds: refused here.
+JINJA_MARKERS = ("{{", "{%", "{#")
+# The template's hook refuses longer package names (template/hooks/pre_gen_project.py).
+MAX_SLUG = 64
 
 
 def template_dir() -> Path:
@@ -54,6 +60,22 @@ def new_project(
     from cookiecutter.main import cookiecutter
 
     answers = dict(answers or {})
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"-o {str(out)!r} is a file; give the folder the project goes in")
+    for key, value in answers.items():
+        marker = next((m for m in JINJA_MARKERS if m in value), None)
+        if marker:
+            raise ValueError(
+                f"answer {key}={value!r} holds {marker!r}: cookiecutter would run it as a "
+                "Jinja template; leave out {{, {% and {#"
+            )
+    if "project_name" in answers and not answers["project_name"].strip():
+        raise ValueError("project_name '' is not allowed; give the project a name")
+    if len(answers.get("project_slug", "")) > MAX_SLUG:
+        raise ValueError(
+            f"project_slug is {len(answers['project_slug'])} characters; give {MAX_SLUG} or fewer"
+        )
     known = [
         k for k in json.loads((template_dir() / "cookiecutter.json").read_text()) if k[0] != "_"
     ]

@@ -184,4 +184,7 @@ def open_project(
         if not callable(getattr(module, needs, None)):
             raise ConfigError(f"{path}: {module_name} defines no function {needs}()")
         modules[name] = module
+    from recipe_keras.backup import check_backup_dir, outputs  # imports Keras, as the package did
+
+    check_backup_dir(tc.backup_dir, [path.resolve().parent, *outputs(config)])
     return Project(config, path, modules["data"], modules["model"], modules["train"])

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +30,15 @@ import keras
 import numpy as np
 
 from recipe_keras._backend import devices_in_use, undistributed
+from recipe_keras.backup import (
+    BEST_IN_BACKUP,
+    Backup,
+    check_backup_dir,
+    outputs,
+    remove_backup,
+    require_room,
+    weights_bytes,
+)
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.config import Config, ModelConfig, TrainConfig, recipe_learning_rate
 from recipe_keras.data import Splits, labels_of
@@ -322,17 +331,20 @@ class ResumeRecord(keras.callbacks.Callback):
 
 
 class KeepBest(keras.callbacks.Callback):
-    """R6.3: the best epoch's model by ``train.monitor``, saved atomically beside the last.
+    """R6.3: the best epoch's model by ``train.monitor``, saved atomically.
 
-    A resumed run starts from the best of the epochs before the interruption (the
-    ``ResumeRecord``'s history), so the kept model is the best of the whole run; a
-    fresh run first removes a best model an earlier run left. Goes after the record and
-    before the backup, so a kill while it saves resumes at that epoch.
+    It is staged in the backup folder (``backup.BEST_IN_BACKUP``) while the run goes
+    on, and ``evaluate`` moves it to ``train.best_model_path`` with the last model and
+    the report once the run has succeeded: a run that fails leaves the previous best
+    model in place. A resumed run starts from the best of the epochs before the
+    interruption (the ``ResumeRecord``'s history), so the kept model is the best of the
+    whole run; a fresh run first removes a best model an earlier run staged. Goes after
+    the record and before the backup, so a kill while it saves resumes at that epoch.
     """
 
-    def __init__(self, path: str | Path, monitor: str, record: ResumeRecord):
+    def __init__(self, backup_dir: str | Path, monitor: str, record: ResumeRecord):
         super().__init__()
-        self.path, self.monitor, self.record = Path(path), monitor, record
+        self.path, self.monitor, self.record = Path(backup_dir) / BEST_IN_BACKUP, monitor, record
         self.higher = not monitor.endswith("loss")
 
     def on_train_begin(self, logs=None):
@@ -353,65 +365,9 @@ class KeepBest(keras.callbacks.Callback):
         value = float(value)
         if self.best is None or (value > self.best if self.higher else value < self.best):
             self.best = value
+            what = f"epoch {epoch + 1}'s best model"
+            require_room(self.path.parent, weights_bytes(self.model), what)
             atomic_write(self.path, self.model.save)
-
-
-# Room an HDF5 weights file needs beyond its variables' bytes (headers, names, metadata).
-BACKUP_SLACK = 1 << 20
-
-
-def _weights_bytes(model: keras.Model) -> int:
-    """The bytes of a model's variables and its optimizer's: what a backup stores."""
-    variables = list(model.weights)
-    if model.optimizer is not None:
-        variables += list(model.optimizer.variables)
-    return sum(
-        int(np.prod(v.shape)) * np.dtype(keras.backend.standardize_dtype(v.dtype)).itemsize
-        for v in variables
-    )
-
-
-class Backup(keras.callbacks.BackupAndRestore):
-    """Keras's epoch backups, kept twice, and set aside when neither copy can be read.
-
-    A kill while a backup is written leaves it truncated; Keras then resumes from the
-    copy before it (``double_checkpoint``). When that one is unreadable too, the folder
-    is renamed so the next run starts afresh, and training stops with one line saying so
-    (the weights may already be half restored, so this run cannot go on).
-    """
-
-    def __init__(self, backup_dir: str | Path):
-        super().__init__(str(backup_dir), double_checkpoint=True)
-        self.folder = Path(backup_dir)
-
-    def on_epoch_end(self, epoch, logs=None):
-        # HDF5 can crash the process (not raise) when the disk fills mid-write: check
-        # first that both copies fit, and stop in one line when they do not.
-        needed = 2 * _weights_bytes(self.model) + BACKUP_SLACK
-        self.folder.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(self.folder).free
-        if free < needed:
-            raise OSError(
-                errno.ENOSPC,
-                f"No space left for epoch {epoch + 1}'s backup ({free // 1024} KiB free, "
-                f"{needed // 1024} KiB needed); free some and run again to resume",
-                str(self.folder),
-            )
-        super().on_epoch_end(epoch, logs)
-
-    def on_train_begin(self, logs=None):
-        try:
-            super().on_train_begin(logs)
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
-            if not self.folder.is_dir():  # no backup to blame (an unbuilt model, ...)
-                raise
-            aside = self.folder.with_name(f"{self.folder.name}.damaged-{int(time.time())}")
-            self.folder.rename(aside)
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise OSError(
-                f"the backup in {self.folder} could not be read ({reason}); it is set aside "
-                f"as {aside.name}, so the next run starts over (delete it when not needed)"
-            ) from error
 
 
 # The run name each backup folder's training chose in this process, for ``evaluate``.
@@ -441,27 +397,47 @@ def run_folder(config: Config, run: str) -> Path:
     return Path(config.train.reports_dir) / "runs" / run
 
 
-def _keep_run(folder: Path, report: Report, config: Config, model_path: Path | None) -> None:
-    """Copy what the run wrote to the reports folder into its own folder, which later
-    runs leave alone. The model is hard-linked where the disk allows: no second copy,
-    and the next run's save replaces the file, not this link's contents."""
-    reports = Path(config.train.reports_dir)
+def _commit(model: keras.Model, report: Report, config: Config, folder: Path, saved: bool) -> None:
+    """Write the run's model, best model, figures and train.json, now that it has succeeded.
+
+    Until here they sat in the run's own folder (figures) and the backup folder (the
+    best model), so a run that fails before its end leaves the previous ones, which
+    still describe each other. Each file is replaced atomically; the run's folder also
+    keeps its config, report and models, which later runs leave alone (the models
+    hard-linked where the disk allows: no second copy). ``saved``: the weights are
+    worth saving (a diverged run's are not).
+    """
+    tc = config.train
+    reports = Path(tc.reports_dir)
+    kept: list[Path] = []
+    if saved:
+        kept.append(atomic_write(tc.model_path, model.save))
+    if tc.best_model_path:
+        staged, best = Path(tc.backup_dir) / BEST_IN_BACKUP, Path(tc.best_model_path)
+        if staged.is_file():
+            best.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(staged, best)
+            except OSError:  # another disk
+                atomic_write(best, lambda tmp: shutil.copyfile(staged, tmp))
+            kept.append(best)
+        else:  # nothing finite to rank: an older run's best is not this one's
+            best.unlink(missing_ok=True)
     for figure in report.figures:
-        if (reports / figure).is_file():
-            atomic_write(folder / figure, lambda tmp, f=figure: shutil.copyfile(reports / f, tmp))
+        if (folder / figure).is_file():
+            atomic_write(reports / figure, lambda tmp, f=figure: shutil.copyfile(folder / f, tmp))
+    write_report(report, reports)
     text = json.dumps(dataclasses.asdict(config), indent=2) + "\n"
     atomic_write(folder / "config.json", lambda tmp: tmp.write_text(text))
-    best = config.train.best_model_path
-    for source in (model_path, Path(best) if best else None):
-        if source is None or not source.is_file():
-            continue
-        kept = folder / source.name
-        kept.unlink(missing_ok=True)
+    for source in kept:
+        link = folder / source.name
+        link.unlink(missing_ok=True)
         try:
-            os.link(source, kept)
+            os.link(source, link)
         except OSError:  # another disk, or links not allowed
-            atomic_write(kept, lambda tmp, f=source: shutil.copyfile(f, tmp))
+            atomic_write(link, lambda tmp, f=source: shutil.copyfile(f, tmp))
     write_report(report, folder)
+    remove_backup(tc.backup_dir)
 
 
 def _changes(before: dict, now: dict, prefix: str = "") -> list[str]:
@@ -488,12 +464,13 @@ def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callba
     ``train.early_stopping_patience`` is set.
     """
     tc = config.train
+    check_backup_dir(tc.backup_dir, outputs(config))
     record = ResumeRecord(config)
     found = [
         *([ShuffleByEpoch(splits)] if splits is not None and splits.epoch is not None else []),
         record,
         # Before the backup: a kill while the best model is saved resumes at that epoch.
-        *([KeepBest(tc.best_model_path, tc.monitor, record)] if tc.best_model_path else []),
+        *([KeepBest(tc.backup_dir, tc.monitor, record)] if tc.best_model_path else []),
         Backup(tc.backup_dir),
         keras.callbacks.TensorBoard(str(run_folder(config, record.run) / "tensorboard")),
         EpochSeconds(),
@@ -532,8 +509,20 @@ def evaluate(
     ``init`` is ``init_from_priors``'s result (R2.5), if the run applied it.
     """
     devices = devices_in_use()
-    with undistributed():  # JAX: every example of each split, not cut to split evenly
-        return _evaluate(model, history, splits, config, init, devices)
+    try:
+        with undistributed():  # JAX: every example of each split, not cut to split evenly
+            return _evaluate(model, history, splits, config, init, devices)
+    except BaseException:
+        tc = config.train
+        kept = [p for p in (tc.model_path, tc.best_model_path) if p and Path(p).is_file()]
+        kept += [str(p) for p in [Path(tc.reports_dir) / "train.json"] if p.is_file()]
+        if kept:
+            print(
+                f"the run stopped before its end: {', '.join(kept)} are still the previous run's",
+                file=sys.stderr,
+                flush=True,
+            )
+        raise
 
 
 def _evaluate(
@@ -557,6 +546,10 @@ def _evaluate(
             "R4.9 WARN: dropout together with BatchNorm: dropout shifts the variance BatchNorm "
             "learned in training (Li et al. 2019); prefer one, or put dropout after the last BN"
         )
+    # The run's own folder: the name its callbacks chose (resumed runs keep theirs).
+    # Figures go there first and reach the reports folder with train.json (``_commit``).
+    run = _RUNS.pop(str(Path(tc.backup_dir)), None) or new_run_name(tc.reports_dir)
+    folder = run_folder(config, run)
     # Wall seconds are no training history: two seeded runs have the same history.
     curves_history = {k: v for k, v in history.history.items() if k != "epoch_seconds"}
     epoch_seconds = [float(s) for s in history.history.get("epoch_seconds", [])]
@@ -566,13 +559,8 @@ def _evaluate(
     }
     losses = curves_history.get("loss", [])
     diverged = next((i + 1 for i, v in enumerate(losses) if not math.isfinite(v)), None)
-    # The run's own folder: the name its callbacks chose (resumed runs keep theirs).
-    run = _RUNS.pop(str(Path(tc.backup_dir)), None) or new_run_name(tc.reports_dir)
-    # A kill mid-save leaves the old model (or none); diverged weights are not saved.
-    model_path = Path(tc.model_path) if diverged else atomic_write(tc.model_path, model.save)
-    reports = Path(tc.reports_dir)
-    curves = plot_curves(curves_history, final["test"], reports / "train_curves.png")
-    look = _look_inside(model, splits, reports)
+    curves = plot_curves(curves_history, final["test"], folder / "train_curves.png")
+    look = _look_inside(model, splits, folder)
     if tc.verbose:  # scikit-learn's fit prints nothing, and takes seconds on large data
         print("R2.7: fitting a linear model to convergence on the training split...", flush=True)
     with waiting("R2.7 linear model") if tc.verbose else contextlib.nullcontext():
@@ -680,15 +668,14 @@ def _evaluate(
             "class_names": list(splits.class_names),
             "input_shape": list(splits.input_shape),
             "model": model.name,
-            "model_path": str(model_path),
+            "model_path": str(tc.model_path),
             "config": dataclasses.asdict(config),
             "run": run,
             # Where it trained: several devices under train.distribution = "data_parallel".
             "devices": devices,
         },
     )
-    write_report(report, tc.reports_dir)
-    _keep_run(run_folder(config, run), report, config, None if diverged else model_path)
+    _commit(model, report, config, folder, saved=not diverged)
     return report
 
 
@@ -744,13 +731,13 @@ def _best_versus_last(
     epoch = _best_epoch(history, tc.monitor)
     found = {"monitor": tc.monitor, "epoch": epoch, "epochs_run": len(history.epoch)}
     found["value"] = history.history[tc.monitor][epoch - 1] if epoch else None
-    path = Path(tc.best_model_path) if tc.best_model_path else None
-    if path is None or not path.is_file():
+    staged = Path(tc.backup_dir) / BEST_IN_BACKUP
+    if not tc.best_model_path or not staged.is_file():
         return found | {"path": None}
-    best = keras.models.load_model(path)
+    best = keras.models.load_model(staged)
     test = best.evaluate(splits.test, return_dict=True, verbose=0, callbacks=heartbeat(tc, "test"))
     return found | {
-        "path": str(path),
+        "path": tc.best_model_path,
         "best_test_loss": float(test["loss"]),
         "best_test_accuracy": float(test.get("accuracy", math.nan)),
         "last_test_loss": float(last_test["loss"]),

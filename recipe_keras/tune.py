@@ -40,9 +40,11 @@ from recipe_keras.config import Config, with_values
 from recipe_keras.data import Splits
 from recipe_keras.progress import EpochLine, Heartbeat, duration
 from recipe_keras.report import Report, atomic_write, write_report
-from recipe_keras.workers import role
+from recipe_keras.seed import set_seed
+from recipe_keras.workers import role, wait_for_chief
 
 __all__ = [
+    "RESULTS",
     "declare",
     "format_results",
     "make_tuner",
@@ -50,6 +52,9 @@ __all__ = [
     "search_project",
     "trial_config",
 ]
+
+# The finished trials, best first, in the search's own folder (``tune.directory``).
+RESULTS = "results.json"
 
 _TUNERS = {
     "random": kt.RandomSearch,
@@ -173,9 +178,19 @@ class _Trials(kt.HyperModel):
             "callback, a global), so memory grows with the number of trials"
         )
 
+    # Set by ``search``: the seed every trial starts from, and the callback that gives
+    # the training split each epoch's own order.
+    seed: int | None = None
+    epoch_order: keras.callbacks.Callback | None = None
+
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         self.alive_at_build.append(len(self.models))
         start = time.perf_counter()
+        if self.seed is not None:
+            # Each trial starts as a fresh run of its configuration would (R2.1), not
+            # from where the trials before it left the random state: a trial re-run
+            # after an interruption then scores what the uninterrupted search scored.
+            set_seed(self.seed, None)
         model = self.build_model(hp)
         self.build_seconds += time.perf_counter() - start
         self.models.add(model)
@@ -188,6 +203,8 @@ class _Trials(kt.HyperModel):
             trial = self.logs / f"trial-{self.trial_id}"
             logs = keras.callbacks.TensorBoard(str(trial))
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), logs]
+        if self.epoch_order is not None:  # epoch e's order, whichever trials ran before
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), self.epoch_order]
         if self.verbose:
             values = ", ".join(
                 f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
@@ -246,6 +263,13 @@ def search(
     trials_run = _Trials(build_model, tc.objective, verbose)
     part = role()
     trials_run.worker = "" if part == "chief" else part
+    if trials_run.worker:  # before KerasTuner's client, which would wait for days
+        wait_for_chief(tc.wait_for_chief)
+    trials_run.seed = config.seed
+    if splits.epoch is not None:
+        from recipe_keras.train import ShuffleByEpoch
+
+        trials_run.epoch_order = ShuffleByEpoch(splits)
     tuner = make_tuner(trials_run, config)
     # A worker's oracle is a client of the chief's: it has no trials to count.
     before = set()
@@ -297,6 +321,10 @@ def search(
     best_values = {k: v for k, v in rows[0].items() if k not in ("trial", "score")}
     text = json.dumps(best_values, indent=2) + "\n"
     atomic_write(best_dir / "best_hyperparameters.json", lambda tmp: tmp.write_text(text))
+    # Every finished trial, best first, beside the search they belong to (make ensemble
+    # with ensemble.source = "tune" reads them from here).
+    table = json.dumps({"objective": tc.objective, "results": rows}, indent=2) + "\n"
+    atomic_write(best_dir / RESULTS, lambda tmp: tmp.write_text(table))
     from recipe_keras.figures import plot_trials
 
     figure = plot_trials(rows, tc.objective, out / "tune_trials.png")

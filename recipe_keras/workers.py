@@ -18,7 +18,16 @@ import threading
 import time
 from collections.abc import Sequence
 
-__all__ = ["CHIEF_GRACE_SECONDS", "free_port", "launch", "role", "shares"]
+__all__ = [
+    "CHIEF_GRACE_SECONDS",
+    "NoChief",
+    "free_port",
+    "launch",
+    "reserve_port",
+    "role",
+    "shares",
+    "wait_for_chief",
+]
 
 # After the last worker ends, the chief (told so at once) exports the best model and
 # writes the results; past this, it is stopped.
@@ -42,6 +51,54 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def reserve_port() -> tuple[socket.socket | None, int]:
+    """A port on 127.0.0.1 kept for the chief: (the socket that holds it, the port).
+
+    The socket is bound with SO_REUSEPORT and never listens: the chief's gRPC server
+    (which sets SO_REUSEPORT too) binds the same port beside it, while a process that
+    does not ask to share it cannot take it in the seconds before the chief starts.
+    Where SO_REUSEPORT is missing (Windows), the port is only chosen: (None, port).
+    """
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return None, free_port()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
+
+
+class NoChief(ConnectionError):
+    """A worker found no chief answering at KERASTUNER_ORACLE_IP:KERASTUNER_ORACLE_PORT."""
+
+
+def wait_for_chief(seconds: float, say=print) -> None:
+    """Block until the chief's oracle answers (gRPC), saying so every 15 s; ``NoChief``
+    after ``seconds``. KerasTuner's own client would wait for it for days, silently."""
+    import grpc  # ships with keras-tuner
+
+    where = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    name = os.environ.get("KERASTUNER_TUNER_ID", "worker")
+    channel = grpc.insecure_channel(where)
+    end = time.monotonic() + seconds
+    try:
+        while True:
+            left = end - time.monotonic()
+            try:
+                grpc.channel_ready_future(channel).result(timeout=max(0.1, min(15.0, left)))
+                return
+            except grpc.FutureTimeoutError:
+                if time.monotonic() >= end:
+                    raise NoChief(
+                        f"{name}: no chief answered at {where} within {seconds:g} s; start "
+                        "the chief first (KERASTUNER_TUNER_ID=chief, same address), check "
+                        "KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT, or raise "
+                        "tune.wait_for_chief"
+                    ) from None
+                say(f"{name}: waiting for the chief at {where}...", flush=True)
+    finally:
+        channel.close()
 
 
 def shares(cores: Sequence[int], workers: int) -> list[list[int]]:
@@ -105,7 +162,7 @@ def launch(
     if cores is None:
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         cores = cores or list(range(os.cpu_count() or 1))
-    port = free_port()
+    held, port = reserve_port()
     base = {
         **os.environ,
         "KERASTUNER_ORACLE_IP": "127.0.0.1",
@@ -134,6 +191,8 @@ def launch(
                 os.sched_setaffinity(procs[name].pid, share)
     except BaseException:  # none left running without its launcher
         _stop(procs)
+        if held is not None:
+            held.close()
         raise
     relays = [
         threading.Thread(target=_relay, args=(name, proc.stdout), daemon=True)
@@ -153,6 +212,8 @@ def launch(
         _stop(procs)
         for relay in relays:
             relay.join(timeout=5)
+        if held is not None:
+            held.close()
 
 
 def _raise_interrupt(signum, frame) -> None:

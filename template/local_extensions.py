@@ -1,5 +1,7 @@
 """Jinja filters of this template (cookiecutter loads them through ``_extensions``).
 
+``package_name`` makes the default package name from any project name.
+
 ``recipe_requirement`` turns the answer ``auto`` into a pip requirement for the
 very recipe-keras this template came with, so a default project installs:
 
@@ -13,11 +15,25 @@ from __future__ import annotations
 
 import re
 import subprocess
+import unicodedata
 from pathlib import Path
 
 from cookiecutter.utils import simple_filter
 
 AUTO = "auto"
+# The pre-gen hook refuses longer package names (hooks/pre_gen_project.py's MAX_SLUG).
+MAX_SLUG = 64
+
+
+@simple_filter
+def package_name(name: str) -> str:
+    """'My MNIST-Net' -> 'my_mnist_net', 'Café 🚀' -> 'cafe': ASCII letters, digits and _.
+
+    Accents are dropped, other characters become one _, at most MAX_SLUG long; a name
+    with no ASCII letter or digit gives '' (the hook then asks for project_slug).
+    """
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "_", text).strip("_")[:MAX_SLUG].rstrip("_")
 
 
 def _git(root: Path, *args: str) -> str:

@@ -370,3 +370,47 @@ def test_the_read_progress_shows_a_bar_its_rate_and_the_time_left():
     assert known.line(1000, 8.0, final=True).endswith("1000/1000 examples, 125/s, 8.0 s")
     unknown = _Progress("test", None, quiet=False)  # a split TFDS cannot count
     assert unknown.line(300, 1.5, final=False) == "  read test: 300 examples, 200/s, 1.5 s"
+
+
+def test_findings_are_true_for_every_image_mode_and_size(tmp_path):
+    # Each file is judged as TensorFlow decodes it (CMYK and palette as RGB, 16-bit
+    # gray at 8 bits) and at its stored size: a noisy photo far larger than the rest
+    # is no "constant image" for averaging to the common 8 x 8.
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images, labels = digits_images()
+    for i in range(40):
+        _save(
+            tmp_path / ("train" if i < 30 else "test") / str(labels[i] % 2) / f"{i}.png", images[i]
+        )
+    odd = tmp_path / "train" / "0"
+    Image.new("CMYK", (8, 8), (0, 0, 0, 128)).save(odd / "cmyk_grey.jpg")
+    cmyk = rng.integers(0, 255, (8, 8, 4), dtype=np.uint8)
+    Image.fromarray(cmyk, "CMYK").save(odd / "cmyk_noise.jpg", quality=95)
+    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(odd / "gray16.png")
+    Image.fromarray(images[0]).convert("P").save(odd / "palette.png")
+    Image.fromarray(rng.integers(0, 255, (8, 8, 4), dtype=np.uint8), "RGBA").save(odd / "rgba.png")
+    Image.fromarray(rng.integers(0, 255, (3000, 3000), dtype=np.uint8)).save(odd / "noise.png")
+
+    from recipe_keras.audit.stats import find_broken
+
+    ex = read_folder(tmp_path, quiet=True)
+    stats = ex.pixel_stats()
+    _, broken = find_broken(ex, stats)
+    found = {(b["id"].split("/")[-1], b["problem"]) for b in broken}
+    row = {i.split("/")[-1]: k for k, i in enumerate(ex.ids)}
+    # A mid-grey CMYK image is grey (127), not blank; a noisy one is neither.
+    assert ("cmyk_grey.jpg", "constant image (every pixel 127)") in found
+    assert stats["std"][row["cmyk_noise.jpg"]] > 10
+    assert ("gray16.png", "constant image (every pixel 156)") in found  # 40000 / 257
+    assert ("palette.png", "3 channels where the dataset has 1") in found
+    assert ("rgba.png", "4 channels where the dataset has 1") in found
+    # The 3000 x 3000 noise: its own statistics, and a size printed as plain numbers.
+    assert stats["std"][row["noise.png"]] == pytest.approx(73.6, abs=1.0)
+    assert ("noise.png", "size (3000, 3000) where 45 of 46 are (8, 8)") in found
+    assert not any("np." in problem for _, problem in found)
+    assert {name for name, problem in found if "constant" in problem or "blank" in problem} == {
+        "cmyk_grey.jpg",
+        "gray16.png",
+    }

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -188,7 +190,26 @@ def _made(*folders: str):
     return make
 
 
+def _loop(root: Path) -> str:
+    """A symbolic link that points at itself through a second one."""
+    root.mkdir(parents=True)
+    (root / "a").symlink_to(root / "b")
+    (root / "b").symlink_to(root / "a")
+    return str(root / "a")
+
+
+def _without_test(root: Path) -> str:
+    image_folder(root, 8)
+    shutil.rmtree(root / "test")
+    return str(root)
+
+
 DATA_CASES = [
+    ("empty", lambda root: "", "data.dataset = '' is not allowed"),
+    ("symlink loop", _loop, "cannot be followed: Symlink loop"),
+    ("no test split", _without_test, "data.test_split = 'test': "),
+    ("one class", lambda root: str(image_folder(root, 8, classes=("a",))), "1 class folder (a)"),
+    ("unknown version", lambda root: "mnist:9.9.9", "cannot be loaded at version 9.9.9"),
     ("relative path", lambda root: "images/train_set", "is neither a folder"),
     ("no splits", _made(), "no split folders in it"),
     ("no classes", _made("train", "test"), "no class folders in this split"),
@@ -267,7 +288,8 @@ def test_a_full_or_read_only_disk_stops_in_one_line_and_corrupts_nothing(project
 
     # Full: the backup that HDF5 would have crashed on is refused before it is written.
     _fill(small_disk, leave_kib=300)
-    one_line(recipe(project, "train", name), 1, "No space left for epoch 1's backup")
+    # (The best model, staged in the backup folder, comes first.)
+    one_line(recipe(project, "train", name), 1, "No space left for epoch 1's best model")
     assert report.read_bytes() == first
     assert zipfile.is_zipfile(outputs / "model.keras")
     assert not list(outputs.rglob("*.tmp*"))
@@ -276,6 +298,7 @@ def test_a_full_or_read_only_disk_stops_in_one_line_and_corrupts_nothing(project
     (small_disk / "ballast").unlink()
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     one_line(recipe(project, "train", name), 2, "cannot write in")
+    one_line(recipe(project, "report", name), 1, "Read-only file system")
     subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
     assert report.read_bytes() == first
 
@@ -343,6 +366,22 @@ def test_a_search_killed_mid_trial_reruns_only_the_unfinished_trials(project, tm
     tune = json.loads((tmp_path / "reports" / "tune.json").read_text())
     assert tune["numbers"]["trials"] == 3 and tune["numbers"]["trials_run_now"] == 2
     assert (tmp_path / "tune" / "best.keras").is_file()
+    # The interrupted trial, run again in a new process, scores what it scores in a
+    # search that was never interrupted.
+    whole = variant(
+        project,
+        "whole_tune.toml",
+        ("trials = 10", "trials = 3"),
+        ('directory = "artifacts/tune"', f'directory = "{tmp_path / "whole"}"'),
+        ('reports_dir = "reports"', f'reports_dir = "{tmp_path / "whole_r"}"'),
+    )
+    assert recipe(project, "tune", whole).returncode == 0
+
+    def scores(folder: Path) -> dict:
+        rows = json.loads((folder / "results.json").read_text())["results"]
+        return {row["trial"]: row["score"] for row in rows}
+
+    assert scores(tmp_path / "tune") == scores(tmp_path / "whole")
 
 
 def test_make_args_set_one_runs_values_and_the_report_records_them(project):
@@ -453,3 +492,180 @@ def test_processes_started_together_prepare_the_data_once(tmp_path):
     splits = {out.splitlines()[-1] for out in outs}
     assert len(splits) == 1 and f"('test', {TEST_SIZE})" in splits.pop()
     assert not list(tmp_path.rglob("incomplete*"))
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+BACKUP_CASES = [
+    ("the project", ".", "holds the folder it runs from"),
+    ("above the project", "..", "holds the folder it runs from"),
+    ("artifacts", "artifacts", "/artifacts/model.keras; a backup needs a folder of its own"),
+    ("a folder of the user's", "mine", "holds files the recipe did not write (notes.txt)"),
+]
+
+
+@pytest.mark.parametrize(
+    "folder, message", [c[1:] for c in BACKUP_CASES], ids=[c[0] for c in BACKUP_CASES]
+)
+def test_no_backup_dir_can_delete_what_the_recipe_did_not_write(project, folder, message):
+    # Keras's BackupAndRestore deletes its whole folder when training ends: a backup
+    # that is the project, a folder above it or the user's is refused before training.
+    (project / "mine").mkdir(exist_ok=True)
+    (project / "mine" / "notes.txt").write_text("mine")
+    (project / "artifacts").mkdir(exist_ok=True)
+    (project / "artifacts" / "keep.txt").write_text("mine too")
+    name = variant(
+        project, "backup.toml", ('backup_dir = "artifacts/backup"', f'backup_dir = "{folder}"')
+    )
+    before = _tree(project)
+    one_line(recipe(project, "train", name), 2, message)
+    assert _tree(project) == before
+
+
+def test_the_backup_folder_loses_its_own_files_only(project, tmp_path):
+    name = variant(
+        project,
+        "own.toml",
+        ('backup_dir = "artifacts/backup"', f'backup_dir = "{tmp_path}/shared/backup"'),
+        ('reports_dir = "reports"', 'reports_dir = "own_r"'),
+    )
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "beside.txt").write_text("mine")
+    assert recipe(project, "train", name).returncode == 0
+    assert not (tmp_path / "shared" / "backup").exists()
+    assert (tmp_path / "shared" / "beside.txt").read_text() == "mine"
+
+
+FAILING = """
+import recipe_keras.baselines
+
+from digits_classifier.train import run  # noqa: F401
+
+
+def _fails(*args, **kwargs):
+    raise ValueError("a planted failure after training")
+
+
+recipe_keras.baselines.fit_linear = _fails
+"""
+
+
+def test_a_run_that_fails_after_training_keeps_the_previous_model_and_report(project, tmp_path):
+    # The project's own train.py, whose R2.7 baseline fails once the model is trained.
+    package = tmp_path / "failing_run"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "data.py").write_text("from digits_classifier.data import load_data  # noqa\n")
+    (package / "model.py").write_text("from digits_classifier.model import build_model  # noqa\n")
+    (package / "train.py").write_text(FAILING)
+    outputs = (
+        ('reports_dir = "reports"', 'reports_dir = "failing_r"'),
+        ('model_path = "artifacts/model.keras"', 'model_path = "failing_a/model.keras"'),
+        ('best_model_path = "artifacts/best.keras"', 'best_model_path = "failing_a/best.keras"'),
+        ('backup_dir = "artifacts/backup"', 'backup_dir = "failing_a/backup"'),
+    )
+    good = variant(project, "good.toml", *outputs)
+    bad = variant(
+        project,
+        "failing.toml",
+        *outputs,
+        ('package = "digits_classifier"', 'package = "failing_run"'),
+        ("seed = 42", "seed = 7"),
+    )
+    assert recipe(project, "train", good).returncode == 0
+    kept = ("failing_a/model.keras", "failing_a/best.keras", "failing_r/train.json")
+    before = {path: (project / path).read_bytes() for path in kept}
+    proc = recipe(project, "train", bad, PYTHONPATH=f"{project}{os.pathsep}{tmp_path}")
+    assert proc.returncode != 0 and "a planted failure after training" in proc.stderr
+    assert "failing_a/model.keras, failing_a/best.keras, failing_r/train.json are still " in (
+        proc.stderr
+    )
+    assert {path: (project / path).read_bytes() for path in kept} == before
+
+
+def _stream(project: Path, config: str) -> subprocess.Popen:
+    full = {**os.environ, "PYTHONPATH": str(project), "PYTHONUNBUFFERED": "1"}
+    full.pop("KERAS_BACKEND", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "recipe_keras.cli", "train", "--config", config],
+        cwd=project,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _until(proc: subprocess.Popen, start: str) -> None:
+    for line in proc.stdout:
+        if line.startswith(start):
+            return
+    raise AssertionError(f"{start!r} never came: {proc.stderr.read()[-2000:]}")
+
+
+def test_one_run_per_project_and_ctrl_c_says_where_it_resumes(project):
+    long = variant(
+        project,
+        "long.toml",
+        ("epochs = 1", "epochs = 500"),
+        ('reports_dir = "reports"', 'reports_dir = "long_r"'),
+        ('backup_dir = "artifacts/backup"', 'backup_dir = "long_a/backup"'),
+    )
+    first = _stream(project, long)
+    try:
+        _until(first, "Epoch 3/500")
+        second = recipe(project, "train")  # the project's own config: refused, unharmed
+        one_line(second, 1, f"recipe-keras train (pid {first.pid}, since ")
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("recipe-keras train: interrupted; run it again to resume after epoch ")
+    assert line.endswith("(the backup in long_a/backup)")
+
+    # A run killed outright leaves no lock behind: the next one starts.
+    killed = _stream(project, long)
+    _until(killed, "Epoch ")
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert recipe(project, "train").returncode == 0
+
+
+def test_a_tune_worker_without_a_chief_stops_in_one_line(project):
+    from recipe_keras.workers import free_port
+
+    name = variant(project, "worker.toml", ("wait_for_chief = 120", "wait_for_chief = 3"))
+    port = free_port()  # nothing listens there
+    ids = {"KERASTUNER_TUNER_ID": "tuner0", "KERASTUNER_ORACLE_IP": "127.0.0.1"}
+    proc = recipe(project, "tune", name, KERASTUNER_ORACLE_PORT=str(port), **ids)
+    one_line(proc, 1, f"tuner0: no chief answered at 127.0.0.1:{port} within 3 s")
+
+
+def test_the_chiefs_port_is_held_until_the_chief_takes_it():
+    import socket
+    from concurrent import futures
+
+    import grpc
+
+    from recipe_keras.workers import reserve_port
+
+    held, port = reserve_port()
+    try:
+        squatter = socket.socket()
+        with pytest.raises(OSError):  # another process cannot take it meanwhile
+            squatter.bind(("127.0.0.1", port))
+        squatter.close()
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+        assert server.add_insecure_port(f"127.0.0.1:{port}") == port  # the chief can
+        server.start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        grpc.channel_ready_future(channel).result(timeout=10)
+        channel.close()
+        server.stop(0)
+    finally:
+        held.close()

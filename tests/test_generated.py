@@ -276,16 +276,36 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tfds_dir):
     # The epochs whose end saves a best model: the third one's is killed mid-save.
     val = read_json(project / "reports" / "train.json")["details"]["history"]["val_loss"]
     improving = [i + 1 for i, v in enumerate(val) if all(v < w for w in val[:i])]
-    kills = (("epoch:2", 3), ("batch:4:5", 4), ("best:3", improving[2]), ("save", None))
-    for kill_at, resumed in kills:
+    # Keras writes an epoch's weights, then its number: a kill between the two leaves
+    # epoch 4's weights labelled 3 (forged here), or an empty label. The backup's
+    # digests catch both, and the run resumes from the copy before (epoch 3's).
+    metadata = project / "artifacts" / "backup" / "training_metadata.json"
+    forged = ("forged", lambda: metadata.write_text('{"epoch": 3, "batch": 0}'))
+    emptied = ("emptied", lambda: metadata.write_text(""))
+    kills = (
+        ("epoch:2", None, 3),
+        ("batch:4:5", None, 4),
+        ("best:3", None, improving[2]),
+        ("save", None, None),
+        ("epoch:4", forged, 4),
+        ("epoch:4", emptied, 4),
+    )
+    for kill_at, damage, resumed in kills:
         for leftover in ("reports", "artifacts"):
             shutil.rmtree(project / leftover, ignore_errors=True)
         killed = train(KILL_AT=kill_at)
         assert killed.returncode != 0, kill_at
         assert not (project / "artifacts" / "model.keras").exists()  # never half a model
-        assert train().returncode == 0, kill_at
+        if damage is not None:
+            kill_at = f"{kill_at}, {damage[0]}"
+            damage[1]()
+        rerun = train()
+        assert rerun.returncode == 0, (kill_at, rerun.stderr[-2000:])
+        if damage is not None:
+            assert "resuming from the copy before it, after epoch 3" in rerun.stdout, kill_at
         again = result()
         assert again["resumed"] == resumed, kill_at
+        assert len(again["loss"]) == 6, kill_at  # never an epoch too many
         # R6.3: the kept best model is the whole run's, whatever the kill interrupted.
         assert result_best()["epoch"] == best["epoch"], kill_at
         if BACKEND == "tensorflow":  # bit-identical

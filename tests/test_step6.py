@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import types
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -87,18 +88,27 @@ def test_the_ensemble_averages_its_members_and_reloads_as_one_model(tmp_path, tf
 def test_an_ensemble_of_tune_trials_needs_a_finished_search(tmp_path, tfds_dir):
     from recipe_keras.ensemble import member_configs
 
-    cfg = project_config(tmp_path, tfds_dir, ensemble={"source": "tune"})
+    search = {"directory": str(tmp_path / "tune")}
+    cfg = project_config(tmp_path, tfds_dir, ensemble={"source": "tune"}, tune=search)
     with pytest.raises(ConfigError, match=r"ensemble\.source = 'tune' needs a finished make tune"):
         member_configs(cfg)
-    tune = tmp_path / "reports" / "tune.json"
+    # An older search's report in reports/ is not the search tune.directory names.
+    old = tmp_path / "reports" / "tune.json"
+    old.parent.mkdir(parents=True)
+    old.write_text('{"details": {"results": [{"trial": "01", "score": 0.5, "model.width": 4}]}}')
+    with pytest.raises(ConfigError, match=r"needs a finished make tune in tune\.directory"):
+        member_configs(cfg)
+    tune = Path(cfg.tune.directory) / "results.json"
     tune.parent.mkdir(parents=True)
     tune.write_text(
-        '{"details": {"results": [{"trial": "07", "score": 0.1, "model.width": 64},'
-        ' {"trial": "02", "score": 0.2, "model.width": 8}]}}'
+        '{"objective": "val_loss", "results": [{"trial": "07", "score": 0.1, "model.width": 64},'
+        ' {"trial": "02", "score": 0.2, "model.width": 8}]}'
     )
     with pytest.raises(ConfigError, match=r"ensemble\.members = 3, but .* holds 2 finished trials"):
         member_configs(cfg)
-    cfg2 = project_config(tmp_path, tfds_dir, ensemble={"source": "tune", "members": 2})
+    cfg2 = project_config(
+        tmp_path, tfds_dir, ensemble={"source": "tune", "members": 2}, tune=search
+    )
     found = member_configs(cfg2)
     assert [values["model.width"] for _, values in found] == [64, 8]
     assert [values["seed"] for _, values in found] == [42, 43]

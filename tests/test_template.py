@@ -137,6 +137,62 @@ def test_project_name_derives_the_slug(tmp_path):
     assert project.name == "my_mnist_net"
     assert (project / "my_mnist_net" / "train.py").is_file()
     assert 'name = "my-mnist-net"' in (project / "pyproject.toml").read_text()
+    # Any Unicode name: accents dropped, other characters one _, at most 64 long.
+    for name, slug in (("🚀 Rocket", "rocket"), ("Café  Net!", "cafe_net"), ("a" * 300, "a" * 64)):
+        project = render(tmp_path / slug, project_name=name)
+        assert project.name == slug
+        assert json.loads((project / ".cookiecutter.json").read_text())["project_name"] == name
+
+
+def _import_names_of_the_dependencies() -> set[str]:
+    """The top-level import names of every distribution a generated project's run needs:
+    recipe-keras with every backend, what they depend on, and its pinned test tools."""
+    import re
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    def key(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    seen, todo = set(), [("recipe-keras", ("", "all", "jax", "torch", "tensorflow"))]
+    todo += [(name, ("",)) for name in ("pytest", "ruff")]
+    while todo:
+        name, extras = todo.pop()
+        if key(name) in seen:
+            continue
+        seen.add(key(name))
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras):
+                todo.append((req.name, ("", *req.extras)))
+    names = set()
+    for name in seen:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        top = (dist.read_text("top_level.txt") or "").split()
+        if not top:
+            top = [f.parts[0].removesuffix(".py") for f in dist.files or [] if len(f.parts)]
+        names |= {t.lower() for t in top if t.isidentifier() and not t.startswith("_")}
+    return names
+
+
+def test_no_dependency_can_be_shadowed_by_the_package_name():
+    # A package named optree, rich or h5py (dependencies of Keras) would be imported in
+    # their place: the hook refuses every import name the project's install brings.
+    import ast
+    import re
+
+    hook = (ROOT / "template" / "hooks" / "pre_gen_project.py").read_text()
+    shadowed = ast.literal_eval(re.search(r"(?s)\nSHADOWED = (\{.*?\})", hook)[1])
+    missing = _import_names_of_the_dependencies() - shadowed
+    assert not missing, f"add to SHADOWED in the pre-gen hook: {sorted(missing)}"
 
 
 @pytest.mark.parametrize(
@@ -179,6 +235,16 @@ def test_project_name_derives_the_slug(tmp_path):
             "is not allowed; give exactly one requirement",
         ),
         ("recipe_keras_requirement=recipe-kerasx", "'recipe-kerasx' is not allowed"),
+        # Keras's own dependencies would be shadowed too: the project could never import.
+        ("project_name=optree", "project_slug 'optree' would shadow the module"),
+        ("project_name=Rich", "project_slug 'rich' would shadow the module"),
+        ("project_slug=h5py", "project_slug 'h5py' would shadow the module"),
+        # An Arabic-Indic digit is a digit to str.isdigit(), not to TOML.
+        ("batch_size=\u0663", "batch_size '\u0663' is not allowed; give a whole number"),
+        ("seed=4294967296", "seed '4294967296' is not allowed"),
+        ("python_version=3.99", "python_version '3.99' is not allowed; give one of 3.10"),
+        ("python_version=3.14", "(the Pythons TensorFlow 2.21 has wheels for)"),
+        ("project_slug=" + "a" * 65, "is 65 characters; give 64 or fewer"),
     ],
 )
 def test_bad_answer_fails_clearly_and_leaves_nothing(tmp_path, answer, message):
@@ -399,3 +465,50 @@ def test_the_licence_file_holds_the_chosen_licence(tmp_path, licence, words):
     assert str(datetime.datetime.now(datetime.timezone.utc).year) in text
     others = {"MIT": "MIT License", "BSD-3-Clause": "BSD 3-Clause", "Apache-2.0": "Apache License"}
     assert [name for name, title in others.items() if title in text] in ([licence], [])
+
+
+PAYLOAD = "{{ cycler.__init__.__globals__.os.popen('touch PWNED').read() }}"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        *(f"{key}={PAYLOAD}" for key in ("project_name", "description", "author_name")),
+        f"author_email=a@{PAYLOAD}",
+        "project_name={% raw %}x",
+        "project_name={{ 7*7 }} Net",
+        "description={# a comment #}",
+    ],
+)
+def test_recipe_keras_new_never_renders_an_answer_as_jinja(tmp_path, monkeypatch, capfd, answer):
+    from recipe_keras.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    assert main(["new", "--no-input", "-o", str(out), answer]) == 1
+    err = capfd.readouterr().err
+    assert "cookiecutter would run it as a Jinja template" in err and "Traceback" not in err
+    assert not list(tmp_path.rglob("PWNED")) and not out.exists()
+
+
+def test_recipe_keras_new_names_what_is_wrong_with_a_name_or_a_folder(tmp_path, capfd):
+    from recipe_keras.cli import main
+
+    afile = tmp_path / "a-file"
+    afile.write_text("")
+    cases = [
+        (["-o", str(afile)], f"-o '{afile}' is a file"),
+        (["project_name="], "project_name '' is not allowed; give the project a name"),
+        (["project_name=\U0001f680"], "answer project_slug as well, e.g. project_slug=my_project"),
+        (["project_name=\u05e9\u05dc\u05d5\u05dd"], "answer project_slug as well"),
+        (["project_slug=" + "b" * 300], "project_slug is 300 characters; give 64 or fewer"),
+    ]
+    for args, message in cases:
+        out = [] if args[0] == "-o" else ["-o", str(tmp_path / "out")]
+        assert main(["new", "--no-input", *out, *args]) == 1, args
+        err = capfd.readouterr().err
+        assert message in err and "Traceback" not in err, (args, err)
+        assert err.count("\n") <= 2, err  # the hook's line and recipe-keras new's
+    assert main(["new", "--no-input", "-o", str(tmp_path / "out"), "project_name=Twice"]) == 0
+    assert main(["new", "--no-input", "-o", str(tmp_path / "out"), "project_name=Twice"]) == 1
+    assert "out/twice already exists; choose another project_name" in capfd.readouterr().err

@@ -144,6 +144,9 @@ def test_random_search_ranks_trials_and_exports_a_loadable_best_model(tmp_path, 
     assert val_loss == pytest.approx(rows[0]["score"], rel=1e-4)
     exported = json.loads((tmp_path / "tune" / "best_hyperparameters.json").read_text())
     assert exported == {k: v for k, v in rows[0].items() if k not in ("trial", "score")}
+    # Every trial, beside the search (make ensemble's source = "tune" reads it there).
+    table = json.loads((tmp_path / "tune" / "results.json").read_text())
+    assert table == {"objective": "val_loss", "results": rows}
     n = report.numbers
     assert n["fits"] == 3 and n["fit_seconds"] > 0 and n["build_seconds"] > 0
     # The trials' own builds and fits happen inside the search: their sum is part of it.
@@ -152,6 +155,10 @@ def test_random_search_ranks_trials_and_exports_a_loadable_best_model(tmp_path, 
 
 
 def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path, tfds_dir):
+    # Each trial starts from the seed and sees each epoch's own order, whatever ran
+    # before it in the process: the trial re-run after the interruption scores what
+    # the uninterrupted search (another folder, same config) scored.
+    whole, _ = _tuning(tmp_path / "whole", tfds_dir, algorithm="bayesian")
     config, splits = _tuning(tmp_path, tfds_dir, algorithm="bayesian")
     calls = []
 
@@ -171,6 +178,12 @@ def test_an_interrupted_search_resumes_without_rerunning_finished_trials(tmp_pat
     assert report.numbers["trials"] == 3
     assert report.numbers["trials_run_now"] == 1 and report.numbers["fits"] == 1
     assert report.verdicts == {"R5.1": "pass", "R5.2": "pass"}
+    uninterrupted = search(build, splits, whole, verbose=False)
+
+    def by_trial(found):
+        return {row["trial"]: row for row in found.details["results"]}
+
+    assert by_trial(report) == by_trial(uninterrupted)
 
 
 def test_trials_that_keep_their_models_alive_are_reported_as_a_leak(tmp_path, tfds_dir):

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Examples", "read_arrays", "read_config", "read_datasets", "read_folder"]
+__all__ = [
+    "Examples",
+    "decoded",
+    "example_stats",
+    "read_arrays",
+    "read_config",
+    "read_datasets",
+    "read_folder",
+]
 
 # The suffixes an image folder's images may have (data.check_folder reads the same).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -39,6 +47,10 @@ class Examples:
     # Files that could not be decoded, and labels outside the class set: {"id", "split", "problem"}.
     unreadable: list[dict] = field(default_factory=list)
     expected_channels: int = 0
+    # Each example's pixel statistics as stored, before any resizing (a noisy 6000 x
+    # 6000 photo is no constant image for being averaged to 8 x 8): mean, std, min,
+    # max and finite, as ``stats.example_stats`` computes them. None: from ``images``.
+    stored_stats: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -54,6 +66,24 @@ class Examples:
     @property
     def split_names(self) -> list[str]:
         return list(dict.fromkeys(self.splits.tolist()))
+
+    def pixel_stats(self) -> dict[str, np.ndarray]:
+        """Per-example statistics of the images as stored (R1.4, R1.5)."""
+        if self.stored_stats is not None:
+            return self.stored_stats
+        return example_stats(self.images)
+
+
+@dataclass
+class _Part:
+    """One split as a reader found it: images as stored (a list when sizes differ)."""
+
+    split: str
+    images: np.ndarray | list[np.ndarray]
+    labels: np.ndarray
+    sizes: np.ndarray | None = None  # (N, 2) as stored, when ``images`` were resized
+    ids: list[str] | None = None
+    stats: dict[str, np.ndarray] | None = None  # as stored, when ``images`` were resized
 
 
 class _Progress:
@@ -100,7 +130,7 @@ def read_arrays(
             images = images[..., None]
         if images.ndim != 4:
             raise ValueError(f"split {split!r}: images must be (N, H, W[, C]), got {images.shape}")
-        parts.append((split, images, np.asarray(labels, dtype=np.int64)))
+        parts.append(_Part(split, images, np.asarray(labels, dtype=np.int64)))
     return _assemble(parts, class_names, [])
 
 
@@ -123,34 +153,38 @@ def read_datasets(
         known = int(ds.cardinality())
         progress = _Progress(split, known if known >= 0 else None, quiet)
         shape = ds.element_spec[0].shape
-        if None in shape[:2]:  # stored sizes vary: keep each size, resize to the first one's
-            ds = ds.map(lambda x, y: (x, y, tf.shape(x)[:2]))
+        varies = None in shape[:2]
+        if varies:  # stored sizes vary: keep each size and its statistics, resize to the first's
             first = next(iter(ds.take(1)))[0].shape[:2]
             ds = ds.map(
-                lambda x, y, s, size=tuple(first): (
+                lambda x, y, size=tuple(first): (
                     tf.cast(tf.image.resize(x, size), x.dtype),
                     y,
-                    s,
+                    tf.shape(x)[:2],
+                    _tf_stats(x),
                 )
             )
         else:
-            ds = ds.map(lambda x, y, s=tuple(shape[:2]): (x, y, tf.constant(s)))
-        images, labels, sizes, done = [], [], [], 0
-        for x, y, s in ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+            ds = ds.map(lambda x, y: (x, y, tf.shape(x)[:2], tf.zeros(5, tf.float64)))
+        images, labels, sizes, stats, done = [], [], [], [], 0
+        for x, y, s, st in ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
             images.append(x)
             labels.append(y)
             sizes.append(s)
+            stats.append(st)
             done += len(y)
             progress.update(done)
         progress.update(done, final=True)
         if not images:
             continue
+        table = np.concatenate(stats)
         parts.append(
-            (
+            _Part(
                 split,
                 np.concatenate(images),
                 np.concatenate(labels).astype(np.int64),
-                np.concatenate(sizes),
+                sizes=np.concatenate(sizes),
+                stats=_stats_of(table) if varies else None,
             )
         )
     return _assemble(parts, class_names, [])
@@ -198,7 +232,7 @@ def read_folder(
             try:
                 with Image.open(path) as img:
                     img.load()  # decodes now: a truncated file raises here
-                    images.append(np.asarray(img))
+                    images.append(decoded(img))
             except Exception as exc:  # any decoder error is a finding, never a crash
                 size = path.stat().st_size
                 problem = "empty file (0 bytes)" if size == 0 else f"cannot decode: {exc}"
@@ -209,8 +243,90 @@ def read_folder(
             progress.update(done)
         progress.update(len(files), final=True)
         if images:
-            parts.append((split_dir.name, images, np.asarray(labels, np.int64), None, ids))
+            images = [a[..., None] if a.ndim == 2 else a for a in images]
+            parts.append(
+                _Part(
+                    split_dir.name,
+                    images,
+                    np.asarray(labels, np.int64),
+                    sizes=np.array([a.shape[:2] for a in images]),
+                    ids=ids,
+                    stats=_stats_of(np.array([_np_stats(a) for a in images])),
+                )
+            )
     return _assemble(parts, class_names, unreadable, channels)
+
+
+# Pillow modes TensorFlow's decoders give as they are (L, LA, RGB, RGBA); the others
+# are converted as those decoders convert them.
+_CONVERT = {"1": "L", "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB"}
+
+
+def decoded(img) -> np.ndarray:
+    """A Pillow image's pixels as TensorFlow's image decoders give them: uint8, 1 to 4
+    channels. CMYK and YCbCr become RGB, a palette RGB (RGBA with transparency),
+    16-bit gray its high byte."""
+    if img.mode.startswith("I") or img.mode == "F":  # 16- or 32-bit gray
+        a = np.asarray(img, dtype=np.float64)
+        if a.size and np.nanmax(a) > 255:
+            a = a / 257.0  # 65535 -> 255, as a 16-bit PNG is read at 8 bits
+        return np.clip(np.round(np.nan_to_num(a)), 0, 255).astype(np.uint8)
+    mode = _CONVERT.get(img.mode)
+    if img.mode == "P" and "transparency" in img.info:
+        mode = "RGBA"
+    return np.asarray(img.convert(mode) if mode else img)
+
+
+_STATS = ("mean", "std", "min", "max", "finite")
+
+
+def example_stats(images: np.ndarray, batch: int = 8192) -> dict[str, np.ndarray]:
+    """Mean, std, min, max and finiteness per example, a batch at a time."""
+    keys = ("mean", "std", "min", "max", "finite")
+    out: dict[str, list] = {k: [] for k in keys}
+    for start in range(0, len(images), batch):
+        x = images[start : start + batch].reshape(min(batch, len(images) - start), -1)
+        finite = np.isfinite(x).all(axis=1) if x.dtype.kind == "f" else np.ones(len(x), bool)
+        x = np.where(np.isfinite(x), x, 0).astype(np.float32) if x.dtype.kind == "f" else x
+        out["mean"].append(x.mean(axis=1, dtype=np.float64))
+        out["std"].append(x.std(axis=1, dtype=np.float64))
+        out["min"].append(x.min(axis=1).astype(np.float64))
+        out["max"].append(x.max(axis=1).astype(np.float64))
+        out["finite"].append(finite)
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+
+
+def _np_stats(a: np.ndarray) -> list[float]:
+    """Mean, std, min, max and finiteness of one stored image."""
+    x = a.astype(np.float64, copy=False)
+    finite = bool(np.isfinite(x).all())
+    x = np.where(np.isfinite(x), x, 0.0) if not finite else x
+    return [x.mean(), x.std(), x.min(), x.max(), float(finite)]
+
+
+def _tf_stats(x):
+    """``_np_stats`` in TensorFlow, inside a tf.data map (before it resizes)."""
+    import tensorflow as tf
+
+    x = tf.cast(x, tf.float64)
+    finite = tf.reduce_all(tf.math.is_finite(x))
+    x = tf.where(tf.math.is_finite(x), x, tf.zeros_like(x))
+    return tf.stack(
+        [
+            tf.reduce_mean(x),
+            tf.math.reduce_std(x),
+            tf.reduce_min(x),
+            tf.reduce_max(x),
+            tf.cast(finite, tf.float64),
+        ]
+    )
+
+
+def _stats_of(table: np.ndarray) -> dict[str, np.ndarray]:
+    """An (N, 5) table of ``_np_stats`` rows as ``stats.example_stats``'s dict."""
+    found = {name: table[:, i].astype(np.float64) for i, name in enumerate(_STATS)}
+    found["finite"] = found["finite"].astype(bool)
+    return found
 
 
 def read_config(data, *, limit: int | None = None, quiet: bool = False) -> Examples:
@@ -230,37 +346,30 @@ def read_config(data, *, limit: int | None = None, quiet: bool = False) -> Examp
 
 
 def _assemble(
-    parts: list, class_names: tuple[str, ...], unreadable: list[dict], channels: int = 0
+    parts: list[_Part], class_names: tuple[str, ...], unreadable: list[dict], channels: int = 0
 ) -> Examples:
     """Bring every split to the most common size and channel count; remember what was stored."""
     if not parts:
         raise ValueError("no readable example in any split: nothing to inspect")
-    ids, splits, labels, images, sizes, stored_channels = [], [], [], [], [], []
+    ids, splits, sizes, stored_channels, stats = [], [], [], [], []
     for part in parts:
-        split, imgs, labs = part[:3]
-        n = len(labs)
-        ids += part[4] if len(part) > 4 else [f"{split}:{i}" for i in range(n)]
-        splits += [split] * n
-        labels.append(labs)
-        if isinstance(imgs, list):  # files: each with its own size and channels
-            imgs = [a[..., None] if a.ndim == 2 else a for a in imgs]
-            sizes.append(np.array([a.shape[:2] for a in imgs]))
-            stored_channels.append(np.array([a.shape[2] for a in imgs]))
-            images.append(imgs)
+        n = len(part.labels)
+        ids += part.ids or [f"{part.split}:{i}" for i in range(n)]
+        splits += [part.split] * n
+        if isinstance(part.images, list):  # files: each with its own size and channels
+            stored_channels.append(np.array([a.shape[2] for a in part.images]))
         else:
-            sizes.append(
-                part[3]
-                if len(part) > 3 and part[3] is not None
-                else np.tile(imgs.shape[1:3], (n, 1))
-            )
-            stored_channels.append(np.full(n, imgs.shape[3]))
-            images.append(imgs)
+            stored_channels.append(np.full(n, part.images.shape[3]))
+        sizes.append(
+            part.sizes if part.sizes is not None else np.tile(part.images.shape[1:3], (n, 1))
+        )
+        stats.append(part.stats or example_stats(part.images))
     sizes = np.concatenate(sizes).astype(np.int64)
     stored_channels = np.concatenate(stored_channels)
     target_c = channels or Counter(stored_channels.tolist()).most_common(1)[0][0]
     target_hw = Counter(map(tuple, sizes.tolist())).most_common(1)[0][0]
-    arrays = [_common(block, target_hw, target_c) for block in images]
-    labels = np.concatenate(labels)
+    arrays = [_common(part.images, target_hw, target_c) for part in parts]
+    labels = np.concatenate([part.labels for part in parts])
     bad = (labels < 0) | (labels >= len(class_names))
     for i in np.flatnonzero(bad):
         unreadable.append(
@@ -281,6 +390,7 @@ def _assemble(
         class_names=class_names,
         unreadable=unreadable,
         expected_channels=target_c,
+        stored_stats={k: np.concatenate([st[k] for st in stats]) for k in _STATS},
     )
 
 

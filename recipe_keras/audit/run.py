@@ -100,7 +100,7 @@ def audit(
     record(result, fig.plot_counts(counts, names, out / "inspect" / "counts.png"))
 
     # R1.4 first: constant images are left out of the near-duplicate search.
-    st = stats.example_stats(ex.images)
+    st = ex.pixel_stats()
     broken_result, broken = stats.find_broken(ex, st)
     findings["broken"] = broken
 

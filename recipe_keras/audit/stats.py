@@ -6,29 +6,13 @@ from collections import Counter
 
 import numpy as np
 
-from recipe_keras.audit.read import Examples
+from recipe_keras.audit.read import Examples, example_stats
 from recipe_keras.checks.result import CheckResult
 
 __all__ = ["example_stats", "find_broken", "find_outliers", "robust_z"]
 
 # Iglewicz and Hoaglin's rule: |modified z| > 3.5 is an outlier.
 OUTLIER_Z = 3.5
-
-
-def example_stats(images: np.ndarray, batch: int = 8192) -> dict[str, np.ndarray]:
-    """Mean, std, min, max and finiteness per example, a batch at a time."""
-    keys = ("mean", "std", "min", "max", "finite")
-    out: dict[str, list] = {k: [] for k in keys}
-    for start in range(0, len(images), batch):
-        x = images[start : start + batch].reshape(min(batch, len(images) - start), -1)
-        finite = np.isfinite(x).all(axis=1) if x.dtype.kind == "f" else np.ones(len(x), bool)
-        x = np.where(np.isfinite(x), x, 0).astype(np.float32) if x.dtype.kind == "f" else x
-        out["mean"].append(x.mean(axis=1, dtype=np.float64))
-        out["std"].append(x.std(axis=1, dtype=np.float64))
-        out["min"].append(x.min(axis=1).astype(np.float64))
-        out["max"].append(x.max(axis=1).astype(np.float64))
-        out["finite"].append(finite)
-    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
 
 
 def robust_z(values: np.ndarray) -> np.ndarray:
@@ -58,14 +42,14 @@ def find_broken(ex: Examples, stats: dict[str, np.ndarray]) -> tuple[CheckResult
     add(~stats["finite"], "NaN or inf pixel values")
     add(
         ex.channels != ex.expected_channels,
-        lambda i: f"{ex.channels[i]} channels where the dataset has {ex.expected_channels}",
+        lambda i: f"{int(ex.channels[i])} channels where the dataset has {ex.expected_channels}",
     )
     sizes = [tuple(s) for s in ex.sizes.tolist()]
     common, count = Counter(sizes).most_common(1)[0]
     if count >= 0.9 * len(sizes):  # one size dominates: the few others are suspects
         add(
             np.array([s != common for s in sizes]),
-            lambda i: f"size {tuple(ex.sizes[i])} where {count} of {len(sizes)} are {common}",
+            lambda i: f"size {sizes[i]} where {count} of {len(sizes)} are {common}",
         )
     if ex.images.dtype.kind == "f":
         top = 1.0 if np.median(stats["max"][stats["finite"]]) <= 1.0 else 255.0

@@ -10,22 +10,34 @@ import re
 import sys
 from pathlib import Path
 
+
+def _text(value):
+    """An answer as typed: tojson writes a character beyond the BMP (an emoji) as a JSON
+    surrogate pair, which a Python string literal keeps as two lone surrogates."""
+    if not isinstance(value, str):
+        return value
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 ANSWERS = {
-    "project_name": {{cookiecutter.project_name | tojson}},
-    "description": {{cookiecutter.description | tojson}},
-    "author_name": {{cookiecutter.author_name | tojson}},
-    "author_email": {{cookiecutter.author_email | tojson}},
-    "project_slug": {{cookiecutter.project_slug | tojson}},
-    "backend": {{cookiecutter.backend | tojson}},
-    "task": {{cookiecutter.task | tojson}},
-    "dataset": {{cookiecutter.dataset | tojson}},
-    "model": {{cookiecutter.model | tojson}},
-    "epochs": {{cookiecutter.epochs | tojson}},
-    "batch_size": {{cookiecutter.batch_size | tojson}},
-    "seed": {{cookiecutter.seed | tojson}},
-    "python_version": {{cookiecutter.python_version | tojson}},
-    "recipe_keras_requirement": {{cookiecutter.recipe_keras_requirement | tojson}},
-    "ci": {{cookiecutter.ci | tojson}},
+    key: _text(value)
+    for key, value in {
+        "project_name": {{cookiecutter.project_name | tojson}},
+        "description": {{cookiecutter.description | tojson}},
+        "author_name": {{cookiecutter.author_name | tojson}},
+        "author_email": {{cookiecutter.author_email | tojson}},
+        "project_slug": {{cookiecutter.project_slug | tojson}},
+        "backend": {{cookiecutter.backend | tojson}},
+        "task": {{cookiecutter.task | tojson}},
+        "dataset": {{cookiecutter.dataset | tojson}},
+        "model": {{cookiecutter.model | tojson}},
+        "epochs": {{cookiecutter.epochs | tojson}},
+        "batch_size": {{cookiecutter.batch_size | tojson}},
+        "seed": {{cookiecutter.seed | tojson}},
+        "python_version": {{cookiecutter.python_version | tojson}},
+        "recipe_keras_requirement": {{cookiecutter.recipe_keras_requirement | tojson}},
+        "ci": {{cookiecutter.ci | tojson}},
+    }.items()
 }
 # What pyproject.toml gets: 'auto' made into the copy this template came from
 # (local_extensions.py beside this folder).
@@ -40,13 +52,32 @@ EMBEDDED = ("digits",)
 # Same rule as recipe_keras.config.dataset_kind (this hook cannot import recipe_keras).
 TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.-]+)?(:[0-9*]+(\.[0-9*]+){0,2})?$")
 # Names a package must not take: they would shadow what the project imports (the
-# dependencies of recipe-keras, by their import names) or its tests.
+# import names of recipe-keras's dependencies, with every backend and the project's
+# dev tools; tests/test_template.py holds this list to the installed ones) or its tests.
 SHADOWED = {
-    "keras", "tensorflow", "torch", "jax", "jaxlib", "numpy", "scipy", "sklearn", "matplotlib",
-    "keras_tuner", "tensorflow_datasets", "tensorboard", "cleanlab", "cookiecutter", "jinja2",
-    "PIL", "tomli", "importlib_resources", "hatchling", "pytest", "ruff", "absl", "google",
-    "etils", "grpc", "recipe_keras", "tests", "test",
-}
+    "absl", "array_record", "arrow", "astunparse", "attr", "attrs", "binaryornot",
+    "certifi", "cfgv", "charset_normalizer", "clang", "cleanlab", "click", "cloudpickle",
+    "contourpy", "cookiecutter", "cycler", "dateutil", "distlib", "docstring_parser",
+    "einops", "etils", "filelock", "flatbuffers", "fonttools", "fsspec", "functorch",
+    "gast", "google", "grpc", "h5py", "hatchling", "identify", "idna", "immutabledict",
+    "importlib_resources", "iniconfig", "isympy", "jax", "jaxlib", "jinja2", "joblib",
+    "keras", "keras_tuner", "kerastuner", "kiwisolver", "markdown", "markdown_it",
+    "markupsafe", "matplotlib", "mdurl", "ml_dtypes", "mpl_toolkits", "mpmath", "namex",
+    "narwhals", "networkx", "nodeenv", "numpy", "opt_einsum", "optree", "packaging",
+    "pandas", "pasta", "pathspec", "pil", "platformdirs", "pluggy", "pre_commit", "promise",
+    "psutil", "py", "pyarrow", "pygments", "pylab", "pyparsing", "pytest",
+    "python_discovery", "recipe_keras", "requests", "rich", "ruff", "scipy", "setuptools",
+    "simple_parsing", "six", "sklearn", "slugify", "sympy", "tensorboard",
+    "tensorboard_data_server", "tensorflow", "tensorflow_datasets", "tensorflow_metadata",
+    "termcolor", "test", "tests", "text_unidecode", "threadpoolctl", "toml", "tomli",
+    "tomlkit", "torch", "torchgen", "tqdm", "tree", "trove_classifiers",
+    "typing_extensions", "tzdata", "urllib3", "virtualenv", "werkzeug", "wheel", "wrapt",
+    "yaml", "zipp",
+}  # fmt: skip
+# Longer names make paths that some file systems refuse (the folder and the package).
+MAX_SLUG = 64
+# Pythons the generated CI may run: those TensorFlow 2.21 publishes wheels for.
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 # Free text lands in TOML, Python, YAML, Makefile and Markdown: one line of it only.
 TEXT = ("project_name", "description", "author_name", "author_email")
 # Exactly one pip requirement for recipe-keras: extras, then version specifiers or
@@ -67,12 +98,19 @@ def problem() -> str | None:
     if not ANSWERS["project_name"].strip():
         return "project_name '' is not allowed; give the project a name"
     slug = ANSWERS["project_slug"]
+    if not slug:
+        return (
+            f"project_name {ANSWERS['project_name']!r} gives no package name (it has no ASCII "
+            "letters or digits); answer project_slug as well, e.g. project_slug=my_project"
+        )
+    if len(slug) > MAX_SLUG:
+        return f"project_slug {slug[:20]!r}... is {len(slug)} characters; give {MAX_SLUG} or fewer"
     if not slug.isascii() or not slug.isidentifier() or keyword.iskeyword(slug):
         return (
             f"project_slug {slug!r} is not a valid Python identifier "
             "(ASCII letters, digits and _, not starting with a digit)"
         )
-    if slug in sys.stdlib_module_names or slug in SHADOWED:
+    if slug in sys.stdlib_module_names or slug.lower() in SHADOWED:
         return f"project_slug {slug!r} would shadow the module of that name; pick another"
     for key, allowed in CHOICES.items():
         if ANSWERS[key] not in allowed:
@@ -91,13 +129,21 @@ def problem() -> str | None:
         )
     for key in ("epochs", "batch_size", "seed"):
         value = str(ANSWERS[key])
-        if not value.isdigit() or (key != "seed" and int(value) < 1):
+        # ASCII digits only: str.isdigit() also takes '٣', which TOML does not.
+        if (
+            not re.fullmatch(r"[0-9]{1,10}", value)
+            or (key != "seed" and int(value) < 1)
+            or int(value) > 2**32 - 1
+        ):
             return f"{key} {value!r} is not allowed; give a whole number" + (
                 "" if key == "seed" else " >= 1"
             )
     version = ANSWERS["python_version"]
-    if not re.fullmatch(r"3\.\d+", version) or int(version.split(".")[1]) < 10:
-        return f"python_version {version!r} is not allowed; give 3.10 or newer, as 3.X"
+    if version not in PYTHONS:
+        return (
+            f"python_version {version!r} is not allowed; give one of {', '.join(PYTHONS)} "
+            "(the Pythons TensorFlow 2.21 has wheels for)"
+        )
     requirement = ANSWERS["recipe_keras_requirement"].strip()
     if requirement == "auto":
         requirement = REQUIREMENT_USED
