@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(abspath $(VENV))/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser tools demo test lint format benchmark clean
+.PHONY: help setup browser tools demo test test-quick lint format benchmark clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,12 +38,16 @@ demo: setup ## Render the template with its defaults into scratch/ and train it 
 	# --no-deps: setup installed everything, and keeps recipe-keras editable in .venv.
 	$(MAKE) -C scratch/digits_classifier install train PYTHON=$(PY) PIP_FLAGS="--no-deps --no-build-isolation"
 
-test: setup browser tools ## Run the whole test suite (three backends in parallel processes)
+test: setup browser tools lint ## Lint, then the whole test suite (three backends in parallel processes)
 	$(PY) scripts/run_tests.py
 
-lint: setup ## ruff check and format check
+test-quick: setup ## The edit loop: the suite without the slow tests (no lint, no browser)
+	$(PY) scripts/run_tests.py -m "not slow"
+
+lint: setup ## ruff check and format check; the import layers (pyproject.toml's [tool.importlinter])
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(abspath $(VENV))/bin/lint-imports --no-cache
 
 format: setup ## Format with ruff
 	$(PY) -m ruff format .

@@ -180,7 +180,7 @@ def compare(
         pair = [("ref", ref_project), ("now", project)]
         for i in range(repeats):
             # Each goes first every other round: the second of two runs in a row was
-            # ~4% slower on TF (16 pairs, 2026-11-28), which a fixed order counts as the change.
+            # about 4% slower on TF (benchmarks page), which a fixed order counts as the change.
             for which, where in pair if i % 2 == 0 else pair[::-1]:
                 benv = {**env, "KERAS_BACKEND": backend}
                 if which == "ref":  # PYTHONPATH wins over the editable install

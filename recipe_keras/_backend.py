@@ -67,9 +67,9 @@ __all__ = [
 XLA_DETERMINISTIC = "--xla_gpu_deterministic_ops=true"
 CUBLAS_WORKSPACE = ":4096:8"
 # JAX's classic threefry instead of the "partitionable" one (JAX's default since 0.5):
-# an initializer's program compiles in 0.25-0.3 s a weight shape instead of 0.5-1.3 s
-# on 2 vCPU. The partitionable one pays off only for random draws sharded over
-# several devices; the environment's value wins.
+# an initializer's program compiles several times faster on a CPU (benchmarks page).
+# The partitionable one pays off only for random draws sharded over several
+# devices; the environment's value wins.
 JAX_THREEFRY = "JAX_THREEFRY_PARTITIONABLE"
 
 
@@ -178,7 +178,7 @@ PROCESS_ENV = ("KERAS_DISTRIBUTION_PROCESS_ID", "KERAS_DISTRIBUTION_NUM_PROCESSE
 def process_index() -> tuple[int, int]:
     """(this process's index, the number of processes) of a multi-process run, from
     Keras's variables; (0, 1) for a single process."""
-    from recipe_keras.config import ConfigError
+    from recipe_keras.errors import ConfigError
 
     index, count = (os.environ.get(name, "").strip() or "0" for name in PROCESS_ENV)
     if not (index.isdigit() and count.isdigit() and int(index) < max(int(count), 1)):
@@ -227,7 +227,7 @@ def data_parallel(batch_size: int):
     """
     import keras
 
-    from recipe_keras.config import ConfigError
+    from recipe_keras.errors import ConfigError
 
     backend = keras.backend.backend()
     unsupported = _several_processes_unsupported(backend)

@@ -1,9 +1,9 @@
 """Long steps run with the heap the imports left frozen out of Python's full collections.
 
 TensorFlow's, JAX's and Keras's imports leave millions of objects that the cyclic
-garbage collector tracks; each full (generation-2) collection walks them all
-(measured: 0.3 s in a JAX `make check`, 0.5 s in each of KerasTuner's
-``clear_session`` calls). Freezing them for a step exempts them, while every object
+garbage collector tracks; each full (generation-2) collection walks them all, in
+a JAX `make check` and in each of KerasTuner's ``clear_session`` calls (the
+benchmarks page has the measurements). Freezing them for a step exempts them, while every object
 the step makes is still collected as usual.
 """
 

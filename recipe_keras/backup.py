@@ -37,9 +37,12 @@ __all__ = [
     "BACKUP_SLACK",
     "BEST_IN_BACKUP",
     "OWN_FILES",
+    "RECORD",
     "Backup",
     "check_backup_dir",
+    "has_weights",
     "outputs",
+    "read_json",
     "remove_backup",
     "require_room",
     "weights_bytes",
@@ -62,7 +65,7 @@ OWN_FILES = (
     BEST_IN_BACKUP,
 )
 # atomic_write's temporary files of the recipe's own files: ".best.123.tmp.keras".
-_OWN_TEMPORARY = re.compile(r"\.(recipe_run|recipe_backup|best)\.\d+\.tmp\.(json|keras)")
+_OWN_TEMPORARY = re.compile(r"\.(recipe_run|recipe_backup|best)\.(\d+\.tmp|writing)\.(json|keras)")
 
 # Room an HDF5 weights file needs beyond its variables' bytes (headers, names, metadata).
 BACKUP_SLACK = 1 << 20
@@ -149,6 +152,12 @@ def weights_bytes(model: keras.Model) -> int:
     )
 
 
+def has_weights(folder: str | os.PathLike[str]) -> bool:
+    """Whether a backup folder holds an epoch's weights to resume from (either copy)."""
+    folder = Path(folder)
+    return (folder / WEIGHTS).is_file() or (folder / f"{WEIGHTS}.bkp").is_file()
+
+
 def _digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -157,7 +166,7 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
     try:
         found = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -176,8 +185,8 @@ class Backup(keras.callbacks.BackupAndRestore):
     Keras's two writes, an empty metadata file) falls back to the copy before it;
     when neither copy holds, the folder is renamed so the next run starts afresh,
     and training stops with one line saying so. When training ends, the backup's
-    own files are removed and nothing else (the staged best model stays for
-    ``evaluate`` to keep).
+    own files are removed and nothing else (the run's record and staged best model
+    stay for ``evaluate``).
     """
 
     def __init__(self, backup_dir: str | os.PathLike[str]):
@@ -206,11 +215,11 @@ class Backup(keras.callbacks.BackupAndRestore):
         previous = (self.folder / f"{WEIGHTS}.bkp", self.folder / f"{METADATA}.bkp")
         if not any(p.exists() for p in (weights, metadata, *previous)):
             return  # a fresh run
-        known = _read_json(self.folder / DIGESTS).get("weights", {})
+        known = read_json(self.folder / DIGESTS).get("weights", {})
 
         def epoch_of(weights_file: Path, metadata_file: Path) -> int | None:
             """The epoch a pair holds, or None when its weights are not that epoch's."""
-            epoch = _read_json(metadata_file).get("epoch")
+            epoch = read_json(metadata_file).get("epoch")
             if not weights_file.is_file() or not isinstance(epoch, int):
                 return None
             return epoch if known.get(_digest(weights_file)) == epoch else None
@@ -219,7 +228,7 @@ class Backup(keras.callbacks.BackupAndRestore):
             return
         before = epoch_of(*previous)
         if before is None:
-            if not known and not any(_read_json(p).get("epoch") for p in (metadata, previous[1])):
+            if not known and not any(read_json(p).get("epoch") for p in (metadata, previous[1])):
                 # Killed while writing the very first backup: no epoch was kept yet.
                 remove_backup(self.folder, keep=(RECORD, BEST_IN_BACKUP))
                 return
@@ -246,7 +255,7 @@ class Backup(keras.callbacks.BackupAndRestore):
     def _record(self, epoch: int) -> None:
         """Which weights are which epoch's: the last three backups' digests."""
         path = self.folder / DIGESTS
-        known = _read_json(path).get("weights", {})
+        known = read_json(path).get("weights", {})
         known = {d: e for d, e in known.items() if e != epoch}
         known[_digest(self.folder / WEIGHTS)] = epoch
         latest = dict(sorted(known.items(), key=lambda item: item[1])[-3:])
@@ -254,4 +263,5 @@ class Backup(keras.callbacks.BackupAndRestore):
         atomic_write(path, lambda tmp: tmp.write_text(text))
 
     def on_train_end(self, logs=None):
-        remove_backup(self.folder, keep=(BEST_IN_BACKUP,))
+        # The run's record and best model stay until ``evaluate`` has written the run.
+        remove_backup(self.folder, keep=(BEST_IN_BACKUP, RECORD))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from recipe_keras.verdicts import Verdict
+
 __all__ = ["STEPS", "main"]
 
 # The recipe's steps a project runs through its config (the Makefile's targets).
@@ -188,7 +190,7 @@ def _inspect(args: argparse.Namespace) -> int:
     except ValueError as exc:  # an empty or malformed folder
         print(f"recipe-keras inspect: {exc}", file=sys.stderr)
         return 2
-    return 1 if "fail" in report.verdicts.values() else 0
+    return 1 if Verdict.FAIL in report.verdicts.values() else 0
 
 
 def _workers(args: argparse.Namespace) -> int:
@@ -317,8 +319,7 @@ def _one_run(command: str, config_path):
 
 def _expected(exc: Exception) -> str | None:
     """The one line an expected error is reported in; None for anything else."""
-    from recipe_keras.config import ConfigError
-    from recipe_keras.lock import Busy
+    from recipe_keras.errors import Busy, ConfigError
 
     if isinstance(exc, ConfigError | Busy):
         return str(exc)
@@ -354,7 +355,7 @@ def _run_step(args: argparse.Namespace, project) -> int:
             f"{n['commonest_class_accuracy']:.3f}, linear model {n['linear_test_accuracy']:.3f}), "
             f"test loss {n['test_loss']:.3f}, fit {n['fit_seconds']:.1f} s; {where}"
         )
-        if "fail" in report.verdicts.values():
+        if Verdict.FAIL in report.verdicts.values():
             return 1
         print("Next: make inspect adds the model's confusion matrix and worst mistakes (R1.8)")
         return 0
@@ -362,13 +363,11 @@ def _run_step(args: argparse.Namespace, project) -> int:
         from recipe_keras.checks.suite import check_project
 
         results = check_project(project)
-        return 1 if any(r.verdict == "fail" for r in results) else 0
-    if args.command in ("human-sheet", "human-score"):
-        from recipe_keras.checks import human
-
-        if args.command == "human-sheet":
-            return human.sheet_command(project)
-        return human.score_command(project, args.sheet)
+        return 1 if any(r.verdict == Verdict.FAIL for r in results) else 0
+    if args.command == "human-sheet":
+        return project.task.human_sheet(project)
+    if args.command == "human-score":
+        return project.task.human_score(project, args.sheet)
     if args.command == "ladder":
         from recipe_keras.ladder import run_ladder
 
@@ -394,10 +393,8 @@ def _run_step(args: argparse.Namespace, project) -> int:
 
         run_distill(project)
         return 0
-    from recipe_keras.audit import inspect_project  # inspect --config
-
-    report = inspect_project(project)
-    return 1 if "fail" in report.verdicts.values() else 0
+    report = project.task.inspect(project)  # inspect --config
+    return 1 if Verdict.FAIL in report.verdicts.values() else 0
 
 
 def _report(project: str, config_file: str | None = None, overrides: list[str] = ()) -> int:

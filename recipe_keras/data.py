@@ -19,20 +19,25 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from recipe_keras._backend import even_batches
-from recipe_keras.audit.read import IMAGE_SUFFIXES
 from recipe_keras.config import ConfigError, DataConfig, dataset_kind
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "MAX_STORED_PIXELS",
     "Splits",
-    "augmenter",
     "check_folder",
+    "first_batches",
     "labels_of",
     "load_splits",
     "make_builder",
     "make_pipeline",
     "read_split",
+    "to_numpy",
 ]
+
+
+# The suffixes an image folder's images may have.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
@@ -348,6 +353,8 @@ def make_pipeline(
         ds = tf.data.Dataset.from_tensors(0).flat_map(in_epoch_order)
     ds = ds.batch(cfg.batch_size)
     if training and cfg.augment:
+        from recipe_keras.augment import augmenter  # imports Keras: only once it is chosen
+
         augment = augmenter(cfg.augment, seed)
         ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=1)
     ds = ds.prefetch(tf.data.AUTOTUNE)
@@ -391,35 +398,6 @@ def shuffled_in_blocks(
     return ds.enumerate().map(keyed).batch(block).flat_map(sorted_block)
 
 
-def augmenter(names: list[str], seed: int):
-    """R4.2: Keras preprocessing layers for the configured transforms, seeded (R2.1).
-
-    They run inside tf.data on every backend. Empty space after a shift or turn
-    is filled with 0 (the background of most scans), not mirrored content.
-    """
-    from keras import layers
-
-    fill = {"fill_mode": "constant", "fill_value": 0.0}
-    make = {
-        "flip_horizontal": lambda s: layers.RandomFlip("horizontal", seed=s),
-        "flip_vertical": lambda s: layers.RandomFlip("vertical", seed=s),
-        "rotate": lambda s: layers.RandomRotation(0.05, seed=s, **fill),
-        "translate": lambda s: layers.RandomTranslation(0.1, 0.1, seed=s, **fill),
-        "zoom": lambda s: layers.RandomZoom(0.1, seed=s, **fill),
-        "contrast": lambda s: layers.RandomContrast(0.2, value_range=(0, 1), seed=s),
-        "randaugment": lambda s: layers.RandAugment(value_range=(0, 1), seed=s),
-    }
-    steps = [make[name](seed + i) for i, name in enumerate(names)]
-
-    def augment(x, training: bool = True):
-        # Layer by layer: each switches to TF ops inside tf.data, a Sequential does not.
-        for layer in steps:
-            x = layer(x, training=training)
-        return x
-
-    return augment
-
-
 def read_split(builder: tfds.core.DatasetBuilder, split: str) -> tf.data.Dataset:
     """``builder.as_dataset``, plus split slicing ("train[:90%]") for image folders.
 
@@ -445,6 +423,30 @@ def read_split(builder: tfds.core.DatasetBuilder, split: str) -> tf.data.Dataset
     for piece in pieces[1:]:
         ds = ds.concatenate(piece)
     return ds
+
+
+def first_batches(dataset, n: int | Callable[[int], int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first ``n`` (x, y) batches as arrays; short ones left out if any are full.
+
+    ``n`` may be a function of the first batch's size. One pass over ``dataset``:
+    a second would be reshuffled, and R2.1 compares the first pass after seeding.
+    """
+    batches = []
+    for x, y in dataset:
+        if callable(n):
+            n = n(len(y))
+        if len(batches) >= n:
+            break
+        batches.append((to_numpy(x), to_numpy(y)))
+    full = [b for b in batches if len(b[1]) == len(batches[0][1])]
+    return full or batches
+
+
+def to_numpy(x) -> np.ndarray:
+    """A tensor of any backend (or tf.data's) as a NumPy array."""
+    import keras  # only once the backend is chosen
+
+    return np.asarray(keras.ops.convert_to_numpy(x))
 
 
 def labels_of(dataset: tf.data.Dataset) -> np.ndarray:

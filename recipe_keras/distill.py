@@ -22,6 +22,7 @@ from keras import ops
 from recipe_keras.config import Config, ConfigError, with_values
 from recipe_keras.report import Report, atomic_write, write_report
 from recipe_keras.runs import run_in
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["Distiller", "run_distill", "student_config"]
 
@@ -180,7 +181,7 @@ def run_distill(project, config: Config | None = None, verbose: bool = True) -> 
     report = Report(
         step="distill",
         recipe_ids=["R6.2"],
-        verdicts={"R6.2": "pass" if margin >= 0 else "warn"},
+        verdicts={"R6.2": Verdict.PASS if margin >= 0 else Verdict.WARN},
         numbers=numbers,
         figures=[figure.name],
         details={

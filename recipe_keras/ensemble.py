@@ -20,11 +20,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from recipe_keras.callbacks import Heartbeat
 from recipe_keras.config import Config, ConfigError
 from recipe_keras.data import labels_of
-from recipe_keras.progress import Heartbeat
 from recipe_keras.report import Report, atomic_write, write_report
 from recipe_keras.runs import run_in
+from recipe_keras.verdicts import Verdict
 
 __all__ = [
     "LogOfMeanProbability",
@@ -166,7 +167,7 @@ def run_ensemble(project, config: Config | None = None, verbose: bool = True) ->
     report = Report(
         step="ensemble",
         recipe_ids=["R6.1"],
-        verdicts={"R6.1": "pass" if beats else "warn"},
+        verdicts={"R6.1": Verdict.PASS if beats else Verdict.WARN},
         numbers=numbers,
         figures=[figure.name],
         details={

@@ -26,6 +26,7 @@ __all__ = [
     "plot_learning_curve",
     "plot_overfit",
     "plot_rows",
+    "plot_rows_of_values",
     "plot_trials",
 ]
 
@@ -65,14 +66,31 @@ def plot_image_grid(
 ) -> Path:
     """Images (N, H, W, C) with values in [0, 1], one title each, ``columns`` to a row.
 
-    One mosaic (``plot_rows``): 32 small axes took matplotlib 1.5 s, a sixth of
-    `make check` on the embedded digits.
+    One mosaic (``plot_rows``): 32 small axes cost matplotlib several times as much.
     """
     rows = [
         ("", images[i : i + columns], list(titles[i : i + columns]))
         for i in range(0, max(len(images), 1), columns)
     ]
     return plot_rows(rows, path)
+
+
+def plot_rows_of_values(
+    values: np.ndarray, titles: list[str], path: str | os.PathLike[str], shown: int = 32
+) -> Path:
+    """Examples (N, features) as rows of a heat map, each row titled with its label:
+    R2.10's picture of inputs that are not images."""
+    values = np.asarray(values, dtype=np.float64)[:shown]
+    n, features = values.shape
+    fig = Figure(figsize=(min(14, 3 + 0.35 * features), max(2.5, 0.3 * n + 1)))
+    ax = fig.subplots()
+    limit = float(np.nanmax(np.abs(values))) if values.size else 1.0
+    im = ax.imshow(values, cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_yticks(range(n), labels=list(titles[:n]), fontsize=7)
+    ax.set_xlabel("input feature")
+    ax.set_title("what enters the net, one example per row (label at left)")
+    fig.colorbar(im, ax=ax, label="value")
+    return _save(fig, path)
 
 
 def plot_overfit(

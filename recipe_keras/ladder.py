@@ -18,6 +18,7 @@ from pathlib import Path
 from recipe_keras.config import Config, ladder_configs
 from recipe_keras.report import Report, write_report
 from recipe_keras.runs import run_in
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["format_ladder", "run_ladder"]
 
@@ -69,7 +70,7 @@ def run_ladder(train: Callable[[Config], Report], config: Config, verbose: bool 
         step="ladder",
         recipe_ids=["R3.3", *tried],
         # Experiments for a person to read in the table: each rung's change and its effect.
-        verdicts={"R3.3": "info", **dict.fromkeys(tried, "info")},
+        verdicts={"R3.3": Verdict.INFO, **dict.fromkeys(tried, Verdict.INFO)},
         numbers={
             "rungs": len(rows),
             "best_rung": max(rows, key=lambda r: r["val_accuracy"])["rung"],

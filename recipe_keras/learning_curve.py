@@ -15,6 +15,7 @@ from pathlib import Path
 from recipe_keras.config import Config
 from recipe_keras.report import Report, write_report
 from recipe_keras.runs import run_in
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["learning_curve"]
 
@@ -63,7 +64,7 @@ def learning_curve(
     curve = Report(
         step="learning_curve",
         recipe_ids=["R4.1"],
-        verdicts={"R4.1": "info"},  # a curve to read; its advice says which way it points
+        verdicts={"R4.1": Verdict.INFO},  # a curve to read; its advice says which way it points
         numbers={"points": len(points), "last_gain": gain, "more_data_helps": rising},
         figures=[figure.name],
         details={

@@ -17,15 +17,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from recipe_keras.errors import Busy
+
 __all__ = ["HELD_ENV", "LOCK_FILE", "Busy", "one_run"]
 
 LOCK_FILE = ".recipe-keras.lock"
 # Set for the processes a locked command starts: they run under its lock.
 HELD_ENV = "RECIPE_KERAS_LOCK_HELD"
-
-
-class Busy(RuntimeError):
-    """Another command is training in this project."""
 
 
 @contextlib.contextmanager

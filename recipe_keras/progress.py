@@ -1,22 +1,21 @@
 """Progress lines for long work, so a person watching the terminal is never left
-wondering whether anything is happening.
+wondering whether anything is happening. Standard library only.
 
-Keras prints one line per epoch at ``verbose=2`` (what the recipe uses, since a
-progress bar fills logs with carriage returns). On a large dataset an epoch can
-take minutes; ``Heartbeat`` adds a line every ``HEARTBEAT_SECONDS`` inside one.
+One ``Progress`` line serves every long pass: an epoch or an evaluation
+(``callbacks.Heartbeat``), reading a split (``make inspect``), reading labels
+(``ticking``). ``waiting`` covers one silent call (a scikit-learn fit).
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-import keras
-
-__all__ = ["HEARTBEAT_SECONDS", "EpochLine", "Heartbeat", "duration", "ticking", "waiting"]
+__all__ = ["HEARTBEAT_SECONDS", "Progress", "duration", "ticking", "waiting"]
 
 # At most this long without a line inside an epoch, an evaluation or a prediction.
 HEARTBEAT_SECONDS = 8.0
@@ -32,6 +31,58 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
+class Progress:
+    """One pass's progress: ``what: 250/1000 examples, 125/s, 2 s in, about 6 s left``.
+
+    ``update`` prints at most every ``every`` seconds; with ``bar`` on a terminal the
+    line also shows a bar and is redrawn in place twice a second (a log gets a new
+    line every ``every`` seconds instead). ``total`` None: a pass of unknown length.
+    ``clock`` is injectable for tests.
+    """
+
+    WIDTH = 20
+
+    def __init__(
+        self,
+        what: str,
+        total: int | None = None,
+        unit: str = "batches",
+        *,
+        every: float = HEARTBEAT_SECONDS,
+        indent: str = "  ",
+        bar: bool = False,
+        rate: bool = False,
+        quiet: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.what, self.total, self.unit, self.indent = what, total, unit, indent
+        self.bar, self.rate, self.quiet, self.clock = bar, rate, quiet, clock
+        self.tty = bar and sys.stdout.isatty()
+        self.every = 0.5 if self.tty else every
+        self.start = self.last = clock()
+
+    def line(self, done: int, elapsed: float, extra: str = "", final: bool = False) -> str:
+        count = f"{done}/{self.total}" if self.total else str(done)
+        if self.bar and self.total:
+            filled = min(self.WIDTH, self.WIDTH * done // self.total)
+            count = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {count}"
+        parts = [f"{self.indent}{self.what}: {count} {self.unit}"]
+        if self.rate:
+            parts.append(f"{done / elapsed if elapsed > 0 else 0.0:,.0f}/s")
+        parts.append(f"{duration(elapsed)} in")
+        if self.total and not final and done:
+            parts.append(f"about {duration(elapsed / done * (self.total - done))} left")
+        return ", ".join([*parts, *([extra] if extra else [])])
+
+    def update(self, done: int, extra: str = "", final: bool = False) -> None:
+        now = self.clock()
+        if self.quiet or (not final and now - self.last < self.every):
+            return
+        self.last = now
+        end = "\r" if self.tty and not final else "\n"
+        print(self.line(done, now - self.start, extra, final), end=end, flush=True)
+
+
 T = TypeVar("T")
 
 
@@ -43,13 +94,10 @@ def ticking(
 ) -> Iterator[T]:
     """``items`` as they come, with a line at most every ``every`` seconds while a
     long pass over them lasts (``what: 1200 batches, 16 s in``)."""
-    start = last = clock()
+    progress = Progress(what, every=every, clock=clock)
     for done, item in enumerate(items, 1):
         yield item
-        now = clock()
-        if now - last >= every:
-            last = now
-            print(f"  {what}: {done} batches, {duration(now - start)} in", flush=True)
+        progress.update(done)
 
 
 @contextlib.contextmanager
@@ -71,86 +119,3 @@ def waiting(what: str, every: float = HEARTBEAT_SECONDS) -> Iterator[None]:
     finally:
         done.set()
         thread.join()
-
-
-def _metrics(logs: dict | None) -> str:
-    return ", ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items())
-
-
-class EpochLine(keras.callbacks.Callback):
-    """One line per epoch where Keras prints none (``verbose=0``, as in a tuner's trials)."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self.start
-        print(
-            f"    epoch {epoch + 1}/{self.params.get('epochs')}: {_metrics(logs)} ({seconds:.1f} s)"
-        )
-
-
-class Heartbeat(keras.callbacks.Callback):
-    """A line at most every ``every`` seconds within an epoch, a validation pass, an
-    ``evaluate`` or a ``predict``: batches done (of how many, where known), time in,
-    time left in this pass and the running metrics.
-
-    Silent while each pass is shorter than ``every``, so small data prints nothing
-    more than Keras's own epoch lines. ``label`` names a lone ``evaluate`` or
-    ``predict`` (e.g. "test split"); ``clock`` is injectable for tests.
-    """
-
-    def __init__(
-        self,
-        label: str = "",
-        every: float = HEARTBEAT_SECONDS,
-        indent: str = "  ",
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        super().__init__()
-        self.label, self.every, self.indent, self.clock = label, every, indent, clock
-        self.epoch: int | None = None
-
-    def _begin(self, what: str, total: int | None) -> None:
-        self.what, self.total = what, total
-        self.start = self.last = self.clock()
-
-    def _batch(self, batch: int, logs: dict | None) -> None:
-        now = self.clock()
-        if now - self.last < self.every:
-            return
-        self.last, done, elapsed = now, batch + 1, now - self.start
-        line = f"{self.indent}{self.what}: batch {done}"
-        if self.total:
-            line += f"/{self.total}, {duration(elapsed)} in"
-            line += f", about {duration(elapsed / done * (self.total - done))} left"
-        else:
-            line += f", {duration(elapsed)} in"
-        shown = _metrics(logs)
-        print(f"{line}{', ' + shown if shown else ''}", flush=True)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-        self._begin(f"epoch {epoch + 1}/{self.params.get('epochs')}", self.params.get("steps"))
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._batch(batch, logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch = None
-
-    def on_test_begin(self, logs=None):
-        # Within fit this is the epoch's validation pass; its length Keras does not pass.
-        if self.epoch is None:
-            self._begin(self.label or "evaluate", self.params.get("steps"))
-        else:
-            self._begin(f"epoch {self.epoch + 1} validation", None)
-
-    def on_test_batch_end(self, batch, logs=None):
-        self._batch(batch, logs)
-
-    def on_predict_begin(self, logs=None):
-        self._begin(self.label or "predict", self.params.get("steps"))
-
-    def on_predict_batch_end(self, batch, logs=None):
-        self._batch(batch, None)

@@ -91,6 +91,13 @@ class Project:
         with data_parallel(config.data.batch_size):  # build, fit and evaluate on every device
             return self.train_module.run(config)
 
+    @property
+    def task(self):
+        """The project's task (``config.task``): what varies with the kind of problem."""
+        from recipe_keras.task import get_task
+
+        return get_task(self.config.task)
+
     def hook(self, name: str) -> Callable[..., Any] | None:
         """An optional function of model.py (``compile_model``, ``build_trial_model``)."""
         return getattr(self.network, name, None)
@@ -185,6 +192,8 @@ def open_project(
             raise ConfigError(f"{path}: {module_name} defines no function {needs}()")
         modules[name] = module
     from recipe_keras.backup import check_backup_dir, outputs  # imports Keras, as the package did
+    from recipe_keras.task import get_task
 
+    get_task(config.task)  # an unknown task fails here, in one line, before any work
     check_backup_dir(tc.backup_dir, [path.resolve().parent, *outputs(config)])
     return Project(config, path, modules["data"], modules["model"], modules["train"])

@@ -1,4 +1,5 @@
-"""The recipe's items (shared/RECIPE.md) as data: id, advice, step, and the target that runs it.
+"""The recipe's items (Karpathy's six steps, ids R1.1 to R6.3, as the README's coverage
+table lists them) as data: id, advice, step, and the target that runs it.
 
 The HTML report lists every id with a verdict; an id no report covers yet says
 which ``make`` target would cover it, or that recipe-keras does not yet.

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from recipe_keras._backend import active_backend
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["SCHEMA_VERSION", "VERDICTS", "Report", "atomic_write", "read_report", "write_report"]
 
 SCHEMA_VERSION = 1
-# pass / warn / fail only where a measurement met (or missed) an expectation; "info"
-# where a step produced artefacts (figures, tables) for a person to judge.
-VERDICTS = ("info", "pass", "warn", "fail")
+# The verdicts a report may hold (recipe_keras.verdicts.Verdict).
+VERDICTS = tuple(v.value for v in Verdict)
 
 
 @dataclass

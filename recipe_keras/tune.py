@@ -36,11 +36,13 @@ import keras
 import keras_tuner as kt
 
 from recipe_keras._heap import frozen_heap
+from recipe_keras.callbacks import EpochLine, Heartbeat, ShuffleByEpoch
 from recipe_keras.config import Config, with_values
 from recipe_keras.data import Splits
-from recipe_keras.progress import EpochLine, Heartbeat, duration
+from recipe_keras.progress import duration
 from recipe_keras.report import Report, atomic_write, write_report
 from recipe_keras.seed import set_seed
+from recipe_keras.verdicts import Verdict
 from recipe_keras.workers import role, wait_for_chief
 
 __all__ = [
@@ -178,10 +180,11 @@ class _Trials(kt.HyperModel):
             "callback, a global), so memory grows with the number of trials"
         )
 
-    # Set by ``search``: the seed every trial starts from, and the callback that gives
-    # the training split each epoch's own order.
+    # Set by ``search``: the seed every trial starts from, and the splits whose
+    # training order each epoch sets (a callback of its own per trial: one shared
+    # would keep the trial before's model alive).
     seed: int | None = None
-    epoch_order: keras.callbacks.Callback | None = None
+    splits: Splits | None = None
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         self.alive_at_build.append(len(self.models))
@@ -203,8 +206,9 @@ class _Trials(kt.HyperModel):
             trial = self.logs / f"trial-{self.trial_id}"
             logs = keras.callbacks.TensorBoard(str(trial))
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), logs]
-        if self.epoch_order is not None:  # epoch e's order, whichever trials ran before
-            kwargs["callbacks"] = [*kwargs.get("callbacks", []), self.epoch_order]
+        if self.splits is not None and self.splits.epoch is not None:
+            # Epoch e's order, whichever trials ran before in this process.
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), ShuffleByEpoch(self.splits)]
         if self.verbose:
             values = ", ".join(
                 f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
@@ -265,11 +269,7 @@ def search(
     trials_run.worker = "" if part == "chief" else part
     if trials_run.worker:  # before KerasTuner's client, which would wait for days
         wait_for_chief(tc.wait_for_chief)
-    trials_run.seed = config.seed
-    if splits.epoch is not None:
-        from recipe_keras.train import ShuffleByEpoch
-
-        trials_run.epoch_order = ShuffleByEpoch(splits)
+    trials_run.seed, trials_run.splits = config.seed, splits
     tuner = make_tuner(trials_run, config)
     # A worker's oracle is a client of the chief's: it has no trials to count.
     before = set()
@@ -331,11 +331,11 @@ def search(
     ran = [t.trial_id for t in trials if t.trial_id not in before]
     alive, leak = trials_run.leak()
     # The chief runs no trial, so it measured no leak: its workers warn of their own.
-    verdict = "info" if part == "chief" else "warn" if leak else "pass"
+    verdict = Verdict.INFO if part == "chief" else Verdict.WARN if leak else Verdict.PASS
     ids = ["R5.1", "R5.2"] if tc.algorithm != "random" else ["R5.1"]
     verdicts = dict.fromkeys(ids, verdict)
     if part == "chief":  # a way of running the search, not a measurement
-        ids, verdicts["R5.3"] = [*ids, "R5.3"], "info"
+        ids, verdicts["R5.3"] = [*ids, "R5.3"], Verdict.INFO
     report = Report(
         step="tune",
         recipe_ids=ids,
@@ -438,7 +438,7 @@ def _worker_report(trials_run: _Trials, seconds: float, verbose: bool) -> Report
     return Report(
         step="tune",
         recipe_ids=["R5.3"],
-        verdicts={"R5.3": "info"},
+        verdicts={"R5.3": Verdict.INFO},
         numbers={
             "fits": trials_run.fits,
             "models_alive_at_build_max": alive,
@@ -465,7 +465,7 @@ def format_results(rows: list[dict], objective: str) -> str:
 
 def search_project(project, verbose: bool = True) -> Report:
     """``make tune``: the search over the project's data, model and compile."""
-    from recipe_keras.train import build_compiled, compile_as
+    from recipe_keras.compile import build_compiled, compile_as
 
     config = project.config
     splits = project.seeded_data()

@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+from recipe_keras.errors import NoChief
+
 __all__ = [
     "CHIEF_GRACE_SECONDS",
     "NoChief",
@@ -67,10 +69,6 @@ def reserve_port() -> tuple[socket.socket | None, int]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", 0))
     return sock, sock.getsockname()[1]
-
-
-class NoChief(ConnectionError):
-    """A worker found no chief answering at KERASTUNER_ORACLE_IP:KERASTUNER_ORACLE_PORT."""
 
 
 def wait_for_chief(seconds: float, say=print) -> None:

@@ -17,6 +17,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# Each run ends with its slowest tests and their seconds.
+DURATIONS = ("--durations=15",)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,7 +37,15 @@ def main(extra: list[str]) -> int:
     for name, (env, selection) in runs.items():
         junit = logs / f"{name.replace(' ', '-')}.xml"
         log = (logs / f"{name.replace(' ', '-')}.log").open("w")
-        cmd = [sys.executable, "-m", "pytest", *selection, f"--junitxml={junit}", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *selection,
+            f"--junitxml={junit}",
+            *DURATIONS,
+            *extra,
+        ]
         print(f"started  [{name}]: {' '.join(cmd[1:])}", flush=True)
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT

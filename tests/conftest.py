@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("tensorflow", "jax", "torch")
 
 # The random numbers every generated project's process draws on JAX (select_backend),
-# set before a test imports Keras: its programs also compile faster (the JAX tests
-# took 338 s instead of 359). Not Keras: recipe_keras.config must not import it.
+# set before a test imports Keras, so tests draw what projects draw (and compile
+# faster). Not Keras: recipe_keras.config must not import it.
 jax_random_environment()
 
 
@@ -85,7 +85,10 @@ def project_config(root: Path, tfds_dir: Path, **sections):
         },
     }
     for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
+        if isinstance(values, dict):
+            raw.setdefault(name, {}).update(values)
+        else:  # a top-level key (task, seed, ...)
+            raw[name] = values
     return from_dict(raw)
 
 

@@ -361,15 +361,15 @@ def test_project_commands_fail_in_one_line_without_a_project(tmp_path, tfds_dir)
 
 
 def test_the_read_progress_shows_a_bar_its_rate_and_the_time_left():
-    from recipe_keras.audit.read import _Progress
+    from recipe_keras.audit.read import _reading
 
-    known = _Progress("train", 1000, quiet=False)
+    known = _reading("train", 1000, quiet=False)
     assert known.line(250, 2.0, final=False) == (
-        "  read train: [#####...............] 250/1000 examples, 125/s, 2.0 s, about 6 s left"
+        "  read train: [#####...............] 250/1000 examples, 125/s, 2 s in, about 6 s left"
     )
-    assert known.line(1000, 8.0, final=True).endswith("1000/1000 examples, 125/s, 8.0 s")
-    unknown = _Progress("test", None, quiet=False)  # a split TFDS cannot count
-    assert unknown.line(300, 1.5, final=False) == "  read test: 300 examples, 200/s, 1.5 s"
+    assert known.line(1000, 8.0, final=True).endswith("1000/1000 examples, 125/s, 8 s in")
+    unknown = _reading("test", None, quiet=False)  # a split TFDS cannot count
+    assert unknown.line(300, 1.5, final=False) == "  read test: 300 examples, 200/s, 2 s in"
 
 
 def test_findings_are_true_for_every_image_mode_and_size(tmp_path):

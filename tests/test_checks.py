@@ -17,13 +17,23 @@ import pytest
 import tensorflow as tf
 
 from recipe_keras import data, models
-from recipe_keras.checks import training
+from recipe_keras.checks import baselines as baseline_checks
+from recipe_keras.checks import determinism as determinism_checks
+from recipe_keras.checks import overfit as overfit_checks
+from recipe_keras.checks.baselines import (
+    baseline_gains,
+    check_baselines,
+    input_blind_bounds,
+    steps_for,
+)
+from recipe_keras.checks.capacity import check_loss_decreases
 from recipe_keras.checks.dependencies import (
     check_batch_independence,
     check_causality,
     from_embedding,
     time_dependencies,
 )
+from recipe_keras.checks.determinism import check_determinism
 from recipe_keras.checks.dynamics import PredictionDynamics, check_dynamics
 from recipe_keras.checks.equivalence import check_equivalent, loop_over_batch
 from recipe_keras.checks.human import record_human_score, score_sheet, write_sheet
@@ -45,6 +55,11 @@ from recipe_keras.checks.inputs import (
     inputs_as_fed,
     shuffled_chance,
 )
+from recipe_keras.checks.overfit import (
+    check_overfit_batch,
+    double_softmax_stall,
+    spread_over_classes,
+)
 from recipe_keras.checks.subject import (
     Subject,
     evenly_spaced,
@@ -53,17 +68,6 @@ from recipe_keras.checks.subject import (
     precise_batchnorm,
 )
 from recipe_keras.checks.suite import run_checks
-from recipe_keras.checks.training import (
-    baseline_gains,
-    check_baselines,
-    check_determinism,
-    check_loss_decreases,
-    check_overfit_batch,
-    double_softmax_stall,
-    input_blind_bounds,
-    spread_over_classes,
-    steps_for,
-)
 from recipe_keras.config import CheckConfig, DataConfig, ModelConfig, TrainConfig
 from recipe_keras.report import Report, read_report, write_report
 from recipe_keras.seed import set_seed
@@ -255,7 +259,7 @@ def test_determinism_fails_training_that_is_not_reproducible(data_config, monkey
         drift = 1e-3 * next(runs)
         return [loss + drift for loss in fit_steps(*args, **kwargs)]
 
-    monkeypatch.setattr(training, "fit_steps", drifting)
+    monkeypatch.setattr(determinism_checks, "fit_steps", drifting)
     result = check_determinism(subject, steps, reference=(batches, losses))
     assert result.verdict == "fail" and result.numbers["fresh_runs"] == 1
     assert result.numbers["max_difference"] == pytest.approx(1e-3, rel=1e-3)
@@ -514,7 +518,7 @@ def test_measured_loss_is_evaluates_including_regularizers():
 
 
 def test_final_bias_is_found_in_a_nested_head():
-    # resnet50's logits layer sits in a nested "head" model (R2.5 used to say "no bias").
+    # resnet50's logits layer sits in a nested "head" model: R2.5 must find it there.
     labels = np.array([0] * 6 + [1] * 3 + [2])
     head = keras.Sequential([keras.layers.Dense(3)], name="head")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5), head])
@@ -637,7 +641,7 @@ def _regression_baselines(outputs: int, blind: bool = False, **changes):
     train, test = batches[:4], batches[4:]
     if model.outputs[0].shape[-1] == outputs:
         init_regression_bias(model, y[:256])
-    result, losses = training.check_regression_baselines(model, train, test)
+    result, losses = baseline_checks.check_regression_baselines(model, train, test)
     return result, losses, model, test, y[:256].astype("float64"), y[256:].astype("float64")
 
 
@@ -660,7 +664,7 @@ def test_regression_baselines_pass_a_learning_model_and_fail_zero_inputs(outputs
     blind, losses, *_ = _regression_baselines(outputs, blind=True)
     assert blind.verdict == "fail" and "never sees its inputs" in blind.advice
     # Every round was tried: an input-blind model never gets past the variance.
-    assert len(losses) == training.ROUNDS * 25 and blind.numbers["gain"] <= 1e-6
+    assert len(losses) == baseline_checks.ROUNDS * 25 and blind.numbers["gain"] <= 1e-6
 
 
 def test_regression_baselines_need_mse_and_outputs_that_match_the_targets():
@@ -753,7 +757,7 @@ def test_baselines_hold_on_imbalanced_classes(data_config, tmp_path):
     result, _, losses = check_baselines(good, good.train_batches(60), steps=60)
     n = result.numbers
     assert n["best_constant"] > 0.9 and result.verdict == "pass"
-    assert n["gain_by_loss"] >= 0.1 and 60 < len(losses) <= training.ROUNDS * 60
+    assert n["gain_by_loss"] >= 0.1 and 60 < len(losses) <= baseline_checks.ROUNDS * 60
     one, _, _ = check_baselines(good, good.train_batches(60), steps=60, rounds=1)
     assert one.verdict == "fail"
     blind = subject_for(data_config, transform=lambda x, y: rare_zeros(tf.zeros_like(x), y))
@@ -931,7 +935,7 @@ def test_a_batchnorm_model_passes_overfit_and_baselines(data_config, tmp_path, m
     baselines, _, _ = check_baselines(subject, subject.train_batches(50), 50)
     assert baselines.verdict == "pass" and baselines.numbers["batchnorm_reestimated"] == 2
     # The lag is real: without the re-estimate the same net fails R2.8.
-    monkeypatch.setattr(training, "precise_batchnorm", lambda model, batches: 0)
+    monkeypatch.setattr(overfit_checks, "precise_batchnorm", lambda model, batches: 0)
     lagging = check_overfit_batch(subject, tmp_path / "lag.png")
     assert lagging.numbers["final_loss"] < 0.05 and lagging.numbers["accuracy"] < 1.0
     assert lagging.verdict == "fail"

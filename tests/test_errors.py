@@ -344,7 +344,10 @@ def test_a_search_killed_mid_trial_reruns_only_the_unfinished_trials(project, tm
         ('directory = "artifacts/tune"', f'directory = "{tmp_path / "tune"}"'),
         ('reports_dir = "reports"', f'reports_dir = "{tmp_path / "reports"}"'),
     )
+    # The project's backend, as recipe() runs it: an in-process test before may have set
+    # KERAS_BACKEND in this process's environment.
     full = {**os.environ, "PYTHONPATH": str(project)}
+    full.pop("KERAS_BACKEND", None)
     cmd = [sys.executable, "-m", "recipe_keras.cli", "tune", "--config", name]
     proc = subprocess.Popen(
         cmd, cwd=project, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -580,7 +580,7 @@ def test_a_diverging_run_stops_at_once_and_fails_in_strict_json(tmp_path, tfds_d
 def test_heartbeat_speaks_within_long_epochs_and_matches_kerass_epoch_loss(capsys):
     """A clock that moves 5 s a call: a line every second batch (every 8 s); the last
     batch's running loss is the epoch's loss that Keras logs."""
-    from recipe_keras.progress import Heartbeat
+    from recipe_keras.callbacks import Heartbeat
 
     set_seed(0)
     x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
@@ -595,15 +595,16 @@ def test_heartbeat_speaks_within_long_epochs_and_matches_kerass_epoch_loss(capsy
     lines = capsys.readouterr().out.splitlines()
     # Per epoch: 4 batches (lines at batches 2 and 4), then 2 validation batches (line at 2).
     assert [line.split(",")[0] for line in lines] == [
-        "  epoch 1/2: batch 2/4",
-        "  epoch 1/2: batch 4/4",
-        "  epoch 1 validation: batch 2",
-        "  epoch 2/2: batch 2/4",
-        "  epoch 2/2: batch 4/4",
-        "  epoch 2 validation: batch 2",
+        "  epoch 1/2: 2/4 batches",
+        "  epoch 1/2: 4/4 batches",
+        "  epoch 1 validation: 2 batches",
+        "  epoch 2/2: 2/4 batches",
+        "  epoch 2/2: 4/4 batches",
+        "  epoch 2 validation: 2 batches",
     ]
     assert (
-        lines[0] == f"  epoch 1/2: batch 2/4, 10 s in, about 10 s left, {lines[0].split(', ')[-1]}"
+        lines[0]
+        == f"  epoch 1/2: 2/4 batches, 10 s in, about 10 s left, {lines[0].split(', ')[-1]}"
     )
     for epoch, line in ((0, lines[1]), (1, lines[4])):
         shown = float(line.split("loss ")[1])
@@ -619,7 +620,7 @@ def test_heartbeat_speaks_within_long_epochs_and_matches_kerass_epoch_loss(capsy
     assert (
         capsys.readouterr()
         .out.splitlines()[-1]
-        .startswith("  whole test split: batch 4/4, 20 s in")
+        .startswith("  whole test split: 4/4 batches, 20 s in")
     )
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[Heartbeat()])
     assert capsys.readouterr().out == ""

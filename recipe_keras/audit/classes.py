@@ -6,6 +6,7 @@ import numpy as np
 
 from recipe_keras.audit.read import Examples
 from recipe_keras.checks.result import CheckResult
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["class_counts", "sample_per_class"]
 
@@ -48,7 +49,7 @@ def class_counts(ex: Examples) -> tuple[CheckResult, dict[str, list[int]]]:
     result = CheckResult(
         "R1.2",
         "class balance",
-        "warn" if problems else "pass",
+        Verdict.WARN if problems else Verdict.PASS,
         f"imbalance ratio {ratio:.2f} (largest / smallest training class)"
         + (f"; {'; '.join(problems)}" if problems else ""),
         f"every class >= {RARE_SHARE:.0%} of a uniform share in every split",

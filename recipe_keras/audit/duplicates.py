@@ -20,6 +20,7 @@ import numpy as np
 import scipy.fft
 
 from recipe_keras.checks.result import CheckResult
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["digests", "find_duplicates", "near_pairs", "phash"]
 
@@ -169,16 +170,16 @@ def find_duplicates(
         f"{len(conflicts)} label conflicts, {len(near)} near pairs"
     )
     if across or conflicts:
-        verdict = "fail"
+        verdict = Verdict.FAIL
         advice = (
             "remove test examples that also sit in train (the test score is inflated), "
             "and fix or drop duplicates whose labels disagree"
         )
     elif within or near:
-        verdict = "warn"
+        verdict = Verdict.WARN
         advice = "look at the pairs: drop repeats, or they weigh double in training"
     else:
-        verdict, advice = "pass", ""
+        verdict, advice = Verdict.PASS, ""
     result = CheckResult(
         "R1.3",
         "duplicates",

@@ -14,6 +14,7 @@ import numpy as np
 
 from recipe_keras.audit.read import Examples
 from recipe_keras.checks.result import CheckResult
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["model_errors", "predict_split", "saved_model_probabilities"]
 
@@ -74,7 +75,7 @@ def model_errors(
     result = CheckResult(
         "R1.8",
         "model errors",
-        "info",  # a confusion matrix and mistakes to look at
+        Verdict.INFO,  # a confusion matrix and mistakes to look at
         f"{split} accuracy {accuracy:.3f}; weakest class {ex.class_names[weakest]} "
         f"({per_class[weakest]:.3f})",
         "look at the confusion matrix and the top-loss examples",

@@ -17,6 +17,7 @@ import numpy as np
 from recipe_keras.audit.duplicates import _resize_matrix
 from recipe_keras.audit.read import Examples
 from recipe_keras.checks.result import CheckResult
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["label_suspects", "resolution_accuracy", "thumbnails"]
 
@@ -60,7 +61,7 @@ def label_suspects(
         result = CheckResult(
             "R1.6",
             "label noise",
-            "warn",
+            Verdict.WARN,
             "not measured",
             "two or more classes with two or more examples",
             "too few examples per class to cross-validate",
@@ -101,7 +102,7 @@ def label_suspects(
     result = CheckResult(
         "R1.6",
         "label noise",
-        "warn" if issues.size else "pass",
+        Verdict.WARN if issues.size else Verdict.PASS,
         f"{len(issues)} suspects ({share:.1%}); quick model accuracy {accuracy:.3f} out of fold",
         "no label the quick model confidently contradicts",
         "look at the top suspects and fix the labels that are wrong; then train again"
@@ -139,7 +140,7 @@ def resolution_accuracy(ex: Examples, features: np.ndarray, shape: tuple[int, in
     return CheckResult(
         "R1.7",
         "input resolution",
-        "info",  # accuracies and previews to weigh: no expectation to compare with
+        Verdict.INFO,  # accuracies and previews to weigh: no expectation to compare with
         f"quick-model test accuracy on {shape[0]}x{shape[1]} thumbnails: {measured}",
         "a person still sees the label in the 1/2 and 1/4 previews",
         "",

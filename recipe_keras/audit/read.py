@@ -10,14 +10,14 @@ common one) so the rest of the audit works on whole batches.
 from __future__ import annotations
 
 import os
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from recipe_keras.progress import Progress
 
 __all__ = [
     "Examples",
@@ -28,9 +28,6 @@ __all__ = [
     "read_datasets",
     "read_folder",
 ]
-
-# The suffixes an image folder's images may have (data.check_folder reads the same).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -86,36 +83,9 @@ class _Part:
     stats: dict[str, np.ndarray] | None = None  # as stored, when ``images`` were resized
 
 
-class _Progress:
-    """A bar per split with its rate and time left: updated in place on a terminal
-    every half second, a new line every 5 s in a log."""
-
-    WIDTH = 20
-
-    def __init__(self, split: str, total: int | None, quiet: bool) -> None:
-        self.split, self.total, self.quiet = split, total, quiet
-        self.start = self.last = time.perf_counter()
-        self.tty = sys.stdout.isatty()
-
-    def line(self, done: int, elapsed: float, final: bool) -> str:
-        rate = done / elapsed if elapsed > 0 else 0.0
-        if self.total:
-            filled = min(self.WIDTH, self.WIDTH * done // self.total)
-            count = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{self.total}"
-        else:  # TFDS does not always know a split's size
-            count = str(done)
-        text = f"  read {self.split}: {count} examples, {rate:,.0f}/s, {elapsed:.1f} s"
-        if self.total and not final and rate > 0:
-            text += f", about {(self.total - done) / rate:.0f} s left"
-        return text
-
-    def update(self, done: int, final: bool = False) -> None:
-        now = time.perf_counter()
-        if self.quiet or (not final and now - self.last < (0.5 if self.tty else 5.0)):
-            return
-        self.last = now
-        end = "\n" if final or not self.tty else "\r"
-        print(self.line(done, now - self.start, final), end=end, flush=True)
+def _reading(split: str, total: int | None, quiet: bool) -> Progress:
+    """A bar per split with its rate and time left (TFDS does not always know a size)."""
+    return Progress(f"read {split}", total, "examples", every=5.0, bar=True, rate=True, quiet=quiet)
 
 
 def read_arrays(
@@ -151,7 +121,7 @@ def read_datasets(
         if limit:
             ds = ds.take(limit)
         known = int(ds.cardinality())
-        progress = _Progress(split, known if known >= 0 else None, quiet)
+        progress = _reading(split, known if known >= 0 else None, quiet)
         shape = ds.element_spec[0].shape
         varies = None in shape[:2]
         if varies:  # stored sizes vary: keep each size and its statistics, resize to the first's
@@ -200,6 +170,8 @@ def read_folder(
     """An image folder laid out ``split/label/image``; the classes are the training split's."""
     from PIL import Image
 
+    from recipe_keras.data import IMAGE_SUFFIXES  # the training pipeline's rule
+
     root = Path(root).expanduser()
     split_dirs = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not split_dirs:
@@ -215,7 +187,7 @@ def read_folder(
             for f in label_dir.iterdir()
             if f.suffix.lower() in IMAGE_SUFFIXES
         )[:limit]
-        progress = _Progress(split_dir.name, len(files), quiet)
+        progress = _reading(split_dir.name, len(files), quiet)
         images, labels, ids = [], [], []
         for done, path in enumerate(files, 1):
             rel = str(path.relative_to(root))

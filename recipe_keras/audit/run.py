@@ -19,6 +19,7 @@ from recipe_keras.audit.read import Examples
 from recipe_keras.checks.result import CheckResult, format_table, results_report
 from recipe_keras.config import with_values
 from recipe_keras.report import Report, write_report
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["AUDIT_VALUES", "audit", "inspect_dataset", "inspect_project"]
 
@@ -84,7 +85,7 @@ def audit(
         CheckResult(
             "R1.1",
             "examples per class",
-            "info",  # a grid for a person to look at
+            Verdict.INFO,  # a grid for a person to look at
             f"{sum(len(i) for _, i in shown)} random examples of {len(shown)} classes drawn",
             "look at every row: do the labels match the pictures?",
             numbers={
@@ -224,8 +225,8 @@ def audit(
             "examples": len(ex),
             "unreadable": len(ex.unreadable),
             "seconds": round(seconds, 2),
-            "warned": sum(r.verdict == "warn" for r in results),
-            "failed": sum(r.verdict == "fail" for r in results),
+            "warned": sum(r.verdict == Verdict.WARN for r in results),
+            "failed": sum(r.verdict == Verdict.FAIL for r in results),
         },
         {"findings": findings, "class_names": names},
     )

@@ -8,6 +8,7 @@ import numpy as np
 
 from recipe_keras.audit.read import Examples, example_stats
 from recipe_keras.checks.result import CheckResult
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["example_stats", "find_broken", "find_outliers", "robust_z"]
 
@@ -64,7 +65,7 @@ def find_broken(ex: Examples, stats: dict[str, np.ndarray]) -> tuple[CheckResult
     result = CheckResult(
         "R1.4",
         "broken examples",
-        "fail" if broken else "pass",
+        Verdict.FAIL if broken else Verdict.PASS,
         f"{len(broken)} broken of {len(ex) + len(ex.unreadable)}",
         "0",
         "fix or delete each listed file; a model trains on a blank image as on any other"
@@ -102,7 +103,7 @@ def find_outliers(ex: Examples, stats: dict[str, np.ndarray]) -> tuple[CheckResu
     result = CheckResult(
         "R1.5",
         "statistics and outliers",
-        "warn" if total else "pass",
+        Verdict.WARN if total else Verdict.PASS,
         ", ".join(f"{numbers[f'{m}_outliers']} {m} outliers" for m in measures),
         f"|robust z| <= {OUTLIER_Z} (median/MAD)",
         "look at the extremes strip: wrong exposure, wrong crop or wrong data" if total else "",

@@ -21,6 +21,7 @@ import numpy as np
 
 from recipe_keras._backend import input_gradients
 from recipe_keras.checks.result import CheckResult
+from recipe_keras.verdicts import Verdict
 
 __all__ = [
     "batch_dependencies",
@@ -90,8 +91,8 @@ def _output_shape(model: keras.Model, x: np.ndarray) -> tuple[int, ...]:
     """The model's output shape on ``x``, traced symbolically.
 
     A probe call would run the model eagerly, and on JAX every eager op at a new
-    shape is traced, lowered and compiled on its own (R2.12 spent 0.1-0.2 s so on
-    the digits CNN). Code that cannot run symbolically is called on ``x`` instead.
+    shape is traced, lowered and compiled on its own. Code that cannot run
+    symbolically is called on ``x`` instead.
     """
     try:
         shape = tuple(model.compute_output_spec(keras.KerasTensor(x.shape, x.dtype)).shape)
@@ -159,13 +160,13 @@ def time_dependencies(
 
 def _verdict(offending: list, vacuous: list, what: str, fix: str) -> tuple[str, str]:
     if offending:
-        return "fail", f"{what}; {fix}"
+        return Verdict.FAIL, f"{what}; {fix}"
     if vacuous:
-        return "warn", (
+        return Verdict.WARN, (
             f"vacuous at {vacuous[:8]}: the gradient is zero even where it must not be "
             "(all-zero inputs? dead units?); rerun on real or random inputs"
         )
-    return "pass", ""
+    return Verdict.PASS, ""
 
 
 def check_batch_independence(model: keras.Model, x: np.ndarray, seed: int = 0) -> CheckResult:

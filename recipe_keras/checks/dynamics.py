@@ -17,6 +17,7 @@ import numpy as np
 from scipy.special import softmax
 
 from recipe_keras.checks.result import CheckResult
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["PredictionDynamics", "check_dynamics"]
 
@@ -67,8 +68,8 @@ class PredictionDynamics(keras.callbacks.Callback):
             warnings.warn(f"PredictionDynamics: {problem}", stacklevel=2)
 
     def _record(self) -> None:
-        # The compiled predict function: an eager call costs 7 ms a record on TF and JAX
-        # (the small CNN), predict_on_batch 1 ms or less.
+        # The compiled predict function: an eager call on TF and JAX costs several
+        # times as much a record.
         probs = np.asarray(keras.ops.convert_to_numpy(self.model.predict_on_batch(self.x)))
         if self.from_logits:  # in NumPy: on JAX keras.ops.softmax traced five programs
             probs = softmax(probs, axis=-1)
@@ -126,7 +127,7 @@ def check_dynamics(callback: PredictionDynamics, figure: str | os.PathLike[str])
     return CheckResult(
         "R2.11",
         "prediction dynamics",
-        "warn" if problem else "pass",
+        Verdict.WARN if problem else Verdict.PASS,
         measured=f"wasted motion {numbers.get('wasted', float('nan')):.2f}, "
         f"largest change {numbers.get('max_net', float('nan')):.3f}",
         expected=f"wasted <= {callback.jitter} (or small moves), change >= {callback.standstill}",

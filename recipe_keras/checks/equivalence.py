@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from recipe_keras.checks.result import CheckResult
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["check_equivalent", "check_model_batching", "loop_over_batch"]
 
@@ -42,7 +43,7 @@ def check_equivalent(
             return CheckResult(
                 "R2.13",
                 name,
-                "fail",
+                Verdict.FAIL,
                 f"shape {a.shape}",
                 f"shape {b.shape}",
                 "the vectorised version returns a different shape than the loop",
@@ -55,7 +56,7 @@ def check_equivalent(
     return CheckResult(
         "R2.13",
         name,
-        "pass" if ok else "fail",
+        Verdict.PASS if ok else Verdict.FAIL,
         measured="equal within tolerance" if ok else f"max |difference| {worst:.3g} at {where}",
         expected=f"|a - b| <= {atol:.3g} + {rtol:.3g}|b| on {trials} input" + ("s" * (trials != 1)),
         advice=""
@@ -70,7 +71,7 @@ def check_model_batching(model: keras.Model, x: np.ndarray) -> CheckResult:
 
     The tolerance is 1e-3 of the outputs' scale: GPUs that multiply in TF32 (JAX's
     default on Ampere and Hopper) give batch and single-example results that differ
-    by ~1e-4 (1.2e-4 measured on an H100), while the bugs this catches (a softmax
+    by about 1e-4 (the benchmarks page's GPU checks), while the bugs this catches (a softmax
     or a statistic over the batch axis) differ by a sizeable share of the output.
     Through ``predict_on_batch`` (inference mode): on JAX an eager call compiles
     every op at each new shape, while the predict function is compiled once per

@@ -18,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from recipe_keras.checks.inputs import decode
-from recipe_keras.checks.subject import to_numpy
+from recipe_keras.data import to_numpy
 from recipe_keras.report import Report, atomic_write, read_report, write_report
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["record_human_score", "score_command", "score_sheet", "sheet_command", "write_sheet"]
 
@@ -107,7 +108,7 @@ def record_human_score(
     report = Report(
         step="human",
         recipe_ids=["R2.6"],
-        verdicts={"R2.6": "info"},  # a number for a person to set beside the model's
+        verdicts={"R2.6": Verdict.INFO},  # a number for a person to set beside the model's
         numbers=numbers,
         details={"sheet": str(sheet)},
     )

@@ -15,9 +15,10 @@ import numpy as np
 import tensorflow as tf
 from scipy.stats import binom
 
-from recipe_keras.checks.init import class_priors
-from recipe_keras.checks.result import CheckResult
-from recipe_keras.checks.subject import to_numpy
+from recipe_keras.data import to_numpy
+from recipe_keras.initialise import class_priors
+from recipe_keras.task import Task, get_task
+from recipe_keras.verdicts import CheckResult, Verdict
 
 __all__ = [
     "check_inputs",
@@ -55,29 +56,35 @@ def check_inputs(
     class_names: tuple[str, ...],
     figure: str | os.PathLike[str],
     n: int = 32,
+    task: Task | None = None,
 ) -> CheckResult:
-    """Save the grid of what enters the net; warn on inputs outside [0, 1] or constant."""
-    from recipe_keras.figures import plot_image_grid
-
+    """Save the picture of what enters the net, drawn by its task (a grid of images);
+    warn on inputs outside the task's range (images: [0, 1]) or constant."""
+    task = task or get_task("image_classification")
     x, y = inputs_as_fed(dataset, n)
     if y.ndim == 2 and y.shape[1] == len(class_names) > 1:  # soft labels: mixed (R4.3)
         titles = [_soft_title(weights, class_names) for weights in y]
     else:
         titles = [_title(label, class_names) for label in y.astype(int).ravel()]
-    path = plot_image_grid(decode(x) / 255.0, titles, figure)
+    path = task.draw_inputs(x, titles, figure)
     low, high, std = float(x.min()), float(x.max()), float(x.std())
-    if low < -1e-6 or high > 1 + 1e-6:
-        verdict, advice = "warn", "inputs leave [0, 1]: is the normalisation missing or doubled?"
+    bounds = task.input_range
+    if bounds is not None and (low < bounds[0] - 1e-6 or high > bounds[1] + 1e-6):
+        verdict = Verdict.WARN
+        advice = (
+            f"inputs leave [{bounds[0]:g}, {bounds[1]:g}]: is the normalisation missing or doubled?"
+        )
     elif std < 1e-6:
-        verdict, advice = "warn", "every input value is the same: the pipeline feeds blanks"
+        verdict, advice = Verdict.WARN, "every input value is the same: the pipeline feeds blanks"
     else:
-        verdict, advice = "pass", ""
+        verdict, advice = Verdict.PASS, ""
+    within = f"values in [{bounds[0]:g}, {bounds[1]:g}], " if bounds is not None else "values "
     return CheckResult(
         "R2.10",
-        "what enters the net (look at the grid)",
+        "what enters the net (look at the picture)",
         verdict,
         measured=f"range [{low:.3g}, {high:.3g}], std {std:.3g}, shape {x.shape[1:]}",
-        expected="values in [0, 1], not constant; images that look right with right labels",
+        expected=f"{within}not constant; inputs that look right with right labels",
         advice=advice,
         numbers={"min": low, "max": high, "std": std},
         figures=[path.name],
@@ -123,17 +130,17 @@ def check_shuffled(
     pairs = max(np.size(labels) - 1, 0)
     count = equal_neighbours(labels)
     if share >= 1:
-        chance, verdict = 1.0, "warn"
+        chance, verdict = 1.0, Verdict.WARN
         advice = "the training split holds one class: nothing to tell apart"
     elif (chance := shuffled_chance(count, pairs, share)) < limit:
-        verdict = "warn"
+        verdict = Verdict.WARN
         advice = (
             "the training batches come in runs of one class: shuffle the training split "
             "with a buffer as large as the split (data.shuffle_buffer), or shuffle a "
             "source stored sorted by class before reading it"
         )
     else:
-        verdict, advice = "pass", ""
+        verdict, advice = Verdict.PASS, ""
     return CheckResult(
         "R2.10",
         "training batches mix the classes",

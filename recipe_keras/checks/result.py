@@ -1,46 +1,19 @@
-"""What every check returns: a verdict, measured vs expected, and one line of advice."""
+"""Checks' results as one step's report, and as a table.
+
+``CheckResult`` and ``worst`` live in ``recipe_keras.verdicts``, below the training
+run, which records R2.5 with them.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import textwrap
-from dataclasses import dataclass, field
 from typing import Any
 
 from recipe_keras.report import Report
+from recipe_keras.verdicts import CheckResult, worst
 
 __all__ = ["CheckResult", "format_table", "results_report", "worst"]
-
-# "info": artefacts for a person to judge, no measurement compared (see report.VERDICTS).
-_ORDER = {"info": 0, "pass": 1, "warn": 2, "fail": 3}
-
-
-@dataclass
-class CheckResult:
-    recipe_id: str
-    name: str
-    # "pass", "warn" or "fail"; "info" where it leaves artefacts and compares nothing.
-    # A check that could not test anything (all-zero gradients, a model that ignores
-    # its width) warns: it never passes vacuously.
-    verdict: str
-    measured: str
-    expected: str
-    # What to do about a warn or a fail; empty on a pass.
-    advice: str = ""
-    numbers: dict[str, Any] = field(default_factory=dict)
-    figures: list[str] = field(default_factory=list)
-    # Wall seconds since the check before it finished (set by ``run_checks``); a check
-    # whose training later checks reuse carries that training (R2.7's run feeds R2.9, R2.11).
-    seconds: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.verdict not in _ORDER:
-            raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(_ORDER)}")
-
-
-def worst(verdicts: list[str]) -> str:
-    """The most severe of several verdicts (fail > warn > pass > info)."""
-    return max(verdicts, key=_ORDER.__getitem__, default="info")
 
 
 def results_report(

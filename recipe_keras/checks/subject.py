@@ -9,20 +9,27 @@ from dataclasses import dataclass, field, replace
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy.special import softmax
 
+from recipe_keras.compile import build_optimizer
 from recipe_keras.config import ModelConfig
-from recipe_keras.data import Splits, labels_of
+from recipe_keras.data import Splits, first_batches, labels_of, to_numpy
 from recipe_keras.models import flat_layers
 from recipe_keras.seed import set_seed
-from recipe_keras.train import build_optimizer
+from recipe_keras.task import Task
 
 __all__ = [
+    "Batches",
+    "Run",
     "Subject",
+    "as_probabilities",
     "evenly_spaced",
     "first_batches",
     "fit_steps",
     "labels_of",
+    "outputs_are_probabilities",
     "precise_batchnorm",
+    "predictions_of",
     "restore_state",
     "seed_again",
     "state_of",
@@ -48,6 +55,8 @@ class Subject:
     seed: int
     preloaded: Splits | None = None
     compile: Callable[[keras.Model], keras.Model] | None = None
+    # What kind of problem it is (recipe_keras.task): how its inputs are shown (R2.10).
+    task: Task | None = None
     # The project's model, built once, and its state (variables, then optimizer's) at init.
     _shared: keras.Model | None = field(default=None, init=False, repr=False)
     _initial: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
@@ -125,8 +134,8 @@ class Subject:
     def linear_model(self) -> keras.Model:
         """The zoo's linear model for these inputs, seeded and compiled like the project's."""
         from recipe_keras import models
+        from recipe_keras.compile import compile_model
         from recipe_keras.config import TrainConfig
-        from recipe_keras.train import compile_model
 
         seed_again(self.seed)
         model = models.linear(self.splits.input_shape, self.splits.num_classes, width=0)
@@ -156,23 +165,6 @@ class Subject:
 def seed_again(seed: int) -> None:
     """``set_seed`` with the kernels the project chose (a rerun within the checks)."""
     set_seed(seed, deterministic=None)
-
-
-def first_batches(dataset, n: int | Callable[[int], int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The first ``n`` (x, y) batches as arrays; short ones left out if any are full.
-
-    ``n`` may be a function of the first batch's size. One pass over ``dataset``:
-    a second would be reshuffled, and R2.1 compares the first pass after seeding.
-    """
-    batches = []
-    for x, y in dataset:
-        if callable(n):
-            n = n(len(y))
-        if len(batches) >= n:
-            break
-        batches.append((to_numpy(x), to_numpy(y)))
-    full = [b for b in batches if len(b[1]) == len(batches[0][1])]
-    return full or batches
 
 
 def evenly_spaced(dataset: tf.data.Dataset, size: int, n: int, batch: int) -> tf.data.Dataset:
@@ -218,10 +210,6 @@ def restore_state(model: keras.Model, values: Sequence[np.ndarray]) -> None:
     """Put back a ``state_of`` copy: weights, BatchNorm statistics, seeds, optimizer."""
     for variable, value in zip(_state(model), values, strict=True):
         variable.assign(value)
-
-
-def to_numpy(x) -> np.ndarray:
-    return np.asarray(keras.ops.convert_to_numpy(x))
 
 
 def fit_steps(
@@ -326,3 +314,41 @@ def precise_batchnorm(
         for layer, momentum in zip(norms, momenta, strict=True):
             layer.momentum = momentum
     return len(norms)
+
+
+Batches = Sequence[tuple[np.ndarray, np.ndarray]]
+
+
+Run = tuple[Batches, list[float]]  # the batches a short run saw, and its losses
+
+
+def outputs_are_probabilities(outputs: np.ndarray) -> bool:
+    """Whether every row of a classifier's outputs is already a probability distribution."""
+    outputs = np.asarray(outputs, dtype="float64")
+    return bool(np.all(outputs >= 0) and np.allclose(outputs.sum(axis=-1), 1.0, atol=1e-3))
+
+
+def as_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Class probabilities from a classifier's outputs: logits, or already probabilities."""
+    outputs = np.asarray(outputs, dtype="float64")
+    if outputs_are_probabilities(outputs):
+        return outputs
+    return softmax(outputs, axis=-1)
+
+
+def predictions_of(model: keras.Model, pairs) -> np.ndarray:
+    """The model's outputs over every (x, y) batch of ``pairs``, one batch shape for ``predict``.
+
+    A short last batch is padded to the first batch's size: on TensorFlow a new
+    shape traces ``predict`` again, a cost per new shape; padding is
+    safe because each example's output depends on itself only (R2.12).
+    """
+    outputs, size = [], None
+    for x, _ in pairs:
+        x = to_numpy(x)
+        n = len(x)
+        size = size or n
+        if n < size:
+            x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
+        outputs.append(to_numpy(model.predict_on_batch(x))[:n])
+    return np.concatenate(outputs)

@@ -14,23 +14,21 @@ from pathlib import Path
 import numpy as np
 
 from recipe_keras._heap import frozen_heap
+from recipe_keras.checks.baselines import check_baselines, steps_for
+from recipe_keras.checks.capacity import check_capacity, check_loss_decreases
 from recipe_keras.checks.dependencies import check_batch_independence
+from recipe_keras.checks.determinism import check_determinism
 from recipe_keras.checks.dynamics import PredictionDynamics, check_dynamics
 from recipe_keras.checks.equivalence import check_model_batching
-from recipe_keras.checks.init import check_bias_init, check_init_loss
+from recipe_keras.checks.init import check_init_loss
 from recipe_keras.checks.inputs import check_inputs, check_shuffled
+from recipe_keras.checks.overfit import check_overfit_batch
 from recipe_keras.checks.result import CheckResult, format_table, results_report
 from recipe_keras.checks.subject import Subject, to_numpy
-from recipe_keras.checks.training import (
-    check_baselines,
-    check_capacity,
-    check_determinism,
-    check_loss_decreases,
-    check_overfit_batch,
-    steps_for,
-)
 from recipe_keras.config import CheckConfig
+from recipe_keras.initialise import check_bias_init
 from recipe_keras.report import write_report
+from recipe_keras.verdicts import Verdict
 
 __all__ = ["check_project", "format_table", "project_subject", "run_checks"]
 
@@ -79,7 +77,11 @@ def run_checks(
     record(check_batch_independence(fresh, probe, seed=subject.seed))
     record(check_model_batching(fresh, probe))
     record(check_bias_init(fresh, batches[:4], subject.train_labels, splits.num_classes))
-    record(check_inputs(splits.fit_train, splits.class_names, out / "check_inputs.png"))
+    record(
+        check_inputs(
+            splits.fit_train, splits.class_names, out / "check_inputs.png", task=subject.task
+        )
+    )
     fed = np.concatenate([np.ravel(labels) for _, labels in batches])
     record(check_shuffled(fed, subject.train_labels))
     # R2.11 follows held-out examples: the first of R2.7's test sample, read whole (see
@@ -113,8 +115,8 @@ def run_checks(
             results,
             {
                 "checks": len(results),
-                "failed": sum(r.verdict == "fail" for r in results),
-                "warned": sum(r.verdict == "warn" for r in results),
+                "failed": sum(r.verdict == Verdict.FAIL for r in results),
+                "warned": sum(r.verdict == Verdict.WARN for r in results),
                 "seconds": round(seconds, 2),
             },
         ),
@@ -132,7 +134,7 @@ def project_subject(project) -> Subject:
     The data is loaded right after seeding, as a fresh run loads it, so R2.1 can take
     the suite's own training as one of its runs.
     """
-    from recipe_keras.train import build_compiled, compile_as
+    from recipe_keras.compile import build_compiled, compile_as
 
     config = project.config
     splits = project.seeded_data()
@@ -144,6 +146,7 @@ def project_subject(project) -> Subject:
         splits,
         # Another model (R2.7's linear baseline) compiled as the project compiles its own.
         compile=lambda model: compile_as(project.network, model, splits, config),
+        task=project.task,
     )
 
 

@@ -1,13 +1,14 @@
-"""Where the data comes from: config.toml's [data] table picks the source.
+"""Where the data comes from: config.toml's task reads its [data] table.
 
 To bring your own source, return a ``recipe_keras.data.Splits`` from
 ``load_data``: every step (inspect, check, train, tune) reads what it returns.
 """
 
 from recipe_keras.config import Config
-from recipe_keras.data import Splits, load_splits
+from recipe_keras.data import Splits
+from recipe_keras.task import get_task
 
 
 def load_data(config: Config) -> Splits:
     """Batched, normalised train/val/test pipelines (tf.data, fed to any backend)."""
-    return load_splits(config.data, seed=config.seed)
+    return get_task(config.task).load_splits(config.data, seed=config.seed)

@@ -1,29 +1,49 @@
 """The network: ``build_model`` is the one place to change the architecture.
 
-Start from a proven zoo model (R3.1, "don't be a hero"), picked in config.toml,
-and replace it here with your own once the recipe's checks pass, as in
-keras-io's mnist_convnet:
-
-    return keras.Sequential([
-        keras.Input(input_shape),
-        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(num_classes),  # logits: the loss has from_logits=True
-    ])
-
-Every step (train, check, tune, ladder, learning curve) builds through this
-function and compiles with the recipe's defaults. Optional, beside it:
-``compile_model(model, config, steps_per_epoch, epochs)`` to compile your own
-way, and ``build_trial_model(hp, input_shape, num_classes, config)`` for a
-search that draws more than config.toml's [tune.space].
+Every step (train, check, tune, ladder, learning curve) builds through it, and
+compiles it as train.py shows. It starts as the zoo's proven {{ cookiecutter.model }} (R3.1,
+"don't be a hero"), written out here; another zoo model is one config key away
+(config.toml's model.name: linear, mlp, cnn, resnet50). Change the layers once the
+recipe's checks pass. Optional, beside it: ``compile_model(model, config,
+steps_per_epoch, epochs)`` to compile your own way in every step, and
+``build_trial_model(hp, input_shape, num_classes, config)`` for a search that draws
+more than config.toml's [tune.space].
 """
 
 import keras
+from keras import layers
 from recipe_keras import models
 from recipe_keras.config import ModelConfig
 
 
 def build_model(input_shape: tuple[int, ...], num_classes: int, config: ModelConfig) -> keras.Model:
     """A fresh, uncompiled model that maps images to ``num_classes`` logits."""
-    return models.from_config(config, input_shape, num_classes)
+    if config.name != {{ cookiecutter.model | tojson }}:
+        return models.from_config(config, input_shape, num_classes)  # the zoo's
+{%- if cookiecutter.model != "linear" %}
+    width = config.width  # make check's R2.9 widens it to see that capacity helps
+{%- endif %}
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+{%- if cookiecutter.model == "cnn" %}
+            # 'same' padding, so 8x8 inputs do not collapse to 1x1.
+            layers.Conv2D(width, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2, padding="same"),
+            layers.Conv2D(2 * width, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2, padding="same"),
+            layers.Flatten(),
+{%- elif cookiecutter.model == "mlp" %}
+            layers.Flatten(),
+            layers.Dense(4 * width, activation="relu"),
+            layers.Dense(4 * width, activation="relu"),
+{%- else %}
+            layers.Flatten(),  # a linear model has no width
+{%- endif %}
+            # Dropout before the logits (R4.9); none at model.dropout = 0.
+            *([layers.Dropout(config.dropout)] if config.dropout else []),
+            # Logits, no softmax: the loss has from_logits=True.
+            layers.Dense(num_classes),
+        ],
+        name={{ cookiecutter.model | tojson }},
+    )

@@ -18,8 +18,12 @@ def run(config: Config) -> Report:
     """One training run of ``config``: fit, then evaluate and write reports/train.json."""
     set_seed(config.seed, config.deterministic)  # R2.1: before anything random
     splits = load_data(config)
-    # model.py's network, compiled as every step compiles it (Adam 3e-4, R3.2).
-    model = recipe.build_compiled(network, splits, config)
+    model = network.build_model(splits.input_shape, splits.num_classes, config.model)
+    # Compiled as every step compiles it: model.py's compile_model if it has one, else
+    # the recipe's: Adam at train.learning_rate (AdamW with train.weight_decay),
+    # constant unless train.lr_schedule (R3.2, R3.4), cross-entropy on the logits
+    # (from_logits=True) and accuracy, the schedule placed over the planned steps.
+    recipe.compile_as(network, model, splits, config)
     if config.train.verbose:
         model.summary()
     # R2.5: start the final bias at the log class priors.
@@ -28,7 +32,7 @@ def run(config: Config) -> Report:
         splits.fit_train,  # the training split; mixed (R4.3) when data.mix is set
         validation_data=splits.fit_val,  # the whole validation split, every epoch (R2.3)
         epochs=config.train.epochs,
-        shuffle=False,  # tf.data shuffles, seeded, in the pipeline
+        shuffle=False,  # the pipeline shuffles, seeded; Keras would warn it cannot
         # Resume after an interruption (same order, same config), TensorBoard logs,
         # epoch times, a stop at a non-finite loss, early stopping.
         callbacks=recipe.callbacks(config, splits),
