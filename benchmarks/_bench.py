@@ -5,11 +5,33 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def machine() -> str:
+    """The CPU the numbers come from: model, cores this process may use, and the vector
+    extensions that decide which backend is fastest (AVX2, AVX-512, AMX)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:  # not Linux: the model only
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    found = {"AVX2": "avx2", "AVX-512": "avx512f", "AMX": "amx_tile"}
+    extensions = ", ".join(
+        f"{name} {'yes' if flag in flags else 'no'}" for name, flag in found.items()
+    )
+    return f"machine: {model}, {cores} cores; {extensions if flags else 'extensions unknown'}"
 
 
 def quiet_config(epochs: int, **sections: dict):

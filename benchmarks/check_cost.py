@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _bench import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,6 +78,7 @@ def main() -> None:
         "--table", action=argparse.BooleanOptionalAction, default=True, help="the ratio table"
     )
     args = parser.parse_args()
+    print(machine(), flush=True)
     sys.path.insert(0, str(ROOT))
     from recipe_keras.new import new_project
 

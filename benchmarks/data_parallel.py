@@ -20,7 +20,7 @@ import contextlib
 import statistics
 import time
 
-from _bench import per_backend, quiet_config, report
+from _bench import machine, per_backend, quiet_config, report
 
 
 def child(epochs: int, repeats: int) -> dict:
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backends", default="tensorflow,jax")
     args = parser.parse_args()
+    print(machine(), flush=True)
     if args.child:
         report(child(args.epochs, args.repeats))
         return

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _bench import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    print(machine(), flush=True)
     sys.path.insert(0, str(ROOT))
     import tensorflow as tf
     import tensorflow_datasets as tfds

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from _bench import fresh_project
+from _bench import fresh_project, machine
 
 STEPS = "inspect,check,train,ladder,learning-curve,tune,ensemble,distill,report"
 
@@ -51,6 +51,7 @@ def main() -> int:
     parser.add_argument("--steps", default=STEPS)
     parser.add_argument("--set", nargs="*", default=[], dest="overrides")
     args = parser.parse_args()
+    print(machine(), flush=True)
     _, project = fresh_project("silence-")
     env = {
         **os.environ,

@@ -18,7 +18,7 @@ import argparse
 import time
 import types
 
-from _bench import per_backend, quiet_config, report
+from _bench import machine, per_backend, quiet_config, report
 
 
 def child(epochs: int, members: int) -> dict:
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print(machine(), flush=True)
     if args.child:
         report(child(args.epochs, args.members))
         return

@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+from _bench import machine
+
 ROWS = ("plain PyTorch", "Keras fit, NumPy", "Keras fit, tf.data", "recipe fit")
 BATCH = 64
 
@@ -136,6 +138,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child")
     args = parser.parse_args()
+    print(machine(), flush=True)
     if args.child:
         child(args.child, args.examples, args.tf_threads)
         return 0

@@ -20,7 +20,7 @@ import argparse
 import statistics
 import time
 
-from _bench import per_backend, quiet_config, report
+from _bench import machine, per_backend, quiet_config, report
 
 
 def child(epochs: int, repeats: int) -> dict:
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print(machine(), flush=True)
     if args.child:
         report(child(args.epochs, args.repeats))
         return

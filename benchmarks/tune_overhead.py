@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _bench import machine
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SEARCH = """
@@ -63,6 +65,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5, help="per trial (tune.epochs)")
     parser.add_argument("--model", default="cnn", help="zoo model (model.name)")
     args = parser.parse_args()
+    print(machine(), flush=True)
     print(
         f"{'backend':<11} {'search s':>9} {'build s':>8} {'fit s':>7} {'tuner s':>8} "
         f"{'overhead':>9} {'vs fit':>7} {'alive':>6}  peak RSS MiB after trial 1 -> last"

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from _bench import fresh_project
+from _bench import fresh_project, machine
 
 START = re.compile(r"^(?:tuner\d+: )?trial \d+ (?:\(its|of )")
 DONE = re.compile(r"^(?:tuner\d+: trial \d+ done|  trial done)")
@@ -74,6 +74,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
+    print(machine(), flush=True)
     if len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("needs 2 cores")
     out, project = fresh_project("tune-workers-")

@@ -83,7 +83,7 @@ AUGMENTATIONS = (
 # R4.3: augmentations that mix two training examples and their labels.
 MIXES = ("mixup", "cutmix")
 DEFAULT_RUNGS = (
-    {"model.width": 64},
+    {"model.width": 128},
     {"data.augment": ["rotate", "translate"]},
     {"model.dropout": 0.25},
 )
@@ -118,7 +118,7 @@ class DataConfig:
     # 1 or 3 to convert to; 0 keeps what is stored (an image folder decodes as 3).
     channels: int = field(default=0, metadata=_choices(0, 1, 3))
     # Examples per training step; evaluation batches are the same size.
-    batch_size: int = field(default=64, metadata=_at_least(1))
+    batch_size: int = field(default=32, metadata=_at_least(1))
     # Train on the first share of the training split (its stored order); the learning
     # curve (R4.1) sets it per point.
     train_fraction: float = field(default=1.0, metadata={"min": 0.001, "max": 1.0})
@@ -133,8 +133,15 @@ class DataConfig:
     # or "cutmix" (a patch of one pasted on the other); "" = none. The labels fit sees
     # become soft, and the recipe's loss and accuracy take them (docs: step 6).
     mix: str = field(default="", metadata=_choices("", *MIXES))
-    # Examples in the shuffle buffer (training split only; seeded, so repeatable).
+    # Examples in the shuffle buffer (training split only; seeded, so repeatable). A
+    # buffer of large images that would take over an eighth of the memory available
+    # is cut to fit (the line the run prints says so).
     shuffle_buffer: int = field(default=10_000, metadata=_at_least(1))
+    # Where the decoded splits stay between epochs: "memory" (fastest, when they fit),
+    # "disk" (a file cache for this run, removed at its end), "none" (decoded again
+    # each epoch, from TFDS's files or the image folder), or "auto": memory when
+    # they take under a quarter of the memory available, else none.
+    cache: str = field(default="auto", metadata=_choices("auto", "memory", "disk", "none"))
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,7 @@ class ModelConfig:
     # The project's model.py may build something else.
     name: str = field(default="cnn", metadata=_choices(*MODELS))
     # Base width: units of the MLP's hidden layers, filters of the CNN's first convolution.
-    width: int = field(default=32, metadata=_at_least(1))
+    width: int = field(default=64, metadata=_at_least(1))
     # Dropout rate before the final layer (R4.9); 0 = none. The zoo has no BatchNorm.
     dropout: float = field(default=0.0, metadata={"min": 0.0, "max": 0.9})
     # resnet50 only (R4.4): start from ImageNet weights (downloads ~100 MB once, needs
@@ -156,7 +163,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     # Passes over the training split.
-    epochs: int = field(default=20, metadata=_at_least(1))
+    epochs: int = field(default=30, metadata=_at_least(1))
     # Adam with a constant learning rate (R3.2, R3.4): the recipe starts a deep net at
     # 3e-4 and a linear model, which learns ten times slower per step, at 3e-3.
     # make train warns when a run starts elsewhere.

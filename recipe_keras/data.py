@@ -20,6 +20,8 @@ import tensorflow_datasets as tfds
 
 from recipe_keras._backend import even_batches
 from recipe_keras.config import ConfigError, DataConfig, dataset_kind
+from recipe_keras.folder import IMAGE_SUFFIXES, check_folder, split_names
+from recipe_keras.storage import Storage, cache_folder, storage_plan
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -34,10 +36,6 @@ __all__ = [
     "read_split",
     "to_numpy",
 ]
-
-
-# The suffixes an image folder's images may have.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,7 @@ def make_builder(cfg: DataConfig) -> tfds.core.DatasetBuilder:
     data_dir = cfg.data_dir or None
     if kind == "folder":
         root = Path(cfg.dataset).expanduser()
-        check_folder(root, _split_names(cfg))
+        check_folder(root, split_names(cfg))
         return tfds.folder_dataset.ImageFolder(str(root), shape=(None, None, cfg.channels or 3))
     if kind == "embedded":
         from recipe_keras.datasets.digits import Digits
@@ -176,62 +174,6 @@ def _require_network(cfg: DataConfig) -> None:
         ) from error
 
 
-def _split_names(cfg: DataConfig) -> dict[str, str]:
-    """{config key: split folder} for each split expression: "train[:90%]" reads train."""
-    keys = ("train_split", "val_split", "test_split")
-    return {f"data.{key}": getattr(cfg, key).split("[")[0].strip() for key in keys}
-
-
-def check_folder(root: Path, splits: dict[str, str] | str = "train") -> None:
-    """An image folder must be laid out split/label/image, with images in every class
-    folder, a folder for every split the config reads and two classes or more.
-
-    TensorFlow's own errors for a folder that is not (``ReadFile`` on a float32, an
-    empty list, a StopIteration) name no folder; this names the one to fix.
-    ``splits``: {config key: split name} (a bare name: the training split's).
-    """
-    if isinstance(splits, str):
-        splits = {"data.train_split": splits}
-    found = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    if not found:
-        raise ConfigError(
-            f"data.dataset = {str(root)!r}: no split folders in it; an image folder is laid out "
-            "split/label/image, e.g. train/cat/001.png and test/cat/002.png"
-        )
-    for split in found:
-        classes = [p for p in split.iterdir() if p.is_dir()]
-        if not classes:
-            raise ConfigError(
-                f"{split}: no class folders in this split; lay it out {split.name}/<label>/<image>"
-            )
-        for folder in classes:
-            if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in folder.iterdir()):
-                raise ConfigError(
-                    f"{folder}: no image in this class folder ({', '.join(IMAGE_SUFFIXES)}); "
-                    "add images or remove the folder"
-                )
-    names = {s.name for s in found}
-    for key, name in splits.items():
-        if name not in names:
-            carve = (
-                '; or carve it out of train: data.train_split = "train[:80%]", '
-                'data.val_split = "train[80%:90%]", data.test_split = "train[90%:]"'
-                if key != "data.train_split" and "train" in names
-                else ""
-            )
-            raise ConfigError(
-                f"{key} = {name!r}: {root} has no such split folder (it has "
-                f"{', '.join(sorted(names))}); add {name}/<label>/<image>{carve}"
-            )
-    train = root / splits.get("data.train_split", "train")
-    classes = sorted(p.name for p in train.iterdir() if p.is_dir())
-    if len(classes) < 2:
-        raise ConfigError(
-            f"{train}: {len(classes)} class folder ({', '.join(classes)}); a classifier needs "
-            "two classes or more, one folder each"
-        )
-
-
 # Pixels per image above which an image is refused at its stored size (data.image_size
 # = []): the CNN's flattened features grow with them (512 x 512: 10M weights in its
 # last layer for 10 classes; a 3000 x 4000 photo: 96M parameters and an out-of-memory
@@ -272,6 +214,8 @@ def load_splits(cfg: DataConfig, seed: int, extra_train: tf.data.Dataset | None 
             "e.g. [224, 224]"
         )
     input_shape = (height, width, cfg.channels or stored[-1])
+    sizes = {name: _size(ds) for name, ds in raw.items()}
+    storage = storage_plan(cfg, sizes, input_shape)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     mix = None
     if cfg.mix:
@@ -279,13 +223,23 @@ def load_splits(cfg: DataConfig, seed: int, extra_train: tf.data.Dataset | None 
 
         mix = mixer(cfg.mix, seed, label.num_classes)
     return Splits(
-        train=make_pipeline(raw["train"], cfg, input_shape, training=True, seed=seed, epoch=epoch),
-        val=make_pipeline(raw["val"], cfg, input_shape, training=False, seed=seed),
-        test=make_pipeline(raw["test"], cfg, input_shape, training=False, seed=seed),
+        **{
+            name: make_pipeline(
+                ds,
+                cfg,
+                input_shape,
+                training=name == "train",
+                seed=seed,
+                epoch=epoch if name == "train" else None,
+                storage=storage,
+                name=name,
+            )
+            for name, ds in raw.items()
+        },
         input_shape=input_shape,
         num_classes=label.num_classes,
         class_names=tuple(label.names),
-        sizes={name: _size(ds) for name, ds in raw.items()},
+        sizes=sizes,
         folder=str(Path(cfg.dataset).expanduser()) if dataset_kind(cfg.dataset) == "folder" else "",
         epoch=epoch,
         mix=mix,
@@ -317,8 +271,14 @@ def make_pipeline(
     training: bool,
     seed: int,
     epoch: tf.Variable | None = None,
+    storage: Storage | None = None,
+    name: str = "split",
 ) -> tf.data.Dataset:
     """Cast to float in [0, 1], fix size and channels, cache, shuffle and augment (train), batch.
+
+    ``storage``: where decoded examples stay between passes ("memory", "disk": a file
+    cache named ``name``, "none"), the shuffle's block and tf.data's memory budget
+    (``storage.storage_plan``; None: in memory, as configured).
 
     ``epoch``: the training order is a function of the seed and this variable's value
     when a pass starts, not of how many passes this process has made: ``model.fit``
@@ -341,16 +301,28 @@ def make_pipeline(
         image = tf.ensure_shape(image, input_shape)
         return image, label
 
-    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    storage = storage or Storage("memory", cfg.shuffle_buffer, None)
+    block = storage.block
+    # Streamed ("none"), the shuffle holds examples as stored (uint8: a quarter of their
+    # float32 size) and they are decoded after it: the same order either way.
+    streamed = storage.keep == "none" and training and epoch is not None
+    if not streamed:
+        ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    if storage.keep == "memory":
+        ds = ds.cache()
+    elif storage.keep == "disk":
+        ds = ds.cache(str(cache_folder(name)))
     if training and epoch is None:
-        ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(block, seed=seed, reshuffle_each_iteration=True)
     elif training:
-        examples, cached = ds.cardinality(), ds
+        examples, source = ds.cardinality(), ds
 
         def in_epoch_order(_):
-            return shuffled_in_blocks(cached, cfg.shuffle_buffer, seed, epoch)
+            return shuffled_in_blocks(source, block, seed, epoch)
 
         ds = tf.data.Dataset.from_tensors(0).flat_map(in_epoch_order)
+        if streamed:
+            ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(cfg.batch_size)
     if training and cfg.augment:
         from recipe_keras.augment import augmenter  # imports Keras: only once it is chosen
@@ -358,6 +330,10 @@ def make_pipeline(
         augment = augmenter(cfg.augment, seed)
         ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=1)
     ds = ds.prefetch(tf.data.AUTOTUNE)
+    if storage.ram_budget is not None:
+        options = tf.data.Options()
+        options.autotune.ram_budget = storage.ram_budget
+        ds = ds.with_options(options)
     if training and epoch is not None:
         batched = ds
 

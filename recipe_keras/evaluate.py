@@ -76,9 +76,10 @@ def evaluate(
     ``baselines.LINEAR_MARGIN`` is reported as a warning. ``init`` is
     ``init_from_priors``'s result (R2.5), if the run applied it.
     """
+    devices = devices_in_use()  # where it trained: several under data_parallel
     try:
         with undistributed():  # JAX: every example of each split, not cut to split evenly
-            measured = measure(model, history, splits, config)
+            measured = measure(model, history, splits, config, devices)
         numbers, verdicts, advice = judge(measured, model, splits, config, init)
         report = _report(measured, numbers, verdicts, advice, model, splits, config, init)
         commit(model, report, config, measured.folder, saved=not measured.diverged)
@@ -97,12 +98,17 @@ def evaluate(
 
 
 def measure(
-    model: keras.Model, history: keras.callbacks.History, splits: Splits, config: Config
+    model: keras.Model,
+    history: keras.callbacks.History,
+    splits: Splits,
+    config: Config,
+    devices: list[str] | None = None,
 ) -> Measured:
-    """Every number and figure of the run; nothing written beside the run's own folder."""
+    """Every number and figure of the run; nothing written beside the run's own folder.
+    ``devices``: where it trained (``_backend.devices_in_use`` while it trained)."""
     tc = config.train
     task = get_task(config.task)
-    devices = devices_in_use()  # where it trained: several under data_parallel
+    devices = devices if devices is not None else devices_in_use()
     warning = schedule_warning(tc, splits.steps_per_epoch(config.data.batch_size), tc.epochs)
     # The run's own folder: the name its callbacks chose (resumed runs keep theirs).
     # Figures go there first and reach the reports folder with train.json (runs.commit).

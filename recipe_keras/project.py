@@ -52,13 +52,37 @@ CONFIG_ENV = "RECIPE_KERAS_CONFIG"
 def activate(package_file: str | os.PathLike[str]) -> Path:
     """The project's config file, its backend selected: call from the package's ``__init__``.
 
-    The file is the one a ``recipe-keras`` command was given (``--config``), else
-    ``config.toml`` in the folder above the package, wherever Python runs from.
+    The file is the one a ``recipe-keras`` command was given (``--config``), or the
+    one ``python -m <package>.train --config FILE`` names, else ``config.toml`` in the
+    folder above the package, wherever Python runs from.
     """
-    named = os.environ.get(CONFIG_ENV)
+    named, overrides = os.environ.get(CONFIG_ENV), active_overrides()
+    if not named:
+        named, given = _train_command_line(package_file)
+        overrides = overrides or given
     path = Path(named) if named else Path(package_file).resolve().parent.parent / "config.toml"
-    select_backend(load_config(path, active_overrides()) if path.is_file() else path)
+    select_backend(load_config(path, overrides) if path.is_file() else path)
     return path
+
+
+def _train_command_line(package_file: str | os.PathLike[str]) -> tuple[str | None, list[str]]:
+    """``--config`` and ``--set`` of ``python -m <package>.train ...``: the process runs
+    the package's train.py, which hands them on to ``recipe-keras train``. The backend
+    is chosen here, before train.py imports Keras, so it must be that config's."""
+    import argparse
+
+    # The package is imported before runpy names train.py in sys.argv: read the
+    # interpreter's own command line instead.
+    argv = list(getattr(sys, "orig_argv", []))
+    module = f"{Path(package_file).resolve().parent.name}.train"
+    starts = [i + 2 for i, a in enumerate(argv[:-1]) if a == "-m" and argv[i + 1] == module]
+    if not starts:
+        return None, []
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--config")
+    parser.add_argument("--set", nargs="+", action="extend", default=[])
+    known, _ = parser.parse_known_args(argv[starts[0] :])
+    return known.config, known.set
 
 
 @dataclass(frozen=True)

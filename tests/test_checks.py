@@ -1398,3 +1398,18 @@ def test_model_batching_catches_a_batch_statistic_but_not_rounding():
     assert check_model_batching(_probe_model(None), x).verdict == "pass"
     bad = check_model_batching(_probe_model(CenterOverBatch), x)
     assert bad.verdict == "fail" and bad.numbers["max_difference"] > 1e-2
+
+
+def test_a_model_that_ignores_its_width_gets_info_naming_the_fix(tfds_dir):
+    # R2.9's capacity probe widens the model through model.width; a hand-written
+    # model that ignores it cannot be compared: info (nothing measured), not a warn.
+    from recipe_keras.checks.capacity import check_capacity
+
+    def fixed(width):
+        del width  # the planted omission
+        return models.build("mlp", (8, 8, 1), 10, 16)
+
+    subject = subject_for(DataConfig(data_dir=str(tfds_dir)), net=fixed)
+    result = check_capacity(subject, subject.model(), [2.3, 2.2], [])
+    assert result.verdict == "info" and result.measured == "not applicable"
+    assert "read config.width" in result.advice

@@ -317,12 +317,12 @@ def test_a_ladder_rung_changes_exactly_one_valid_setting():
         from_dict({"ladder": {"rungs": [{"model.widht": 3}]}})
     with pytest.raises(ConfigError, match=r"rungs\[2\]: model.dropout = 2.0 is not allowed"):
         from_dict({"ladder": {"rungs": [{"model.width": 8}, {"model.dropout": 2.0}]}})
-    same = from_dict({"ladder": {"rungs": [{"model.width": 32}]}})  # loads: width is already 32
-    with pytest.raises(ConfigError, match=r"model.width = 32 changes nothing"):
+    same = from_dict({"ladder": {"rungs": [{"model.width": 64}]}})  # loads: width is already 64
+    with pytest.raises(ConfigError, match=r"model.width = 64 changes nothing"):
         ladder_configs(same)
     runs = ladder_configs(Config())
-    assert [name for name, _ in runs][:2] == ["base", "model.width = 64"]
-    assert runs[-1][1].model.dropout == 0.25 and runs[-1][1].model.width == 64  # cumulative
+    assert [name for name, _ in runs][:2] == ["base", "model.width = 128"]
+    assert runs[-1][1].model.dropout == 0.25 and runs[-1][1].model.width == 128  # cumulative
 
 
 def test_tensorflow_info_lines_are_hidden_unless_the_user_asks(tmp_path):
@@ -449,4 +449,4 @@ def test_config_toml_and_the_docs_table_are_generated_from_configpy():
     # Each comment sits right above its key, word for word, in both files.
     assert "# Passes over the training split.\nepochs = {{ cookiecutter.epochs }}\n" in toml
     docs = (root / "docs/config.md").read_text()
-    assert "| `train.epochs` | `20` | Passes over the training split. |" in docs
+    assert "| `train.epochs` | `30` | Passes over the training split. |" in docs

@@ -199,6 +199,11 @@ def _train(project: Path, out: Path, *settings: str) -> tuple[dict, str]:
     backend = keras.backend.backend()
     args = _train_args(out, *settings)
     env = {**_env(project), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    # Two logical devices of one CPU stand in for two GPUs. On CPUs where TensorFlow
+    # turns oneDNN on (AVX-512), its fused convolutions break in the second replica
+    # ("input depth must be evenly divisible by filter depth: 1 vs 32"); GPUs run no
+    # oneDNN kernel, so the stand-in runs without it.
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     proc = subprocess.run(
         [sys.executable, "-c", TWO_DEVICES, backend, *args],
         cwd=project,
@@ -242,6 +247,11 @@ def test_data_parallel_on_jax_needs_a_batch_that_splits_evenly(project, tmp_path
         pytest.skip("JAX alone splits batches only evenly")
     backend = keras.backend.backend()
     env = {**_env(project), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    # Two logical devices of one CPU stand in for two GPUs. On CPUs where TensorFlow
+    # turns oneDNN on (AVX-512), its fused convolutions break in the second replica
+    # ("input depth must be evenly divisible by filter depth: 1 vs 32"); GPUs run no
+    # oneDNN kernel, so the stand-in runs without it.
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     settings = ["train.distribution=data_parallel", "data.batch_size=63", "train.epochs=1"]
     proc = subprocess.run(
         [sys.executable, "-c", TWO_DEVICES, backend, "train", "--set", *settings],

@@ -29,7 +29,7 @@ def project(tmp_path_factory, tfds_dir) -> Path:
     text = (root / "config.toml").read_text()
     (root / "config.toml").write_text(
         text.replace('data_dir = ""', f'data_dir = "{tfds_dir}"').replace(
-            "epochs = 20", "epochs = 1"
+            "epochs = 30", "epochs = 1"
         )
     )
     return root
@@ -146,7 +146,7 @@ CONFIG_CASES = [
     (
         "bad rung",
         "ladder",
-        [('{ "model.width" = 64 },', '{ "model.width" = 64, "model.dropout" = 0.5 },')],
+        [('{ "model.width" = 128 },', '{ "model.width" = 128, "model.dropout" = 0.5 },')],
         "changes 2 settings",
     ),
     (
@@ -672,3 +672,30 @@ def test_the_chiefs_port_is_held_until_the_chief_takes_it():
         server.stop(0)
     finally:
         held.close()
+
+
+def test_python_m_train_takes_config_and_set_like_the_command(project):
+    # `python -m <package>.train --config alt.toml --set ...` runs alt.toml (its backend
+    # chosen before Keras starts), with the overrides; an argument it does not take stops it.
+    name = variant(
+        project,
+        "alt_train.toml",
+        ('backend = "tensorflow"', 'backend = "jax"'),
+        ('reports_dir = "reports"', 'reports_dir = "alt_train_r"'),
+        ('backup_dir = "artifacts/backup"', 'backup_dir = "alt_train_a/backup"'),
+    )
+    full = {**os.environ, "PYTHONPATH": str(project)}
+    full.pop("KERAS_BACKEND", None)
+    module = [sys.executable, "-m", "digits_classifier.train"]
+    args = ["--config", name, "--set", "train.epochs=1", "model.width=8"]
+    done = subprocess.run(
+        [*module, *args], cwd=project, env=full, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((project / "alt_train_r" / "train.json").read_text())
+    assert report["backend"] == "jax" and report["numbers"]["epochs_run"] == 1
+    assert report["overrides"] == ["train.epochs=1", "model.width=8"]
+    bad = subprocess.run(
+        [*module, "--bogus"], cwd=project, env=full, capture_output=True, text=True, timeout=300
+    )
+    assert bad.returncode == 2 and "unrecognized arguments: --bogus" in bad.stderr

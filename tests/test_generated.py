@@ -29,20 +29,20 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     report = read_json(project / "reports" / "train.json")
     n = report["numbers"]
     assert report["backend"] == BACKEND and report["step"] == "train"
-    assert n["seed"] == 42 and n["epochs"] == n["epochs_run"] == 20
+    assert n["seed"] == 42 and n["epochs"] == n["epochs_run"] == 30
     assert report["details"]["sizes"]["test"] == 360  # the whole test split
     assert n["chance_accuracy"] == pytest.approx(0.1)
-    assert n["test_accuracy"] > 0.8  # digits, 20 epochs: measured 0.93-0.96
     epoch_seconds = report["details"]["epoch_seconds"]
-    assert len(epoch_seconds) == 20
+    assert len(epoch_seconds) == 30
     assert n["fit_seconds"] == pytest.approx(sum(epoch_seconds), abs=1e-3)  # rounded to ms
     # R2.5 applied by the run itself: balanced digits barely move the loss at init.
     assert report["verdicts"]["R2.5"] == "pass"
     assert abs(n["init_loss_after"] - n["init_loss_before"]) < 0.05
-    # The converged linear baseline beside the model, and R2.7 judged against it.
-    beaten = n["test_accuracy"] >= n["linear_test_accuracy"] + 0.01
-    assert report["verdicts"]["R2.7"] == ("pass" if beaten else "warn")
-    assert ("R2.7 WARN" in proc.stdout) != beaten
+    # The first run shows the recipe working: the network beats the converged linear
+    # baseline by the recipe's margin on the embedded digits, and R2.7 says so.
+    assert n["test_accuracy"] >= n["linear_test_accuracy"] + 0.01, n
+    assert n["beats_linear_by"] == pytest.approx(n["test_accuracy"] - n["linear_test_accuracy"])
+    assert report["verdicts"]["R2.7"] == "pass" and "R2.7 WARN" not in proc.stdout
     assert (project / "artifacts" / "model.keras").is_file()
     assert (project / "reports" / "train_curves.png").is_file()
     # The project's own tests pass at birth, and its code is lint-clean.

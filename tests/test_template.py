@@ -107,8 +107,9 @@ def test_the_generated_package_holds_only_what_a_user_edits(tmp_path):
     package = project / "digits_classifier"
     files = sorted(p.name for p in package.iterdir())
     assert files == ["__init__.py", "data.py", "model.py", "train.py"]
+    # Short: the network written out as layers and the training run, no machinery.
     lines = sum(len(p.read_text().splitlines()) for p in package.glob("*.py"))
-    assert lines <= 100  # 196 when check.py and tune.py were copied into every project
+    assert lines <= 130
     makefile = (project / "Makefile").read_text()
     for step in ("inspect", "check", "human-sheet", "human-score", "train", "ladder", "tune"):
         assert f"$(RECIPE) {step} --config $(CONFIG)" in makefile, step

@@ -170,7 +170,7 @@ def read_folder(
     """An image folder laid out ``split/label/image``; the classes are the training split's."""
     from PIL import Image
 
-    from recipe_keras.data import IMAGE_SUFFIXES  # the training pipeline's rule
+    from recipe_keras.folder import IMAGE_SUFFIXES  # the training pipeline's rule
 
     root = Path(root).expanduser()
     split_dirs = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []

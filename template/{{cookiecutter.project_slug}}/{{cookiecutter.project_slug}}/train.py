@@ -42,9 +42,13 @@ def run(config: Config) -> Report:
     return recipe.evaluate(model, history, splits, config, init=init)
 
 
-if __name__ == "__main__":  # `python -m {{ cookiecutter.project_slug }}.train` = `make train`
+if __name__ == "__main__":
+    # `python -m {{ cookiecutter.project_slug }}.train` is `make train`; it takes the same
+    # --config FILE and --set KEY=VALUE ... as `recipe-keras train`.
+    import sys
+
     from recipe_keras.cli import main
 
     from {{ cookiecutter.project_slug }} import CONFIG
 
-    raise SystemExit(main(["train", "--config", str(CONFIG)]))
+    raise SystemExit(main(["train", "--config", str(CONFIG), *sys.argv[1:]]))
