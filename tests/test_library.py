@@ -443,7 +443,10 @@ def test_checks_and_training_apply_one_learning_rate_at_every_step(tmp_path, tfd
     from recipe_keras.train import build_compiled
 
     config = project_config(
-        tmp_path, tfds_dir, train={"epochs": 20, "lr_schedule": schedule, "learning_rate": 1e-3}
+        tmp_path,
+        tfds_dir,
+        data={"batch_size": 64},
+        train={"epochs": 20, "lr_schedule": schedule, "learning_rate": 1e-3},
     )
     project = _project(config)
     subject = project_subject(project)
