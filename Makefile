@@ -59,6 +59,7 @@ benchmark: setup ## Print the benchmarks' side-by-side ratios
 	$(PY) benchmarks/step6_cost.py
 	$(PY) benchmarks/tune_workers.py
 	$(PY) benchmarks/data_parallel.py
+	$(PY) benchmarks/backend_speed.py
 	$(PY) benchmarks/torch_speed.py
 
 clean: ## Remove the venv, scratch projects and build outputs

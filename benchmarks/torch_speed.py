@@ -28,6 +28,7 @@ import tempfile
 import time
 
 from _bench import machine
+from backend_speed import plain_torch
 
 ROWS = ("plain PyTorch", "Keras fit, NumPy", "Keras fit, tf.data", "recipe fit")
 BATCH = 64
@@ -40,41 +41,6 @@ def data(n: int):
     x = rng.random((n, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, n).astype("int64")
     return x, y
-
-
-def plain(x, y) -> float:
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2, ceil_mode=True),
-        nn.Conv2d(32, 64, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2, ceil_mode=True),
-        nn.Flatten(),
-        nn.Linear(64 * 7 * 7, 10),
-    )
-    opt = torch.optim.Adam(net.parameters(), lr=3e-4)
-    loss_fn = nn.CrossEntropyLoss()
-    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
-    yt = torch.from_numpy(y)
-
-    def epoch() -> float:
-        start = time.perf_counter()
-        order = torch.randperm(len(xt))
-        for i in range(0, len(xt), BATCH):
-            idx = order[i : i + BATCH]
-            opt.zero_grad()
-            loss = loss_fn(net(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-        return time.perf_counter() - start
-
-    epoch()
-    return epoch()
 
 
 def keras_fit(x, y, feed: str, out: str) -> float:
@@ -122,7 +88,7 @@ def child(row: str, n: int, tf_threads: int) -> None:
     x, y = data(n)
     with tempfile.TemporaryDirectory() as out:
         if row == ROWS[0]:
-            seconds = plain(x, y)
+            seconds, _ = plain_torch(x, y)
         else:
             feed = {ROWS[1]: "numpy", ROWS[2]: "tfdata", ROWS[3]: "recipe"}[row]
             seconds = keras_fit(x, y, feed, out)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recipe_keras.audit import audit, read_arrays, read_folder
+from recipe_keras.audit import audit, read_arrays, read_datasets, read_folder
 from recipe_keras.audit.duplicates import near_pairs, phash
 from recipe_keras.audit.errors import model_errors
 from recipe_keras.audit.stats import example_stats, robust_z
@@ -157,6 +157,47 @@ def test_every_planted_duplicate_conflict_and_broken_file_is_found(planted, audi
     assert on_disk["verdicts"] == report.verdicts
     for figure in report.figures:
         assert (out / figure).stat().st_size > 1000
+
+
+def test_a_streamed_audit_finds_what_one_in_memory_finds(planted, audited, tmp_path):
+    # Splits larger than memory are audited from their summaries (thumbnails, hashes,
+    # statistics) and read again only for the examples the figures show: the findings,
+    # the numbers and the pixels drawn are those of an audit that held every image.
+    root, _, _ = planted
+    held, _ = audited
+    streamed = read_folder(root, quiet=True, keep=False)
+    assert streamed.images is None
+    report = audit(streamed, tmp_path, verbose=False)
+    assert report.verdicts == held.verdicts
+    assert report.details["findings"] == held.details["findings"]
+    numbers = [(c["recipe_id"], c["measured"], c["numbers"]) for c in held.details["checks"]]
+    assert [(c["recipe_id"], c["measured"], c["numbers"]) for c in report.details["checks"]] == (
+        numbers
+    )
+    assert report.figures == held.figures
+    kept = read_folder(root, quiet=True, keep=True)
+    rows = np.random.default_rng(0).choice(len(kept), 40, replace=False)
+    np.testing.assert_array_equal(streamed.pixels(rows), kept.images[rows])
+
+
+def test_a_streamed_dataset_reads_each_row_back_in_one_pass():
+    import tensorflow as tf
+
+    images, labels = digits_images()
+    datasets = {
+        "train": tf.data.Dataset.from_tensor_slices((images[:900, ..., None], labels[:900])),
+        "test": tf.data.Dataset.from_tensor_slices((images[900:, ..., None], labels[900:])),
+    }
+    kept = read_datasets(datasets, range(10), quiet=True, keep=True)
+    streamed = read_datasets(datasets, range(10), quiet=True, keep=False, batch_size=64)
+    assert streamed.images is None and kept.images is not None
+    rows = np.array([1500, 3, 899, 900, 64, 1796, 63])  # both splits, block edges
+    np.testing.assert_array_equal(streamed.pixels(rows), images[rows, ..., None])
+    np.testing.assert_array_equal(streamed.summary.digest, kept.summary.digest)
+    np.testing.assert_array_equal(streamed.summary.thumbs, kept.summary.thumbs)
+    blocks = list(streamed.split_blocks("test"))
+    np.testing.assert_array_equal(np.concatenate([r for r, _ in blocks]), np.arange(900, 1797))
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), images[900:, ..., None])
 
 
 def test_flipped_labels_rank_high(planted, audited):

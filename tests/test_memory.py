@@ -73,10 +73,11 @@ def _peak(group: Path) -> int:
     return -1
 
 
-def _train(project: Path, *overrides: str, group: Path | None = None):
+def _train(project: Path, *overrides: str, group: Path | None = None, step: str = "train"):
     env = {**os.environ, "PYTHONPATH": str(project)}
     env.pop("KERAS_BACKEND", None)
-    command = [sys.executable, "-m", "recipe_keras.cli", "train", "--set", *overrides]
+    config = ["--config", "config.toml"] if step == "inspect" else []  # it needs a source
+    command = [sys.executable, "-m", "recipe_keras.cli", step, *config, "--set", *overrides]
     if group is not None:  # the child joins the cgroup before Python starts
         procs = group / "cgroup.procs"
         command = ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh", *command]
@@ -129,4 +130,24 @@ def test_splits_larger_than_memory_train_streaming_from_the_folder(tmp_path):
     report = json.loads((project / "r_big" / "train.json").read_text())
     assert report["numbers"]["test_accuracy"] > 0.9  # a bright half is easy to learn
     print(f"peak memory {peak / 2**30:.2f} GiB of a {limit / 2**30:.1f} GiB limit")
+    assert 0 < peak <= limit
+
+    # make inspect on the same folder under half that limit: its 662 MB of stored
+    # pixels (uint8) are read a block at a time; the table keeps ~1 KB an image, and
+    # R1.8 predicts with the model just trained, a block at a time.
+    limit = 2**30
+    group = _cgroup(limit)
+    try:
+        done = _train(
+            project, f"data.dataset={big}", "train.reports_dir=r_big", group=group, step="inspect"
+        )
+        peak = _peak(group)
+    finally:
+        group.rmdir()
+    assert done.returncode in (0, 1), (peak, done.stderr[-3000:])  # 1: a finding failed
+    assert "reading the" in done.stdout and "examples the figures show again" in done.stdout
+    report = json.loads((project / "r_big" / "inspect.json").read_text())
+    assert report["numbers"]["examples"] == 1100
+    assert "R1.8" in report["verdicts"]  # the trained model's mistakes, predicted streaming
+    print(f"inspect: peak memory {peak / 2**30:.2f} GiB of a {limit / 2**30:.1f} GiB limit")
     assert 0 < peak <= limit

@@ -1,9 +1,6 @@
 """R1.3: repeated examples, exact (content hash) and near (perceptual hash), in and across splits.
 
-The perceptual hash is imagehash's ``phash`` (grey image at 32x32, 2-D DCT-II,
-the 8x8 lowest frequencies thresholded at their median: 64 bits), computed for
-a whole batch with two small matrix products instead of one Pillow call per
-image; at 32x32 it equals imagehash bit for bit (tested). Near pairs within
+The hashes come from :mod:`recipe_keras.audit.pixels` (imagehash's ``phash``). Near pairs within
 ``bits`` Hamming distance are found by multi-index hashing: split the 64 bits
 into ``bits + 1`` chunks; by pigeonhole a near pair agrees exactly on one chunk,
 so only examples sharing a chunk value are compared. Each candidate is then
@@ -13,12 +10,9 @@ distinct examples that merely look alike.
 
 from __future__ import annotations
 
-import hashlib
-from functools import cache
-
 import numpy as np
-import scipy.fft
 
+from recipe_keras.audit.pixels import digests, phash
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.verdicts import Verdict
 
@@ -34,61 +28,6 @@ NEAR_BITS = 5
 # Measured on the digits: noise of sigma 8 stays under 0.025; the closest distinct
 # digits that share a hash sit at 0.037 and up.
 NEAR_PIXELS = 0.03
-
-
-def digests(images: np.ndarray) -> np.ndarray:
-    """A 64-bit content hash per example (pixels, dtype and shape): equal means identical.
-
-    64 bits: the chance of any collision among a million images is about 3e-8.
-    """
-    header = f"{images.dtype}{images.shape[1:]}".encode()
-    rows = images.reshape(len(images), -1)
-    return np.array(
-        [
-            int.from_bytes(hashlib.blake2b(header + r.tobytes(), digest_size=8).digest(), "little")
-            for r in rows
-        ],
-        dtype=np.uint64,
-    )
-
-
-@cache
-def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """Rows of weights that resize a length-n_in axis to n_out: box filter down, linear up."""
-    m = np.zeros((n_out, n_in))
-    if n_out <= n_in:
-        edges = np.linspace(0.0, n_in, n_out + 1)
-        for o in range(n_out):
-            lo, hi = edges[o], edges[o + 1]
-            for i in range(int(lo), int(np.ceil(hi))):
-                m[o, i] = min(hi, i + 1) - max(lo, i)
-    else:
-        centre = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-        lo = np.floor(centre).astype(int)
-        frac = centre - lo
-        m[np.arange(n_out), lo] += 1 - frac
-        m[np.arange(n_out), np.minimum(lo + 1, n_in - 1)] += frac
-    return m / m.sum(axis=1, keepdims=True)
-
-
-@cache
-def _phash_matrix(n_in: int) -> np.ndarray:
-    """Resize to 32 then keep the 8 lowest DCT-II frequencies, as one (8, n_in) matrix."""
-    dct = scipy.fft.dct(np.eye(32), axis=0)[:8]
-    return (dct @ _resize_matrix(n_in, 32)).astype(np.float32)
-
-
-def phash(images: np.ndarray, batch: int = 8192) -> np.ndarray:
-    """64-bit perceptual hashes (uint64) of (N, H, W, C) images."""
-    _, h, w, _ = images.shape
-    left, right = _phash_matrix(h), _phash_matrix(w).T
-    out = []
-    for start in range(0, len(images), batch):
-        grey = images[start : start + batch].astype(np.float32).mean(axis=3)
-        low = (left @ grey @ right).reshape(len(grey), 64)
-        bits = low > np.median(low, axis=1, keepdims=True)
-        out.append(np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64))
-    return np.concatenate(out) if out else np.zeros(0, np.uint64)
 
 
 def near_pairs(hashes: np.ndarray, bits: int = NEAR_BITS, skip: np.ndarray | None = None):

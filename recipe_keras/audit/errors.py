@@ -1,7 +1,7 @@
 """R1.8: what a trained model gets wrong, once ``make train`` has saved one.
 
-Predictions run on the audit's own copy of the split, through the training
-preprocessing (:func:`recipe_keras.data.make_pipeline`), so each mistake comes
+Predictions run on the audit's own reading of the split, a block at a time, through
+the training preprocessing (:func:`recipe_keras.data.make_pipeline`), so each mistake comes
 with its example id or file path.
 """
 
@@ -29,15 +29,20 @@ def predict_split(model, ex: Examples, data_cfg=None, split: str = "test") -> np
     import tensorflow as tf
 
     from recipe_keras.data import make_pipeline
+    from recipe_keras.storage import Storage
 
-    rows = np.flatnonzero(ex.splits == split)
-    ds = tf.data.Dataset.from_tensor_slices((ex.images[rows], np.maximum(ex.labels[rows], 0)))
-    if data_cfg is None:
-        ds = ds.batch(256)
-    else:
-        ds = make_pipeline(ds, data_cfg, tuple(model.input_shape[1:]), training=False, seed=0)
-    logits = model.predict(ds, verbose=0)
-    return np.asarray(keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)))
+    probabilities = [np.zeros((0, len(ex.class_names)))]
+    for rows, images in ex.split_blocks(split):  # a block at a time: a streamed table
+        ds = tf.data.Dataset.from_tensor_slices((images, np.maximum(ex.labels[rows], 0)))
+        if data_cfg is None:
+            ds = ds.batch(256)
+        else:
+            shape = tuple(model.input_shape[1:])
+            streamed = Storage("none", 1, None)  # each block is read once
+            ds = make_pipeline(ds, data_cfg, shape, training=False, seed=0, storage=streamed)
+        logits = model.predict(ds, verbose=0)
+        probabilities.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1)))
+    return np.concatenate(probabilities).astype(np.float32)
 
 
 def model_errors(

@@ -14,28 +14,12 @@ import warnings
 
 import numpy as np
 
-from recipe_keras.audit.duplicates import _resize_matrix
+from recipe_keras.audit.pixels import resize_matrix
 from recipe_keras.audit.read import Examples
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.verdicts import Verdict
 
-__all__ = ["label_suspects", "resolution_accuracy", "thumbnails"]
-
-THUMB = 16
-
-
-def thumbnails(images: np.ndarray, side: int = THUMB, batch: int = 8192) -> np.ndarray:
-    """Grey images scaled to 0..1 and reduced to at most ``side`` x ``side``, flattened."""
-    _, h, w, _ = images.shape
-    left = _resize_matrix(h, min(h, side)).astype(np.float32)
-    right = _resize_matrix(w, min(w, side)).astype(np.float32).T
-    scale = 255.0 if images.dtype == np.uint8 else 1.0
-    out = []
-    for start in range(0, len(images), batch):
-        x = images[start : start + batch].astype(np.float32).mean(axis=3) / scale
-        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-        out.append((left @ x @ right).reshape(len(x), -1))
-    return np.concatenate(out)
+__all__ = ["label_suspects", "resolution_accuracy"]
 
 
 def _model():
@@ -128,8 +112,8 @@ def resolution_accuracy(ex: Examples, features: np.ndarray, shape: tuple[int, in
     if train.any() and test.any() and len(np.unique(ex.labels[train])) > 1:
         for name, factor in (("full", 1), ("half", 2), ("quarter", 4)):
             rows, cols = max(1, grid.shape[1] // factor), max(1, grid.shape[2] // factor)
-            left = _resize_matrix(grid.shape[1], rows).astype(np.float32)
-            right = _resize_matrix(grid.shape[2], cols).T.astype(np.float32)
+            left = resize_matrix(grid.shape[1], rows).astype(np.float32)
+            right = resize_matrix(grid.shape[2], cols).T.astype(np.float32)
             x = (left @ grid @ right).reshape(len(grid), -1)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

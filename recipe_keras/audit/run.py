@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from recipe_keras.audit import classes, duplicates, errors, noise, stats
+from recipe_keras.audit.pixels import THUMB, resize_matrix
 from recipe_keras.audit.read import Examples
 from recipe_keras.checks.result import CheckResult, format_table, results_report
 from recipe_keras.config import with_values
@@ -28,6 +30,7 @@ __all__ = ["AUDIT_VALUES", "audit", "inspect_dataset", "inspect_project"]
 AUDIT_VALUES = {"data.augment": [], "data.shuffle_buffer": 1}
 
 STRIP = 8
+DRAWN = 128
 
 
 def audit(
@@ -53,10 +56,14 @@ def audit(
     results: list[CheckResult] = []
     findings: dict = {}
     names = list(ex.class_names)
+    # Figures are drawn once every finding is known, from one read of the rows they
+    # show: a streamed table reads its pixels again, and once is enough.
+    pictures: list[tuple[CheckResult, list[int], Callable]] = []
 
-    def record(result: CheckResult, *figures: Path) -> None:
-        result.figures += [str(f.relative_to(out)) for f in figures]
+    def record(result: CheckResult, rows=(), draw: Callable | None = None) -> None:
         results.append(result)
+        if draw is not None:
+            pictures.append((result, [int(i) for i in rows], draw))
         if verbose:
             print(
                 f"  {result.recipe_id:<5} {result.verdict:<5} {result.name} "
@@ -66,9 +73,6 @@ def audit(
 
     from recipe_keras import figures as fig
 
-    def view(rows: list[int]) -> np.ndarray:
-        return _unit(ex.images[rows])
-
     def title(i: int) -> str:
         label = names[ex.labels[i]] if ex.labels[i] >= 0 else "?"
         return f"{_short(ex.ids[i])}\n{label}"
@@ -76,11 +80,6 @@ def audit(
     # R1.1: random training examples per class.
     picked = classes.sample_per_class(ex, STRIP, seed)
     shown = [(n, idx) for n, idx in zip(names, picked, strict=True) if len(idx)][:30]
-    grid = fig.plot_rows(
-        [(n, view(idx), [_short(ex.ids[i]) for i in idx]) for n, idx in shown],
-        out / "inspect" / "classes.png",
-        "random training examples per class",
-    )
     record(
         CheckResult(
             "R1.1",
@@ -93,12 +92,21 @@ def audit(
                 "per_split": {s: int((ex.splits == s).sum()) for s in ex.split_names},
             },
         ),
-        grid,
+        [i for _, idx in shown for i in idx],
+        lambda view, _: [
+            fig.plot_rows(
+                [(n, view(idx), [_short(ex.ids[i]) for i in idx]) for n, idx in shown],
+                out / "inspect" / "classes.png",
+                "random training examples per class",
+            )
+        ],
     )
 
     # R1.2
     result, counts = classes.class_counts(ex)
-    record(result, fig.plot_counts(counts, names, out / "inspect" / "counts.png"))
+    record(
+        result, (), lambda view, _: [fig.plot_counts(counts, names, out / "inspect" / "counts.png")]
+    )
 
     # R1.4 first: constant images are left out of the near-duplicate search.
     st = ex.pixel_stats()
@@ -106,29 +114,40 @@ def audit(
     findings["broken"] = broken
 
     # R1.3
-    features = noise.thumbnails(ex.images)
-    digest = duplicates.digests(ex.images)
-    hashes = duplicates.phash(ex.images)
+    summary = ex.summary
     result, dup, draw = duplicates.find_duplicates(
-        digest, hashes, ex.splits, ex.labels, ex.ids, st["std"] == 0, features, near_bits
+        summary.digest,
+        summary.phash,
+        ex.splits,
+        ex.labels,
+        ex.ids,
+        st["std"] == 0,
+        summary.thumbs,
+        near_bits,
     )
     findings["duplicates"] = dup
-    pairs = []
-    if draw:
-        pairs.append(
-            fig.plot_rows(
-                [(kind, view([i, j]), [title(i), title(j)]) for i, j, kind in draw[:12]],
-                out / "inspect" / "duplicates.png",
-                f"{len(draw)} pairs, first 12",
-            )
-        )
-    record(result, *pairs)
+    record(
+        result,
+        [i for a, b, _ in draw[:12] for i in (a, b)],
+        lambda view, _: (
+            [
+                fig.plot_rows(
+                    [(kind, view([i, j]), [title(i), title(j)]) for i, j, kind in draw[:12]],
+                    out / "inspect" / "duplicates.png",
+                    f"{len(draw)} pairs, first 12",
+                )
+            ]
+            if draw
+            else []
+        ),
+    )
 
     row_of = {example_id: i for i, example_id in enumerate(ex.ids)}
     rows = [row_of[b["id"]] for b in broken if b["id"] in row_of][:16]
     record(
         broken_result,
-        *(
+        rows,
+        lambda view, _: (
             [
                 fig.plot_rows(
                     [
@@ -147,56 +166,64 @@ def audit(
     # R1.5
     result, outliers = stats.find_outliers(ex, st)
     findings["outliers"] = outliers
-    strips = []
+    extremes = []
     for name, values in (("mean", st["mean"]), ("std", st["std"])):
         order = np.argsort(values, kind="stable")
         for end, idx in (("lowest", order[:STRIP]), ("highest", order[::-1][:STRIP])):
-            strips.append(
-                (
-                    f"{end}\n{name}",
-                    view(idx),
-                    [f"{_short(ex.ids[i])}\n{values[i]:.3g}" for i in idx],
-                )
-            )
+            extremes.append((f"{end}\n{name}", idx, values))
     record(
         result,
-        fig.plot_rows(
-            strips,
-            out / "inspect" / "extremes.png",
-            "extremes of brightness (mean) and contrast (std)",
-        ),
+        [i for _, idx, _ in extremes for i in idx],
+        lambda view, _: [
+            fig.plot_rows(
+                [
+                    (label, view(idx), [f"{_short(ex.ids[i])}\n{values[i]:.3g}" for i in idx])
+                    for label, idx, values in extremes
+                ],
+                out / "inspect" / "extremes.png",
+                "extremes of brightness (mean) and contrast (std)",
+            )
+        ],
     )
 
     # R1.6
-    side = (min(ex.images.shape[1], noise.THUMB), min(ex.images.shape[2], noise.THUMB))
-    result, suspects, _ = noise.label_suspects(ex, features, folds=folds, seed=seed)
+    side = (min(ex.shape[0], THUMB), min(ex.shape[1], THUMB))
+    result, suspects, _ = noise.label_suspects(ex, summary.thumbs, folds=folds, seed=seed)
     findings["label_suspects"] = suspects
     top = [row_of[s["id"]] for s in suspects[:16]]
-    figs = []
-    if top:
-        labelled = [f"{_short(s['id'])}\n{s['given']}->{s['predicted']}" for s in suspects[:16]]
-        figs.append(
-            fig.plot_rows(
-                [
-                    ("given->\npredicted", view(top[k : k + 8]), labelled[k : k + 8])
-                    for k in range(0, len(top), 8)
-                ],
-                out / "inspect" / "label_suspects.png",
-                "most suspect labels first",
-            )
-        )
-    record(result, *figs)
+    labelled = [f"{_short(s['id'])}\n{s['given']}->{s['predicted']}" for s in suspects[:16]]
+    record(
+        result,
+        top,
+        lambda view, _: (
+            [
+                fig.plot_rows(
+                    [
+                        ("given->\npredicted", view(top[k : k + 8]), labelled[k : k + 8])
+                        for k in range(0, len(top), 8)
+                    ],
+                    out / "inspect" / "label_suspects.png",
+                    "most suspect labels first",
+                )
+            ]
+            if top
+            else []
+        ),
+    )
 
     # R1.7
     preview = [i for idx in picked for i in idx[:1]][:STRIP]
-    full = view(preview)
-    rows7 = [("full", full, [title(i) for i in preview])]
-    for name, factor in (("1/2", 2), ("1/4", 4)):
-        rows7.append((name, _shrink(full, factor), ["" for _ in preview]))
-    record(
-        noise.resolution_accuracy(ex, features, side),
-        fig.plot_rows(rows7, out / "inspect" / "resolution.png", "the same examples, smaller"),
-    )
+
+    def resolution(_, view_full) -> list[Path]:
+        full = view_full(preview)
+        rows7 = [("full", full, [title(i) for i in preview])]
+        for name, factor in (("1/2", 2), ("1/4", 4)):
+            rows7.append((name, _shrink(full, factor), ["" for _ in preview]))
+        return [
+            fig.plot_rows(rows7, out / "inspect" / "resolution.png", "the same examples, smaller")
+        ]
+
+    record(noise.resolution_accuracy(ex, summary.thumbs, side), preview, resolution)
 
     # R1.8
     if probabilities is not None:
@@ -206,16 +233,40 @@ def audit(
         labels = [f"{_short(m['id'])}\n{m['given']}->{m['predicted']}" for m in mistakes]
         record(
             result,
-            fig.plot_confusion(confusion, names, out / "inspect" / "confusion.png"),
-            fig.plot_rows(
-                [
-                    ("true->\npredicted", view(worst_rows[k : k + 8]), labels[k : k + 8])
-                    for k in range(0, len(worst_rows), 8)
-                ],
-                out / "inspect" / "top_loss.png",
-                "highest-loss test examples",
-            ),
+            worst_rows,
+            lambda view, _: [
+                fig.plot_confusion(confusion, names, out / "inspect" / "confusion.png"),
+                fig.plot_rows(
+                    [
+                        ("true->\npredicted", view(worst_rows[k : k + 8]), labels[k : k + 8])
+                        for k in range(0, len(worst_rows), 8)
+                    ],
+                    out / "inspect" / "top_loss.png",
+                    "highest-loss test examples",
+                ),
+            ],
         )
+
+    wanted = sorted({i for _, rows, _ in pictures for i in rows})
+    if verbose and ex.images is None:
+        print(f"  reading the {len(wanted)} examples the figures show again...", flush=True)
+    # Drawn at most DRAWN pixels a side (a figure's cell is smaller), but R1.7's
+    # previews at full size: they show what a smaller input loses.
+    small, full, previewed = {}, {}, {int(i) for i in preview}
+    for row, image in ex.each(wanted):
+        image = _unit(image[None])[0]
+        small[row] = _at_most(image, DRAWN)
+        if row in previewed:
+            full[row] = image
+
+    def view(rows) -> np.ndarray:
+        return np.stack([small[int(i)] for i in rows]) if len(rows) else np.zeros((0, 1, 1, 1))
+
+    def view_full(rows) -> np.ndarray:
+        return np.stack([full[int(i)] for i in rows]) if len(rows) else np.zeros((0, 1, 1, 1))
+
+    for result, _, draw_figures in pictures:
+        result.figures += [str(f.relative_to(out)) for f in draw_figures(view, view_full)]
 
     seconds = time.perf_counter() - start
     report = results_report(
@@ -320,6 +371,18 @@ def _unit(images: np.ndarray) -> np.ndarray:
         return images.astype(np.float32) / 255.0
     x = np.nan_to_num(images.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     return x / 255.0 if x.max(initial=0.0) > 1.0 else x
+
+
+def _at_most(image: np.ndarray, side: int) -> np.ndarray:
+    """An (H, W, C) image box-filtered to at most ``side`` pixels a side."""
+    h, w, _ = image.shape
+    if max(h, w) <= side:
+        return image
+    scale = side / max(h, w)
+    left = resize_matrix(h, max(1, round(h * scale))).astype(np.float32)
+    right = resize_matrix(w, max(1, round(w * scale))).astype(np.float32).T
+    planes = [left @ image[..., c].astype(np.float32) @ right for c in range(image.shape[2])]
+    return np.stack(planes, axis=-1)
 
 
 def _shrink(images: np.ndarray, factor: int) -> np.ndarray:

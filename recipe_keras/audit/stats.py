@@ -52,7 +52,7 @@ def find_broken(ex: Examples, stats: dict[str, np.ndarray]) -> tuple[CheckResult
             np.array([s != common for s in sizes]),
             lambda i: f"size {sizes[i]} where {count} of {len(sizes)} are {common}",
         )
-    if ex.images.dtype.kind == "f":
+    if ex.dtype.kind == "f":
         top = 1.0 if np.median(stats["max"][stats["finite"]]) <= 1.0 else 255.0
         add(
             stats["finite"] & ((stats["min"] < 0) | (stats["max"] > top)),
