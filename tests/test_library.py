@@ -384,7 +384,8 @@ def test_public_surface_is_declared_and_real():
     import importlib
 
     names = ("config", "data", "models", "report", "seed", "train", "figures", "new", "cli")
-    audit = ("audit", "audit.read", "audit.duplicates", "audit.stats", "audit.noise")
+    audit = ("audit", "audit.read", "audit.examples", "audit.pixels", "audit.duplicates")
+    audit += ("audit.stats", "audit.noise")
     for name in (*names, *audit, "audit.classes", "audit.errors", "audit.run"):
         module = importlib.import_module(f"recipe_keras.{name}")
         assert len(set(module.__all__)) == len(module.__all__), name

@@ -8,7 +8,8 @@ writes ``inspect.json`` plus figures (:mod:`.run`). Only R1.8, which looks at
 a trained model's mistakes, takes predictions from Keras.
 """
 
-from recipe_keras.audit.read import Examples, read_arrays, read_config, read_datasets, read_folder
+from recipe_keras.audit.examples import Examples
+from recipe_keras.audit.read import read_arrays, read_config, read_datasets, read_folder
 from recipe_keras.audit.run import audit, inspect_dataset, inspect_project
 
 __all__ = [

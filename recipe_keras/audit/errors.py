@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipe_keras.audit.read import Examples
+from recipe_keras.audit.examples import Examples
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.verdicts import Verdict
 

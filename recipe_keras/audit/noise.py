@@ -14,8 +14,8 @@ import warnings
 
 import numpy as np
 
+from recipe_keras.audit.examples import Examples
 from recipe_keras.audit.pixels import resize_matrix
-from recipe_keras.audit.read import Examples
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.verdicts import Verdict
 

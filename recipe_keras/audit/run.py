@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from recipe_keras.audit import classes, duplicates, errors, noise, stats
+from recipe_keras.audit.examples import Examples
 from recipe_keras.audit.pixels import THUMB, resize_matrix
-from recipe_keras.audit.read import Examples
 from recipe_keras.checks.result import CheckResult, format_table, results_report
 from recipe_keras.config import with_values
 from recipe_keras.report import Report, write_report

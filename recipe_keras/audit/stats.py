@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 
-from recipe_keras.audit.read import Examples, example_stats
+from recipe_keras.audit.examples import Examples, example_stats
 from recipe_keras.checks.result import CheckResult
 from recipe_keras.verdicts import Verdict
 
