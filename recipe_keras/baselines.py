@@ -16,7 +16,7 @@ import numpy as np
 
 from recipe_keras.data import Splits
 
-__all__ = ["LINEAR_MARGIN", "fit_linear"]
+__all__ = ["LINEAR_MARGIN", "fit_linear", "fit_trees"]
 
 # The trained model must beat the converged linear model's test accuracy by this much.
 LINEAR_MARGIN = 0.01
@@ -36,13 +36,40 @@ def fit_linear(splits: Splits, seed: int = 0) -> dict[str, float | int | bool]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
-    features = int(np.prod(splits.input_shape))
-    limit = max(splits.num_classes, min(MAX_EXAMPLES, MAX_VALUES // features))
-    x, y = _arrays(splits.train, limit)
+    x, y = _training(splits, MAX_EXAMPLES)
     model = LogisticRegression(max_iter=MAX_ITERATIONS, random_state=seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         model.fit(x, y)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return _result(model, splits, len(y), int(np.max(model.n_iter_)), converged)
+
+
+def fit_trees(splits: Splits, seed: int = 0) -> dict[str, float | int | bool]:
+    """Gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier) on the
+    encoded training rows, early-stopped on a tenth of them, scored on the whole test split.
+
+    On tables of medium size trees usually beat a small MLP: the report says so when
+    they do.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = _training(splits, MAX_EXAMPLES * 10)
+    model = HistGradientBoostingClassifier(random_state=seed, early_stopping=True)
+    model.fit(x, y)
+    return _result(model, splits, len(y), int(model.n_iter_), model.n_iter_ < model.max_iter)
+
+
+def _training(splits: Splits, examples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``examples`` training examples (fewer where they would hold over
+    ``MAX_VALUES`` values), flattened."""
+    features = int(np.prod(splits.input_shape))
+    return _arrays(splits.train, max(splits.num_classes, min(examples, MAX_VALUES // features)))
+
+
+def _result(model, splits: Splits, examples: int, iterations: int, converged: bool) -> dict:
+    """A fitted scikit-learn classifier's accuracy and mean cross-entropy on the whole
+    test split, with how it was fitted."""
     hits, loss, n = 0, 0.0, 0
     for xb, yb in splits.test:
         xb, yb = _flat(xb), np.asarray(yb).ravel().astype(int)
@@ -54,9 +81,9 @@ def fit_linear(splits: Splits, seed: int = 0) -> dict[str, float | int | bool]:
     return {
         "test_accuracy": hits / n,
         "test_loss": loss / n,
-        "train_examples": len(y),
-        "iterations": int(np.max(model.n_iter_)),
-        "converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught),
+        "train_examples": examples,
+        "iterations": iterations,
+        "converged": bool(converged),
     }
 
 

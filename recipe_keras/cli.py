@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from recipe_keras.verdicts import Verdict
@@ -332,6 +333,14 @@ def _expected(exc: Exception) -> str | None:
         return (
             f"the input pipeline failed ({first[:200]}); an image that cannot be decoded? "
             "make inspect lists every broken file"
+        )
+    short = re.search(r"expected to contain (\d+) elements but contained only (\d+)", str(exc))
+    if tf is not None and isinstance(exc, tf.errors.FailedPreconditionError) and short:
+        # The size check before each cache (data.make_pipeline).
+        return (
+            f"a split ended before its size: its source reports {short[1]} elements but "
+            f"gave {short[2]}; a data file missing or cut short? Nothing short was "
+            "cached: fix the files and run it again"
         )
     return None
 

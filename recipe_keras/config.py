@@ -142,6 +142,13 @@ class DataConfig:
     # each epoch, from TFDS's files or the image folder), or "auto": memory when
     # they take under a quarter of the memory available, else none.
     cache: str = field(default="auto", metadata=_choices("auto", "memory", "disk", "none"))
+    # Tables (task = "tabular_classification"): the column to predict ("" takes an
+    # embedded table's own), and columns typed by hand; the others are inferred
+    # (numbers numeric, anything else categorical) and printed.
+    target: str = ""
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -333,8 +340,8 @@ class Config:
     # Keras backend: "jax", "tensorflow" or "torch". KERAS_BACKEND in the environment
     # wins, so `KERAS_BACKEND=torch make train` switches without editing this file.
     backend: str = field(default="tensorflow", metadata=_choices(*BACKENDS))
-    # What the project learns: "image_classification", or a task of your own by its
-    # import path ("my_package.tasks:MyTask"; docs/tasks.md).
+    # What the project learns: "image_classification", "tabular_classification", or a
+    # task of your own by its import path ("my_package.tasks:MyTask"; docs/tasks.md).
     task: str = "image_classification"
     # One seed for Python, NumPy, the backend and the input pipeline (R2.1).
     seed: int = field(default=42, metadata={"min": 0, "max": 2**32 - 1})

@@ -33,6 +33,7 @@ __all__ = [
     "load_splits",
     "make_builder",
     "make_pipeline",
+    "order_and_batch",
     "read_split",
     "to_numpy",
 ]
@@ -302,16 +303,52 @@ def make_pipeline(
         return image, label
 
     storage = storage or Storage("memory", cfg.shuffle_buffer, None)
-    block = storage.block
     # Streamed ("none"), the shuffle holds examples as stored (uint8: a quarter of their
     # float32 size) and they are decoded after it: the same order either way.
     streamed = storage.keep == "none" and training and epoch is not None
     if not streamed:
         ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+    if storage.keep != "none" and ds.cardinality() >= 0:
+        # A reader stopped part-way (``take(1)``, a check's first batches) can make the
+        # input report its end early while it is torn down; the cache would then keep
+        # that prefix as the whole split, for every later pass. Asserting the size
+        # turns the early end into an error the cache discards.
+        ds = ds.apply(tf.data.experimental.assert_cardinality(ds.cardinality()))
     if storage.keep == "memory":
         ds = ds.cache()
     elif storage.keep == "disk":
         ds = ds.cache(str(cache_folder(name)))
+    return order_and_batch(
+        ds,
+        cfg,
+        training=training,
+        seed=seed,
+        epoch=epoch,
+        storage=storage,
+        streamed=streamed,
+        decode=preprocess,
+    )
+
+
+def order_and_batch(
+    ds: tf.data.Dataset,
+    cfg: DataConfig,
+    *,
+    training: bool,
+    seed: int,
+    epoch: tf.Variable | None = None,
+    storage: Storage | None = None,
+    streamed: bool = False,
+    decode: Callable | None = None,
+) -> tf.data.Dataset:
+    """Examples (cached or not) to batches: the training split in its epoch's order,
+    augmented as configured; ``make_pipeline``'s second half, for any task.
+
+    ``streamed``: the examples are still as stored, and ``decode`` maps each once it
+    has its place in the order.
+    """
+    storage = storage or Storage("memory", cfg.shuffle_buffer, None)
+    block = storage.block
     if training and epoch is None:
         ds = ds.shuffle(block, seed=seed, reshuffle_each_iteration=True)
     elif training:
@@ -322,7 +359,7 @@ def make_pipeline(
 
         ds = tf.data.Dataset.from_tensors(0).flat_map(in_epoch_order)
         if streamed:
-            ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(cfg.batch_size)
     if training and cfg.augment:
         from recipe_keras.augment import augmenter  # imports Keras: only once it is chosen

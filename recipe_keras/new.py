@@ -88,7 +88,7 @@ def new_project(
             )
     answers.setdefault("recipe_keras_requirement", installed_requirement())
     dataset = answers.get("dataset")
-    if dataset and Path(dataset).expanduser().is_dir():
+    if dataset and Path(dataset).expanduser().exists():  # a folder, or a table's file
         # The project runs from its own folder: a path relative to here would break there.
         answers["dataset"] = str(Path(dataset).expanduser().resolve())
     # The pre-gen hook prints the one line that says which answer is wrong; cookiecutter

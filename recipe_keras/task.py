@@ -59,6 +59,11 @@ class Task:
 
         return fit_linear(splits, seed)
 
+    def baselines(self, splits: Splits, seed: int) -> dict[str, dict[str, Any]]:
+        """R2.7: every dumb baseline of the task by name, each with its test accuracy and
+        loss; the trained model is judged against the strongest."""
+        return {"linear_converged": self.linear_baseline(splits, seed)}
+
     def look_inside(self, model: keras.Model, splits: Splits, out: Path) -> dict[str, Any]:
         """R4.13: statistics of every layer's activations (and figures, where the task
         has a picture of its first layer)."""
@@ -88,7 +93,10 @@ class Task:
 
 
 # The tasks recipe-keras ships, by the import path of their class (imported on first use).
-BUILTIN = {"image_classification": "recipe_keras.tasks.image:ImageClassification"}
+BUILTIN = {
+    "image_classification": "recipe_keras.tasks.image:ImageClassification",
+    "tabular_classification": "recipe_keras.tasks.tabular:TabularClassification",
+}
 _registered: dict[str, Task] = {}
 
 

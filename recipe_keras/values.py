@@ -27,6 +27,7 @@ else:  # pragma: no cover
 
 __all__ = [
     "EMBEDDED_DATASETS",
+    "EMBEDDED_TABLES",
     "LABEL_CHANGING",
     "OVERRIDES_ENV",
     "TUNABLE",
@@ -51,7 +52,9 @@ TUNABLE = (
 )
 
 
-EMBEDDED_DATASETS = ("digits",)
+# Tables that ship with recipe-keras (task = "tabular_classification").
+EMBEDDED_TABLES = ("adult",)
+EMBEDDED_DATASETS = ("digits", *EMBEDDED_TABLES)
 
 
 # Transforms that can turn one class into another (or into no class at all).
@@ -74,7 +77,7 @@ _TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.-]+)?(:[0-9*]+(\.[0-9*]+
 
 
 def dataset_kind(dataset: str) -> str:
-    """Say where ``data.dataset`` points: "embedded", "folder" or "tfds".
+    """Say where ``data.dataset`` points: "embedded", "table", "folder" or "tfds".
 
     A path (absolute, ``~``, ``./``, or an existing folder) is an image folder;
     an embedded name wins over the TFDS catalog; anything else must look like a
@@ -90,6 +93,10 @@ def dataset_kind(dataset: str) -> str:
         path.resolve()
     except (OSError, RuntimeError) as exc:  # a symbolic link loop
         raise ConfigError(f"data.dataset = {dataset!r} cannot be followed: {exc}") from exc
+    if dataset in EMBEDDED_TABLES or (
+        path.is_file() and path.name.endswith((".csv", ".csv.gz", ".parquet"))
+    ):
+        return "table"
     if dataset.startswith(("/", "~", ".")) or path.is_dir():
         if not path.is_dir():
             raise ConfigError(

@@ -41,9 +41,9 @@ ANSWERED = {
     "seed": "{{ cookiecutter.seed }}",
     "data.dataset": "{{ cookiecutter.dataset | tojson }}",
     "data.batch_size": "{{ cookiecutter.batch_size }}",
-    "model.name": '"{{ cookiecutter.model }}"',
+    "model.name": '"{{ cookiecutter.__net }}"',
     "train.epochs": "{{ cookiecutter.epochs }}",
-    "train.learning_rate": '{{ "3e-3" if cookiecutter.model == "linear" else "3e-4" }}',
+    "train.learning_rate": '{{ "3e-3" if cookiecutter.__net == "linear" else "3e-4" }}',
 }
 # Defaults shown in the docs where the library has none of its own.
 DOCS_DEFAULT = {"package": "(the project's)"}

@@ -17,6 +17,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from recipe_keras import data, models
+from recipe_keras.cli import _expected
 from recipe_keras.config import MODELS, Config, DataConfig, TrainConfig
 from recipe_keras.datasets.digits import TEST_SIZE
 from recipe_keras.report import read_report
@@ -66,6 +67,48 @@ def test_evaluation_pipelines_cover_the_whole_split_in_a_fixed_order(digits):
     assert len(y1) == TEST_SIZE
     np.testing.assert_array_equal(y1, y2)
     np.testing.assert_array_equal(x1, x2)
+
+
+@pytest.mark.parametrize("keep", ["memory", "disk"])
+def test_a_split_that_ends_before_its_size_is_never_cached_short(tmp_path, keep):
+    # A reader torn down part-way (a first batch, then the reader dropped) can see TFDS's
+    # input end early; cached, that prefix became the whole split for every later pass
+    # (32 of 360 test examples, a 1-batch epoch). A saved dataset missing one of its two
+    # shards ends early the same way, every time, while it still reports 100 examples.
+    import shutil
+
+    import tensorflow as tf
+
+    from recipe_keras.storage import Storage
+
+    pixels = np.repeat(np.arange(100, dtype=np.uint8), 64).reshape(100, 8, 8, 1)
+    saved = tmp_path / "saved"
+    source = tf.data.Dataset.from_tensor_slices((pixels, np.arange(100)))
+    source.save(str(saved), shard_func=lambda x, y: y % 2)
+    shutil.rmtree(next(saved.glob("*/00000000.shard")))
+    short = tf.data.Dataset.load(str(saved))
+    assert int(short.cardinality()) == 100
+    config = DataConfig(batch_size=32)
+    for training, epoch in ((False, None), (True, tf.Variable(0, dtype=tf.int64))):
+        ds = data.make_pipeline(
+            short,
+            config,
+            (8, 8, 1),
+            training=training,
+            seed=0,
+            epoch=epoch,
+            storage=Storage(keep, 1, None),
+            name=f"short_{training}",
+        )
+        for _ in range(2):  # the second pass too: nothing short was kept
+            with pytest.raises(tf.errors.FailedPreconditionError, match="only 50 elements") as e:
+                _collect(ds)
+    # What a command prints for it: one line (docs/errors.md).
+    line = _expected(e.value)
+    assert line.startswith(
+        "a split ended before its size: its source reports 100 elements but gave 50;"
+    )
+    assert "Nothing short was cached" in line
 
 
 def test_training_pipeline_reshuffles_each_epoch_but_repeats_with_the_seed(tfds_dir):

@@ -513,3 +513,42 @@ def test_recipe_keras_new_names_what_is_wrong_with_a_name_or_a_folder(tmp_path, 
     assert main(["new", "--no-input", "-o", str(tmp_path / "out"), "project_name=Twice"]) == 0
     assert main(["new", "--no-input", "-o", str(tmp_path / "out"), "project_name=Twice"]) == 1
     assert "out/twice already exists; choose another project_name" in capfd.readouterr().err
+
+
+def test_a_table_project_renders_with_its_own_defaults_and_refuses_image_answers(tmp_path):
+    project = render(tmp_path / "ok", task="tabular_classification")
+    config = (project / "config.toml").read_text()
+    assert 'task = "tabular_classification"' in config
+    assert 'dataset = "adult"' in config and 'name = "mlp"' in config
+    model = (project / project.name / "model.py").read_text()
+    assert "maps encoded table rows" in model and "Conv2D" not in model
+    tests = (project / "tests" / "test_project.py").read_text()
+    assert "def test_batches_are_encoded_rows_with_valid_labels" in tests
+    assert "normalised_images" not in tests
+    table = "task=tabular_classification"
+    refusals = [
+        ([table, "model=cnn"], "model 'cnn' reads images; for a table choose mlp or linear"),
+        ([table, "dataset=mnist"], "dataset 'mnist' is not allowed for a table"),
+        ([table, "dataset=/no/such.csv"], "dataset '/no/such.csv': no such table file"),
+        (["dataset=adult"], "dataset 'adult' is a table; answer task=tabular_classification"),
+    ]
+    for i, (answers, message) in enumerate(refusals):
+        out = tmp_path / f"bad{i}"
+        out.mkdir()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cookiecutter",
+                str(ROOT),
+                "--no-input",
+                "-o",
+                str(out),
+                *answers,
+            ],
+            capture_output=True,
+            text=True,
+            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        )
+        assert proc.returncode != 0 and message in proc.stderr + proc.stdout, answers
+        assert list(out.iterdir()) == []

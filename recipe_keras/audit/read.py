@@ -116,10 +116,13 @@ def read_datasets(
 
     for split, ds in datasets.items():
         if not table.shape:  # the first split's first example sets the common size
-            first = next(iter(ds.take(1)), None)
-            if first is None:
-                continue
-            table.shape = tuple(first[0].shape)
+            shape = ds.element_spec[0].shape
+            if not shape.is_fully_defined():  # read only when the spec does not say
+                first = next(iter(ds.take(1)), None)
+                if first is None:
+                    continue
+                shape = first[0].shape
+            table.shape = tuple(shape)
         known = int((ds.take(limit) if limit else ds).cardinality())
         progress = _reading(split, known if known >= 0 else None, quiet)
         varies = None in ds.element_spec[0].shape[:2]

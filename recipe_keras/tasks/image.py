@@ -20,7 +20,14 @@ class ImageClassification(Task):
     input_range = (0.0, 1.0)
 
     def load_splits(self, data, seed: int):
+        from recipe_keras.config import ConfigError, dataset_kind
         from recipe_keras.data import load_splits
+
+        if dataset_kind(data.dataset) == "table":
+            raise ConfigError(
+                f"data.dataset = {data.dataset!r} is a table, and task = "
+                '"image_classification" reads images; set task = "tabular_classification"'
+            )
 
         return load_splits(data, seed=seed)
 

@@ -45,10 +45,13 @@ REQUIREMENT_USED = {{cookiecutter.recipe_keras_requirement
                      | recipe_requirement(cookiecutter._repo_dir) | tojson}}
 CHOICES = {
     "backend": ("jax", "tensorflow", "torch"),
-    "task": ("image_classification",),
-    "model": ("linear", "mlp", "cnn"),
+    "task": ("image_classification", "tabular_classification"),
+    "model": ("auto", "linear", "mlp", "cnn"),
 }
 EMBEDDED = ("digits",)
+# The embedded tables, and the files a table may come in (recipe_keras.tabular).
+TABLES = ("adult",)
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # Same rule as recipe_keras.config.dataset_kind (this hook cannot import recipe_keras).
 TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.-]+)?(:[0-9*]+(\.[0-9*]+){0,2})?$")
 # Names a package must not take: they would shadow what the project imports (the
@@ -117,6 +120,10 @@ def problem() -> str | None:
             return f"{key} {ANSWERS[key]!r} is not allowed; choose one of {', '.join(allowed)}"
     dataset = ANSWERS["dataset"]
     path = Path(dataset).expanduser()
+    if ANSWERS["task"] == "tabular_classification":
+        return _table_answers(dataset, path)
+    if dataset in TABLES:
+        return f"dataset {dataset!r} is a table; answer task=tabular_classification for it"
     if dataset.startswith(("/", "~", ".")):
         if not path.is_absolute():
             return f"dataset {dataset!r}: give an image folder as an absolute path"
@@ -127,6 +134,26 @@ def problem() -> str | None:
             f"dataset {dataset!r} is not allowed; give an embedded name ({', '.join(EMBEDDED)}), "
             "a TFDS catalog name such as 'mnist', or an image folder's absolute path"
         )
+    return _numbers_and_requirement()
+
+
+def _table_answers(dataset, path):
+    """A table's dataset: an embedded table, or a table file or folder on this machine."""
+    if ANSWERS["model"] == "cnn":
+        return "model 'cnn' reads images; for a table choose mlp or linear"
+    if dataset not in TABLES:
+        if not path.is_absolute():
+            return (
+                f"dataset {dataset!r} is not allowed for a table; give an embedded table "
+                f"({', '.join(TABLES)}) or the absolute path of a .csv or .parquet file, or "
+                "of a folder holding train.csv"
+            )
+        if not (path.is_dir() or (path.is_file() and path.name.endswith(TABLE_SUFFIXES))):
+            return f"dataset {dataset!r}: no such table file or folder"
+    return _numbers_and_requirement()
+
+
+def _numbers_and_requirement():
     for key in ("epochs", "batch_size", "seed"):
         value = str(ANSWERS[key])
         # ASCII digits only: str.isdigit() also takes '٣', which TOML does not.

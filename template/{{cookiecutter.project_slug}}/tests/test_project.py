@@ -30,6 +30,15 @@ def test_backend_is_the_configured_one(config):
     assert keras.backend.backend() == os.environ.get("KERAS_BACKEND", config.backend)
 
 
+{% if cookiecutter.task == "tabular_classification" -%}
+def test_batches_are_encoded_rows_with_valid_labels(splits, config):
+    rows, labels = next(iter(splits.train))
+    rows, labels = np.asarray(rows), np.asarray(labels)
+    assert rows.shape[1:] == splits.input_shape
+    assert rows.shape[0] <= config.data.batch_size
+    assert rows.dtype == np.float32 and np.isfinite(rows).all()  # missing values filled
+    assert set(labels.tolist()) <= set(range(splits.num_classes))
+{% else -%}
 def test_batches_are_normalised_images_with_valid_labels(splits, config):
     images, labels = next(iter(splits.train))
     images, labels = np.asarray(images), np.asarray(labels)
@@ -38,7 +47,7 @@ def test_batches_are_normalised_images_with_valid_labels(splits, config):
     assert images.dtype == np.float32
     assert 0.0 <= images.min() and images.max() <= 1.0
     assert set(labels.tolist()) <= set(range(splits.num_classes))
-
+{% endif %}
 
 def test_model_starts_at_the_uniform_loss(splits, config):
     # R2.4: a fresh model should be unsure of every class, loss ~ -log(1/C).

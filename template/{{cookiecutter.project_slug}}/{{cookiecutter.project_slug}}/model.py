@@ -1,7 +1,7 @@
 """The network: ``build_model`` is the one place to change the architecture.
 
 Every step (train, check, tune, ladder, learning curve) builds through it, and
-compiles it as train.py shows. It starts as the zoo's proven {{ cookiecutter.model }} (R3.1,
+compiles it as train.py shows. It starts as the zoo's proven {{ cookiecutter.__net }} (R3.1,
 "don't be a hero"), written out here; another zoo model is one config key away
 (config.toml's model.name: linear, mlp, cnn, resnet50). Change the layers once the
 recipe's checks pass. Optional, beside it: ``compile_model(model, config,
@@ -17,23 +17,23 @@ from recipe_keras.config import ModelConfig
 
 
 def build_model(input_shape: tuple[int, ...], num_classes: int, config: ModelConfig) -> keras.Model:
-    """A fresh, uncompiled model that maps images to ``num_classes`` logits."""
-    if config.name != {{ cookiecutter.model | tojson }}:
+    """A fresh, uncompiled model that maps {{ "encoded table rows" if cookiecutter.task == "tabular_classification" else "images" }} to ``num_classes`` logits."""
+    if config.name != {{ cookiecutter.__net | tojson }}:
         return models.from_config(config, input_shape, num_classes)  # the zoo's
-{%- if cookiecutter.model != "linear" %}
+{%- if cookiecutter.__net != "linear" %}
     width = config.width  # make check's R2.9 widens it to see that capacity helps
 {%- endif %}
     return keras.Sequential(
         [
             keras.Input(input_shape),
-{%- if cookiecutter.model == "cnn" %}
+{%- if cookiecutter.__net == "cnn" %}
             # 'same' padding, so 8x8 inputs do not collapse to 1x1.
             layers.Conv2D(width, 3, padding="same", activation="relu"),
             layers.MaxPooling2D(2, padding="same"),
             layers.Conv2D(2 * width, 3, padding="same", activation="relu"),
             layers.MaxPooling2D(2, padding="same"),
             layers.Flatten(),
-{%- elif cookiecutter.model == "mlp" %}
+{%- elif cookiecutter.__net == "mlp" %}
             layers.Flatten(),
             layers.Dense(4 * width, activation="relu"),
             layers.Dense(4 * width, activation="relu"),
@@ -45,5 +45,5 @@ def build_model(input_shape: tuple[int, ...], num_classes: int, config: ModelCon
             # Logits, no softmax: the loss has from_logits=True.
             layers.Dense(num_classes),
         ],
-        name={{ cookiecutter.model | tojson }},
+        name={{ cookiecutter.__net | tojson }},
     )
