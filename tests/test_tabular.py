@@ -52,6 +52,16 @@ def test_a_rendered_table_project_trains_on_adult_and_is_set_beside_the_trees(tm
     if under_trees:
         assert "gradient-boosted trees" in report["details"]["advice"]["R2.7"]
         assert "the network does not beat them" in proc.stdout
+    # make inspect audits the table as stored: Adult's known flaws, named.
+    cmd[3] = "inspect"
+    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    audit = json.loads((project / "reports" / "inspect.json").read_text())
+    checks = {c["name"]: c for c in audit["details"]["checks"]}
+    assert "education ~ education_num" in checks["redundant column pairs"]["numbers"]["pairs"]
+    sentinels = checks["missing values"]["numbers"]["sentinels"]
+    assert sentinels == {"capital_gain": {"value": 99999, "rows": 159}}
+    assert checks["missing values"]["numbers"]["missing"]["workclass"] == 1836
 
 
 def _folder(root: Path, train: pd.DataFrame, **others: pd.DataFrame) -> str:

@@ -31,9 +31,19 @@ def _model():
 
 
 def label_suspects(
-    ex: Examples, features: np.ndarray, *, folds: int = 5, seed: int = 0, top: int = 50
+    ex: Examples,
+    features: np.ndarray,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    top: int = 50,
+    model=None,
 ) -> tuple[CheckResult, list[dict], np.ndarray]:
-    """Out-of-sample probabilities by k-fold, then cleanlab's label issues, most suspect first."""
+    """Out-of-sample probabilities by k-fold, then cleanlab's label issues, most suspect first.
+
+    ``ex``: anything with ``labels``, ``splits``, ``ids``, ``class_names`` and a length
+    (a table's rows too); ``model``: the quick scikit-learn classifier (default: LDA).
+    """
     from cleanlab.filter import find_label_issues
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
@@ -55,7 +65,7 @@ def label_suspects(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # collinear pixels (constant borders) are expected
         probs = cross_val_predict(
-            _model(),
+            model if model is not None else _model(),
             features[usable],
             y,
             cv=StratifiedKFold(k, shuffle=True, random_state=seed),

@@ -18,6 +18,22 @@ class TabularClassification(Task):
 
         return load_table_splits(data, seed)
 
+    def inspect(self, project):
+        """``make inspect``: the table as stored (every split), before any encoding."""
+        from recipe_keras.audit.table import audit_table
+        from recipe_keras.tabular import read_tables
+
+        config = project.config
+        frames, target = read_tables(config.data, config.seed)
+        print(f"Reading {config.data.dataset} (every split): {target!r} is the target")
+        return audit_table(
+            frames,
+            target,
+            config.train.reports_dir,
+            folds=config.inspect.folds,
+            seed=config.seed,
+        )
+
     def baselines(self, splits, seed: int) -> dict[str, dict[str, Any]]:
         """R2.7: on tables the strongest dumb baseline is usually gradient-boosted trees."""
         from recipe_keras.baselines import fit_trees
