@@ -10,7 +10,6 @@ float vector per row.
 
 from __future__ import annotations
 
-import gzip
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import tensorflow as tf
 from recipe_keras.config import ConfigError, DataConfig
 from recipe_keras.data import Splits, order_and_batch
 from recipe_keras.storage import MEMORY_SHARE, Storage, memory_available
+from recipe_keras.values import TABLE_SUFFIXES
 
 __all__ = [
     "MISSING",
@@ -35,7 +35,6 @@ __all__ = [
 
 # Missing-value markers besides pandas's own (empty, NA, NaN, null...): UCI's "?".
 MISSING = ("?",)
-TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # A single table is carved, seeded, into these shares of its rows (val, test).
 CARVED = (0.1, 0.2)
 # The category a missing value of a categorical column becomes.
@@ -46,12 +45,11 @@ MISSING_CATEGORY = "(missing)"
 class Embedded:
     file: str
     target: str
-    source: str  # attribution (docs/datasets.md)
 
 
 TABLE_FILES = {
-    # UCI Adult (Becker & Kohavi 1996), CC BY 4.0: income over 50K a year.
-    "adult": Embedded("adult.csv.gz", "income", "UCI Adult, CC BY 4.0"),
+    # UCI Adult (Becker & Kohavi 1996), CC BY 4.0 (docs/tables.md): income over 50K.
+    "adult": Embedded("adult.csv.gz", "income"),
 }
 
 
@@ -114,8 +112,7 @@ def read_tables(cfg: DataConfig, seed: int) -> tuple[dict[str, pd.DataFrame], st
     if cfg.dataset in TABLE_FILES:
         known = TABLE_FILES[cfg.dataset]
         path = Path(__file__).parent / "datasets" / "tables" / known.file
-        with gzip.open(path, "rt") as f:
-            frames = {"train": pd.read_csv(f, na_values=list(MISSING), skipinitialspace=True)}
+        frames = {"train": _read(path, "data.dataset")}
         target = cfg.target or known.target
     else:
         path = Path(cfg.dataset).expanduser()

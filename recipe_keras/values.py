@@ -30,6 +30,7 @@ __all__ = [
     "EMBEDDED_TABLES",
     "LABEL_CHANGING",
     "OVERRIDES_ENV",
+    "TABLE_SUFFIXES",
     "TUNABLE",
     "UNSAFE_FOR",
     "active_overrides",
@@ -54,6 +55,8 @@ TUNABLE = (
 
 # Tables that ship with recipe-keras (task = "tabular_classification").
 EMBEDDED_TABLES = ("adult",)
+# The files a table may come in (data.dataset, a folder's train/val/test).
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 EMBEDDED_DATASETS = ("digits", *EMBEDDED_TABLES)
 
 
@@ -93,9 +96,7 @@ def dataset_kind(dataset: str) -> str:
         path.resolve()
     except (OSError, RuntimeError) as exc:  # a symbolic link loop
         raise ConfigError(f"data.dataset = {dataset!r} cannot be followed: {exc}") from exc
-    if dataset in EMBEDDED_TABLES or (
-        path.is_file() and path.name.endswith((".csv", ".csv.gz", ".parquet"))
-    ):
+    if dataset in EMBEDDED_TABLES or (path.is_file() and path.name.endswith(TABLE_SUFFIXES)):
         return "table"
     if dataset.startswith(("/", "~", ".")) or path.is_dir():
         if not path.is_dir():
