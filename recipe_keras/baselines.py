@@ -6,6 +6,10 @@ small, clean data such as the digits, a converged multinomial logistic regressio
 beats a small CNN trained for 20 epochs. ``make train`` therefore fits one
 (scikit-learn's ``LogisticRegression``, L-BFGS to convergence, on the flattened
 model inputs) and sets it beside the trained network in train.json and the report.
+
+A regression's baselines are the mean, a ridge regression (its penalty chosen by
+leave-one-out, ``RidgeCV``) and gradient-boosted trees, scored by RMSE, MAE and
+R² on the target's own scale.
 """
 
 from __future__ import annotations
@@ -16,9 +20,18 @@ import numpy as np
 
 from recipe_keras.data import Splits
 
-__all__ = ["LINEAR_MARGIN", "fit_linear", "fit_trees"]
+__all__ = [
+    "LINEAR_MARGIN",
+    "fit_linear",
+    "fit_ridge",
+    "fit_trees",
+    "fit_trees_regressor",
+    "mean_baseline",
+    "regression_scores",
+]
 
-# The trained model must beat the converged linear model's test accuracy by this much.
+# The trained model must beat the converged linear model by this much: in test
+# accuracy, or for a regression by this share of the linear model's test RMSE.
 LINEAR_MARGIN = 0.01
 # Training examples the fit reads into memory at most (the first of the shuffled
 # training split), and the values (examples x features) it holds at most.
@@ -60,11 +73,67 @@ def fit_trees(splits: Splits, seed: int = 0) -> dict[str, float | int | bool]:
     return _result(model, splits, len(y), int(model.n_iter_), model.n_iter_ < model.max_iter)
 
 
-def _training(splits: Splits, examples: int) -> tuple[np.ndarray, np.ndarray]:
+def regression_scores(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE, R² and the mean squared error (the compiled loss), over every output."""
+    y, predicted = y.reshape(len(y), -1), predicted.reshape(len(y), -1)
+    error = predicted - y
+    mse = float(np.mean(error**2))
+    variance = float(np.mean((y - y.mean(axis=0)) ** 2))
+    return {
+        "test_rmse": mse**0.5,
+        "test_mae": float(np.mean(np.abs(error))),
+        "test_r2": 1.0 - mse / variance if variance > 0 else float("nan"),
+        "test_loss": mse,
+    }
+
+
+def mean_baseline(splits: Splits) -> dict[str, float]:
+    """R2.7's dumbest regression: always the training split's mean target."""
+    _, y = _training(splits, MAX_EXAMPLES * 10, float)
+    mean = y.mean(axis=0)
+    return _regression_result(lambda x: np.broadcast_to(mean, (len(x), len(mean))), splits)
+
+
+def fit_ridge(splits: Splits, seed: int = 0) -> dict[str, float | int | bool]:
+    """A ridge regression, its penalty chosen by leave-one-out over a grid (``RidgeCV``,
+    solved exactly: converged by construction), scored on the whole test split."""
+    from sklearn.linear_model import RidgeCV
+
+    x, y = _training(splits, MAX_EXAMPLES, float)
+    model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x, y)
+    found = _regression_result(model.predict, splits)
+    return found | {"train_examples": len(y), "iterations": 1, "converged": True}
+
+
+def fit_trees_regressor(splits: Splits, seed: int = 0) -> dict[str, float | int | bool]:
+    """Gradient-boosted trees (HistGradientBoostingRegressor, squared error) on the
+    encoded training rows, early-stopped on a tenth of them; one output only."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    x, y = _training(splits, MAX_EXAMPLES * 10, float)
+    model = HistGradientBoostingRegressor(random_state=seed, early_stopping=True)
+    model.fit(x, y.ravel())
+    found = _regression_result(model.predict, splits)
+    iterations = int(model.n_iter_)
+    converged = iterations < model.max_iter
+    return found | {"train_examples": len(y), "iterations": iterations, "converged": converged}
+
+
+def _regression_result(predict, splits: Splits) -> dict[str, float]:
+    ys, predicted = [], []
+    for xb, yb in splits.test:
+        xb = _flat(xb)
+        ys.append(np.asarray(yb, dtype=np.float64).reshape(len(xb), -1))
+        predicted.append(np.asarray(predict(xb), dtype=np.float64).reshape(len(xb), -1))
+    return regression_scores(np.concatenate(ys), np.concatenate(predicted))
+
+
+def _training(splits: Splits, examples: int, kind: type = int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``examples`` training examples (fewer where they would hold over
-    ``MAX_VALUES`` values), flattened."""
+    ``MAX_VALUES`` values), flattened; labels as ``kind`` (int: classes; float: targets)."""
     features = int(np.prod(splits.input_shape))
-    return _arrays(splits.train, max(splits.num_classes, min(examples, MAX_VALUES // features)))
+    limit = max(splits.num_classes, min(examples, MAX_VALUES // features))
+    return _arrays(splits.train, limit, kind)
 
 
 def _result(model, splits: Splits, examples: int, iterations: int, converged: bool) -> dict:
@@ -92,12 +161,14 @@ def _flat(x) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def _arrays(dataset, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``limit`` (x, y) examples of a batched pipeline, flattened, as NumPy arrays."""
+def _arrays(dataset, limit: int, kind: type = int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``limit`` (x, y) examples of a batched pipeline, flattened, as NumPy arrays:
+    integer labels, or float targets as (examples, outputs)."""
     xs, ys, n = [], [], 0
     for x, y in dataset:
         xs.append(_flat(x))
-        ys.append(np.asarray(y).ravel().astype(int))
+        y = np.asarray(y)
+        ys.append(y.ravel().astype(int) if kind is int else y.reshape(len(y), -1).astype(float))
         n += len(ys[-1])
         if n >= limit:
             break

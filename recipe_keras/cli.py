@@ -359,14 +359,17 @@ def _run_step(args: argparse.Namespace, project) -> int:
             if not (config.train.distribution and process_index()[0])
             else "report and model: process 0 writes them"
         )
+        task = project.task
+        name, metric = task.score.label, f"test_{task.score.metric}"
+        dumb = f"{task.null_label} {n[f'{task.null_name}_{task.score.metric}']:.3f}"
         print(
-            f"[{report.backend}] test accuracy {n['test_accuracy']:.3f} (commonest class "
-            f"{n['commonest_class_accuracy']:.3f}, linear model {n['linear_test_accuracy']:.3f}), "
-            f"test loss {n['test_loss']:.3f}, fit {n['fit_seconds']:.1f} s; {where}"
+            f"[{report.backend}] test {name} {n[metric]:.3f} ({dumb}, linear model "
+            f"{n['linear_' + metric]:.3f}), test loss {n['test_loss']:.3f}, fit "
+            f"{n['fit_seconds']:.1f} s; {where}"
         )
         if Verdict.FAIL in report.verdicts.values():
             return 1
-        print("Next: make inspect adds the model's confusion matrix and worst mistakes (R1.8)")
+        print(f"Next: {project.task.next_step}")
         return 0
     if args.command == "check":
         from recipe_keras.checks.suite import check_project
@@ -424,7 +427,7 @@ def _report(project: str, config_file: str | None = None, overrides: list[str] =
         return 1
     reports = root / (config.train.reports_dir if config else "reports")
     try:
-        path = write_html_report(reports)
+        path = write_html_report(reports, task=config.task if config else None)
     except OSError as exc:  # a read-only or full reports folder
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"recipe-keras report: {exc.strerror or exc}{where}", file=sys.stderr)

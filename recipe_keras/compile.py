@@ -18,6 +18,7 @@ import keras
 
 from recipe_keras.config import Config, ModelConfig, TrainConfig
 from recipe_keras.data import Splits
+from recipe_keras.task import Task, get_task
 
 __all__ = [
     "build_compiled",
@@ -74,13 +75,16 @@ def compile_model(
     steps_per_epoch: int = 1,
     epochs: int | None = None,
     soft_labels: bool = False,
+    task: Task | None = None,
 ) -> keras.Model:
-    """The recipe's compile: integer labels and logits, Adam (AdamW with weight decay).
+    """The recipe's compile: Adam (AdamW with weight decay), the task's loss and metrics
+    (classification: integer labels and logits, cross-entropy and accuracy).
 
     ``steps_per_epoch`` and ``epochs`` place a configured schedule over the planned
     run; ``build_compiled`` passes the project's, and every step compiles through it.
     ``soft_labels``: training batches are mixed (R4.3, ``data.mix``), so the loss and
-    accuracy take soft labels as well as integer ones.
+    accuracy take soft labels as well as integer ones. ``task``: whose loss and
+    metrics (``Task.loss_and_metrics``); classification's when None.
     """
     rate = _schedule(cfg, steps_per_epoch, epochs or cfg.epochs)
     optimizer = (
@@ -88,14 +92,8 @@ def compile_model(
         if cfg.weight_decay
         else keras.optimizers.Adam(learning_rate=rate)
     )
-    if soft_labels:
-        from recipe_keras.mixing import MixedLabelAccuracy, MixedLabelCrossentropy
-
-        loss, accuracy = MixedLabelCrossentropy(), MixedLabelAccuracy(name="accuracy")
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile="auto")
+    loss, metrics = (task or Task()).loss_and_metrics(soft_labels)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile="auto")
     build_optimizer(model)
     return model
 
@@ -131,7 +129,14 @@ def compile_as(
     epochs = epochs or config.train.epochs
     custom = getattr(network, "compile_model", None)
     if custom is None:
-        return compile_model(model, config.train, steps, epochs, soft_labels=bool(config.data.mix))
+        return compile_model(
+            model,
+            config.train,
+            steps,
+            epochs,
+            soft_labels=bool(config.data.mix),
+            task=get_task(config.task),
+        )
     custom(model, config, steps, epochs)
     check_labels(model, config)
     build_optimizer(model)

@@ -142,9 +142,9 @@ class DataConfig:
     # each epoch, from TFDS's files or the image folder), or "auto": memory when
     # they take under a quarter of the memory available, else none.
     cache: str = field(default="auto", metadata=_choices("auto", "memory", "disk", "none"))
-    # Tables (task = "tabular_classification"): the column to predict ("" takes an
-    # embedded table's own), and columns typed by hand; the others are inferred
-    # (numbers numeric, anything else categorical) and printed.
+    # Tables (task = "tabular_classification" or "tabular_regression"): the column to
+    # predict, a class or a number ("" takes an embedded table's own), and columns typed
+    # by hand; the others are inferred (numbers numeric, else categorical) and printed.
     target: str = ""
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
@@ -249,6 +249,7 @@ class LadderConfig:
     epochs: int = field(default=10, metadata=_at_least(1))
     # The rungs after the base run (the config as it is). Each changes exactly ONE
     # setting (a quoted "section.key") and keeps the changes of the rungs before it.
+    # A table project's config.toml leaves out the rungs that change images.
     rungs: list[dict] = field(default_factory=lambda: [dict(r) for r in DEFAULT_RUNGS])
 
 
@@ -340,8 +341,9 @@ class Config:
     # Keras backend: "jax", "tensorflow" or "torch". KERAS_BACKEND in the environment
     # wins, so `KERAS_BACKEND=torch make train` switches without editing this file.
     backend: str = field(default="tensorflow", metadata=_choices(*BACKENDS))
-    # What the project learns: "image_classification", "tabular_classification", or a
-    # task of your own by its import path ("my_package.tasks:MyTask"; docs/tasks.md).
+    # What the project learns: "image_classification", "tabular_classification",
+    # "tabular_regression", or a task of your own by its import path
+    # ("my_package.tasks:MyTask"; docs/tasks.md).
     task: str = "image_classification"
     # One seed for Python, NumPy, the backend and the input pipeline (R2.1).
     seed: int = field(default=42, metadata={"min": 0, "max": 2**32 - 1})

@@ -6,7 +6,8 @@ the KL divergence from the teacher's softened predictions (Hinton et al. 2015),
 in ``keras.ops`` only: it trains on every backend. ``make distill`` trains the
 student twice with the same seed and epochs, alone (the project's own train.py)
 and from the teacher, and sets both beside the teacher on the whole test split
-with their parameter counts and prediction speed.
+with their parameter counts and prediction speed. A regression's student learns
+the teacher's predictions by squared error (no temperature: nothing to soften).
 """
 
 from __future__ import annotations
@@ -32,15 +33,24 @@ class Distiller(keras.Model):
     x the true labels. Calling it calls the student; the teacher stays frozen.
 
     The soft term is ``T**2 * KL(softmax(teacher / T) || softmax(student / T))``: the
-    ``T**2`` keeps its gradients on the scale of the hard term's as ``T`` grows.
+    ``T**2`` keeps its gradients on the scale of the hard term's as ``T`` grows. For a
+    ``regression`` both terms are mean squared errors, to the targets and to the
+    teacher's predictions.
     """
 
-    def __init__(self, student, teacher, temperature=4.0, soft_weight=0.9, **kwargs):
+    def __init__(
+        self, student, teacher, temperature=4.0, soft_weight=0.9, regression=False, **kwargs
+    ):
         super().__init__(**kwargs)
         self.student, self.teacher = student, teacher
         self.teacher.trainable = False
         self.temperature, self.soft_weight = float(temperature), float(soft_weight)
-        self.hard_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.regression = bool(regression)
+        self.hard_loss = (
+            keras.losses.MeanSquaredError()
+            if regression
+            else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
 
     def call(self, x, training=False):
         return self.student(x, training=training)
@@ -48,6 +58,8 @@ class Distiller(keras.Model):
     def soft_loss(self, x, student_logits):
         t = self.temperature
         teacher = ops.stop_gradient(self.teacher(x, training=False))
+        if self.regression:
+            return ops.mean(ops.square(student_logits - teacher))
         target = ops.softmax(teacher / t, axis=-1)
         log_target = ops.log_softmax(teacher / t, axis=-1)
         log_student = ops.log_softmax(student_logits / t, axis=-1)
@@ -74,19 +86,25 @@ def student_config(config: Config) -> Config:
     )
 
 
-def _test_scores(model: keras.Model, splits) -> dict[str, float]:
-    """Accuracy and log loss on the whole test split (as ``make ensemble`` scores its
-    members), parameters, and examples per second predicted."""
-    from recipe_keras.data import labels_of
-    from recipe_keras.ensemble import probabilities, scores
+def _test_scores(model: keras.Model, splits, task) -> dict[str, float]:
+    """The task's score (accuracy, RMSE) and loss on the whole test split (as ``make
+    ensemble`` scores its members), parameters, and examples per second predicted."""
+    import numpy as np
 
-    labels = labels_of(splits.test)
+    from recipe_keras.data import labels_of
+    from recipe_keras.ensemble import probabilities, regression_scores, scores
+
+    if task.classifies:
+        labels = labels_of(splits.test)
+    else:
+        labels = np.concatenate([np.asarray(y, dtype=np.float64) for _, y in splits.test])
     model.predict(splits.test.take(1), verbose=0)  # trace once: speed is the steady state
     start = time.perf_counter()
-    found = scores(probabilities(model, splits.test), labels)
+    predicted = probabilities(model, splits.test, softmax=task.classifies)
+    found = scores(predicted, labels) if task.classifies else regression_scores(predicted, labels)
     seconds = time.perf_counter() - start
     return {
-        "test_accuracy": found["accuracy"],
+        f"test_{task.score.metric}": found[task.score.metric],
         "test_loss": found["loss"],
         "params": int(model.count_params()),
         "predict_examples_per_second": round(len(labels) / max(seconds, 1e-9), 1),
@@ -97,8 +115,11 @@ def run_distill(project, config: Config | None = None, verbose: bool = True) -> 
     """Train the student alone and from the teacher; write distill.json beside the models."""
     from recipe_keras import train as recipe
     from recipe_keras.seed import set_seed
+    from recipe_keras.task import get_task
 
     config = config or project.config
+    task = get_task(config.task)
+    metric, label = task.score.metric, task.score.label
     dc, out = config.distill, Path(config.train.reports_dir)
     teacher_path = Path(dc.teacher)
     if not teacher_path.is_file():
@@ -133,8 +154,15 @@ def run_distill(project, config: Config | None = None, verbose: bool = True) -> 
     set_seed(run_cfg.seed, run_cfg.deterministic)  # the same start as the student alone
     splits = project.load_data(run_cfg)
     student = recipe.build_compiled(project.network, splits, run_cfg)
-    recipe.init_from_priors(student, splits)
-    distiller = Distiller(student, teacher, dc.temperature, dc.soft_weight, name="distiller")
+    task.init_final_bias(student, splits)  # R2.5, as the student alone starts
+    distiller = Distiller(
+        student,
+        teacher,
+        dc.temperature,
+        dc.soft_weight,
+        regression=not task.classifies,
+        name="distiller",
+    )
     distiller(next(iter(splits.val))[0])  # built before fit, as resuming from a backup needs
     recipe.compile_as(project.network, distiller, splits, run_cfg)
     history = distiller.fit(
@@ -154,11 +182,13 @@ def run_distill(project, config: Config | None = None, verbose: bool = True) -> 
     atomic_write(dc.model_path, student.save)
 
     scores = {
-        "teacher": _test_scores(teacher, splits),
-        "alone": _test_scores(keras.models.load_model(alone.details["model_path"]), splits),
-        "distilled": _test_scores(student, splits),
+        "teacher": _test_scores(teacher, splits, task),
+        "alone": _test_scores(keras.models.load_model(alone.details["model_path"]), splits, task),
+        "distilled": _test_scores(student, splits, task),
     }
-    margin = scores["distilled"]["test_accuracy"] - scores["alone"]["test_accuracy"]
+    found = {who: s[f"test_{metric}"] for who, s in scores.items()}
+    # Accuracy points, or the share of the alone student's RMSE the distilled one removes.
+    margin = task.score.gain(found["distilled"], found["alone"])
     numbers = {
         f"{who}_{key}": value for who, found in scores.items() for key, value in found.items()
     }
@@ -171,13 +201,13 @@ def run_distill(project, config: Config | None = None, verbose: bool = True) -> 
     advice = (
         ""
         if margin >= 0
-        else f"the distilled student scores {scores['distilled']['test_accuracy']:.3f}, the "
-        f"student alone {scores['alone']['test_accuracy']:.3f}: try another "
+        else f"the distilled student scores {label} {found['distilled']:.3f}, the "
+        f"student alone {found['alone']:.3f}: try another "
         "distill.temperature or soft_weight, a stronger teacher, or more epochs"
     )
     from recipe_keras.figures import plot_distill
 
-    figure = plot_distill(scores, out / "distill.png")
+    figure = plot_distill(scores, out / "distill.png", metric, label)
     report = Report(
         step="distill",
         recipe_ids=["R6.2"],
@@ -195,11 +225,11 @@ def run_distill(project, config: Config | None = None, verbose: bool = True) -> 
     )
     write_report(report, out)
     if verbose:
-        for who, found in scores.items():
+        for who, row in scores.items():
             print(
-                f"  {who:<9} test accuracy {found['test_accuracy']:.3f}, loss "
-                f"{found['test_loss']:.4f}, {found['params']} parameters, "
-                f"{found['predict_examples_per_second']:.0f} examples/s"
+                f"  {who:<9} test {label} {row[f'test_{metric}']:.3f}, loss "
+                f"{row['test_loss']:.4f}, {row['params']} parameters, "
+                f"{row['predict_examples_per_second']:.0f} examples/s"
             )
         print(f"distilled minus alone: {margin:+.3f}; student saved to {dc.model_path}")
         if advice:

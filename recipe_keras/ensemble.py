@@ -7,7 +7,9 @@ tune``. Their predicted probabilities on the whole test split are averaged: by
 Jensen's inequality the ensemble's log loss is never above the members' mean,
 and its accuracy usually beats the best member's. The ensemble is saved as one
 Keras model whose output is the log of the averaged probabilities (logits, like
-every zoo model).
+every zoo model). A regression's members' predictions are averaged as they are
+(the ensemble's MSE is never above the members' mean MSE, by the same inequality),
+and it is judged by RMSE.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from recipe_keras.config import Config, ConfigError
 from recipe_keras.data import labels_of
 from recipe_keras.report import Report, atomic_write, write_report
 from recipe_keras.runs import run_in
+from recipe_keras.task import get_task
 from recipe_keras.verdicts import Verdict
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "combine",
     "member_configs",
     "probabilities",
+    "regression_scores",
     "run_ensemble",
     "scores",
 ]
@@ -47,15 +51,19 @@ class LogOfMeanProbability(keras.layers.Layer):
         return ops.log(ops.maximum(ops.mean(probabilities, axis=0), 1e-12))
 
 
-def combine(members: Sequence[keras.Model], input_shape: Sequence[int]) -> keras.Model:
-    """One model averaging ``members``' probabilities; saves and loads as one .keras file."""
+def combine(
+    members: Sequence[keras.Model], input_shape: Sequence[int], classifies: bool = True
+) -> keras.Model:
+    """One model averaging ``members``' probabilities (a regression's predictions, when
+    not ``classifies``); saves and loads as one .keras file."""
     x = keras.Input(tuple(input_shape))
     outputs = []
     for i, member in enumerate(members):
         if getattr(member, "inputs", None):  # functional or Sequential: a named copy
             member = keras.Model(member.inputs[0], member.outputs[0], name=f"member_{i}")
         outputs.append(member(x))
-    return keras.Model(x, LogOfMeanProbability()(outputs), name="ensemble")
+    mean = LogOfMeanProbability() if classifies else keras.layers.Average()
+    return keras.Model(x, mean(outputs), name="ensemble")
 
 
 def average(probabilities: Sequence[np.ndarray], labels: np.ndarray) -> dict[str, float]:
@@ -71,6 +79,12 @@ def scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         "accuracy": float(np.mean(np.argmax(probabilities, axis=1) == labels)),
         "loss": float(-np.mean(np.log(np.maximum(picked, 1e-12)))),
     }
+
+
+def regression_scores(predicted: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """RMSE and mean squared error (the loss) of ``predicted`` against ``targets``."""
+    mse = float(np.mean((predicted.reshape(targets.shape) - targets) ** 2))
+    return {"rmse": mse**0.5, "loss": mse}
 
 
 def member_configs(config: Config) -> list[tuple[str, dict]]:
@@ -108,11 +122,14 @@ def member_configs(config: Config) -> list[tuple[str, dict]]:
     return found
 
 
-def probabilities(model: keras.Model, dataset) -> np.ndarray:
-    """A logits model's softmax over ``dataset``, in float64."""
+def probabilities(model: keras.Model, dataset, softmax: bool = True) -> np.ndarray:
+    """A logits model's softmax over ``dataset``, in float64 (``softmax`` False: the
+    outputs as they are, a regression's predictions)."""
     predicted = model.predict(dataset, verbose=0, callbacks=[Heartbeat("predict")])
-    logits = keras.ops.convert_to_numpy(predicted)
-    return keras.ops.convert_to_numpy(ops.softmax(logits, axis=-1)).astype(np.float64)
+    outputs = keras.ops.convert_to_numpy(predicted)
+    if not softmax:
+        return outputs.astype(np.float64)
+    return keras.ops.convert_to_numpy(ops.softmax(outputs, axis=-1)).astype(np.float64)
 
 
 def run_ensemble(project, config: Config | None = None, verbose: bool = True) -> Report:
@@ -120,50 +137,61 @@ def run_ensemble(project, config: Config | None = None, verbose: bool = True) ->
     write ensemble.json and its figure."""
     config = config or project.config
     out = Path(config.train.reports_dir)
+    score = get_task(config.task).score
+    classifies = get_task(config.task).classifies
+    metric, name = score.metric, score.label
     members = member_configs(config)
     rows, models = [], []
     splits = project.load_data(config)
-    labels = labels_of(splits.test)
+    if classifies:
+        labels = labels_of(splits.test)
+    else:
+        labels = np.concatenate([np.asarray(y, dtype=np.float64) for _, y in splits.test])
+
+    def score_of(predictions: np.ndarray) -> dict[str, float]:
+        return scores(predictions, labels) if classifies else regression_scores(predictions, labels)
+
     predicted = []
     for i, (what, values) in enumerate(members):
         if verbose:
             print(f"member {i + 1} of {len(members)}: {what}", flush=True)
         report, reused = run_in(project.train, config, out / "ensemble" / f"member-{i}", **values)
         model = keras.models.load_model(report.details["model_path"])
-        predicted.append(probabilities(model, splits.test))
-        found = scores(predicted[-1], labels)
+        predicted.append(probabilities(model, splits.test, softmax=classifies))
+        found = score_of(predicted[-1])
         rows.append({"member": i, "what": what, "reused": reused, **found})
         models.append(model)
         if verbose:
             note = " (already trained)" if reused else ""
-            print(f"  test accuracy {found['accuracy']:.3f}, loss {found['loss']:.4f}{note}")
-    ensemble = average(predicted, labels)
-    combined = combine(models, splits.input_shape)
+            print(f"  test {name} {found[metric]:.3f}, loss {found['loss']:.4f}{note}")
+    ensemble = score_of(np.mean(np.stack(predicted), axis=0))
+    combined = combine(models, splits.input_shape, classifies)
     atomic_write(config.ensemble.model_path, combined.save)
-    accuracies = [r["accuracy"] for r in rows]
-    best = int(np.argmax(accuracies))
+    each = [r[metric] for r in rows]
+    best = score.best(dict(enumerate(each)))
     numbers = {
         "members": len(rows),
-        "ensemble_test_accuracy": ensemble["accuracy"],
+        f"ensemble_test_{metric}": ensemble[metric],
         "ensemble_test_loss": ensemble["loss"],
-        "mean_member_test_accuracy": float(np.mean(accuracies)),
+        f"mean_member_test_{metric}": float(np.mean(each)),
         "mean_member_test_loss": float(np.mean([r["loss"] for r in rows])),
         "best_member": best,
-        "best_member_test_accuracy": accuracies[best],
-        "gain_over_best_member": ensemble["accuracy"] - accuracies[best],
-        "gain_over_mean_member": ensemble["accuracy"] - float(np.mean(accuracies)),
+        f"best_member_test_{metric}": each[best],
+        # Accuracy points, or the share of the member's RMSE the ensemble removes.
+        "gain_over_best_member": score.gain(ensemble[metric], each[best]),
+        "gain_over_mean_member": score.gain(ensemble[metric], float(np.mean(each))),
     }
-    beats = ensemble["accuracy"] >= accuracies[best]
+    beats = not score.under(ensemble[metric], each[best])
     advice = (
         ""
         if beats
-        else f"the ensemble scores {ensemble['accuracy']:.3f}, below its best member's "
-        f"{accuracies[best]:.3f}: the members are too alike or too uneven; try "
+        else f"the ensemble scores {name} {ensemble[metric]:.3f}, worse than its best "
+        f"member's {each[best]:.3f}: the members are too alike or too uneven; try "
         "ensemble.source = 'tune', more members, or longer training"
     )
     from recipe_keras.figures import plot_ensemble
 
-    figure = plot_ensemble(rows, ensemble, out / "ensemble.png")
+    figure = plot_ensemble(rows, ensemble, out / "ensemble.png", metric, name)
     report = Report(
         step="ensemble",
         recipe_ids=["R6.1"],
@@ -172,6 +200,7 @@ def run_ensemble(project, config: Config | None = None, verbose: bool = True) ->
         figures=[figure.name],
         details={
             "source": config.ensemble.source,
+            "metric": metric,
             "members": rows,
             "model_path": config.ensemble.model_path,
             "advice": {"R6.1": advice} if advice else {},
@@ -181,8 +210,8 @@ def run_ensemble(project, config: Config | None = None, verbose: bool = True) ->
     write_report(report, out)
     if verbose:
         print(
-            f"ensemble of {len(rows)}: test accuracy {ensemble['accuracy']:.3f} (best member "
-            f"{accuracies[best]:.3f}, mean {numbers['mean_member_test_accuracy']:.3f}), loss "
+            f"ensemble of {len(rows)}: test {name} {ensemble[metric]:.3f} (best member "
+            f"{each[best]:.3f}, mean {numbers[f'mean_member_test_{metric}']:.3f}), loss "
             f"{ensemble['loss']:.4f}; saved to {config.ensemble.model_path}"
         )
         if advice:

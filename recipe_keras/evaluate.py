@@ -27,7 +27,7 @@ from recipe_keras.baselines import LINEAR_MARGIN
 from recipe_keras.callbacks import callbacks, heartbeat
 from recipe_keras.compile import check_labels, initial_rate, is_adam, schedule_warning
 from recipe_keras.config import Config, recipe_learning_rate
-from recipe_keras.data import Splits, labels_of
+from recipe_keras.data import Splits
 from recipe_keras.figures import plot_curves
 from recipe_keras.models import flat_layers
 from recipe_keras.progress import waiting
@@ -48,8 +48,10 @@ class Measured:
     epoch_seconds: list[float]
     diverged: int | None  # the first epoch whose loss was not finite
     baselines: dict[str, Any]  # the task's (R2.7): {"linear_converged": {...}, ...}
-    commonest: float  # test accuracy of always guessing the commonest test class
+    # The dumbest answer's test scores: the commonest class's, the mean target's.
+    null: dict[str, float]
     best: dict[str, Any]  # R6.3: the best epoch, and its model beside the last
+    outcome: dict[str, Any]  # the task's numbers on the test predictions (a binary AUC)
     look: dict[str, Any]  # R4.13: first-layer tiles, activation statistics
     figures: list[str]
     schedule_warning: str
@@ -125,23 +127,24 @@ def measure(
         for name, ds in (("train", splits.train), ("val", splits.val), ("test", splits.test))
     }
     losses = curves.get("loss", [])
-    figure = plot_curves(curves, final["test"], folder / "train_curves.png")
+    figure = plot_curves(curves, final["test"], folder / "train_curves.png", task.score.metric)
     look = task.look_inside(model, splits, folder)
+    outcome = task.outcome(model, splits, folder)
     if tc.verbose:  # scikit-learn's fit prints nothing, and takes seconds on large data
         print("R2.7: fitting the task's baselines on the training split...", flush=True)
     with waiting("R2.7 baselines") if tc.verbose else contextlib.nullcontext():
         baselines = task.baselines(splits, config.seed)
-    test_labels = labels_of(splits.test)
     return Measured(
         final=final,
         history=curves,
         epoch_seconds=[float(s) for s in history.history.get("epoch_seconds", [])],
         diverged=next((i + 1 for i, v in enumerate(losses) if not math.isfinite(v)), None),
         baselines=baselines,
-        commonest=float(np.bincount(test_labels).max() / len(test_labels)),
-        best=_best_versus_last(history, splits, config, final["test"]),
+        null=task.null_baseline(splits),
+        best=_best_versus_last(history, splits, config, final["test"], task.score.metric),
         look=look,
-        figures=[figure.name, *look["figures"]],
+        figures=[figure.name, *look["figures"], *outcome["figures"]],
+        outcome=outcome["numbers"],
         schedule_warning=warning,
         batchnorm=_has(model, keras.layers.BatchNormalization),
         learning_rate=initial_rate(model),
@@ -162,22 +165,23 @@ def judge(
     """(numbers, a verdict per recipe id, advice per id): the measurements against the
     recipe's expectations. Prints each warning's advice."""
     tc, m = config.train, measured
+    task = get_task(config.task)
+    score = task.score
+    metric = f"test_{score.metric}"
     numbers = {
-        f"{split}_{metric}": float(value)
+        f"{split}_{name}": float(value)
         for split, result in m.final.items()
-        for metric, value in result.items()
+        for name, value in result.items()
     }
     linear = m.baselines["linear_converged"]
     epochs_run = len(m.history.get("loss", []))  # the whole run's, resumed or not
     fit_seconds = sum(m.epoch_seconds)
-    beats_linear = numbers["test_accuracy"] - linear["test_accuracy"]
+    beats_linear = score.gain(numbers[metric], linear[metric])
     # Other baselines of the task (gradient-boosted trees on tables): the network must
     # not score under any of them.
     others = {k: v for k, v in m.baselines.items() if k != "linear_converged"}
-    beaten_by = max(others, key=lambda k: others[k]["test_accuracy"], default=None)
-    under_other = (
-        beaten_by is not None and numbers["test_accuracy"] < others[beaten_by]["test_accuracy"]
-    )
+    beaten_by = score.best({k: v[metric] for k, v in others.items()})
+    under_other = beaten_by is not None and score.under(numbers[metric], others[beaten_by][metric])
     numbers |= {
         # R6.3: the epoch the kept best model comes from (None: nothing finite to rank).
         "best_epoch": m.best["epoch"],
@@ -190,15 +194,15 @@ def judge(
             splits.sizes["train"] * epochs_run / max(fit_seconds, 1e-9), 1
         ),
         "params": int(model.count_params()),
-        "chance_accuracy": 1.0 / splits.num_classes,
-        # Always guessing the commonest test class: on a 9:1 split that is 0.9, where
-        # "chance" (1 / C) says 0.5.
-        "commonest_class_accuracy": m.commonest,
-        "linear_test_accuracy": linear["test_accuracy"],
-        "linear_test_loss": linear["test_loss"],
+        **({"chance_accuracy": 1.0 / splits.num_classes} if task.classifies else {}),
+        # The dumbest answer: always the commonest test class (on a 9:1 split that is
+        # 0.9, where "chance", 1 / C, says 0.5), or always the training mean.
+        **{f"{task.null_name}_{k.removeprefix('test_')}": v for k, v in m.null.items()},
+        **{f"linear_{k}": v for k, v in linear.items() if k.startswith("test_")},
+        # Accuracy points, or the share of the linear model's error the network removes.
         "beats_linear_by": beats_linear,
-        **{f"{k}_test_accuracy": v["test_accuracy"] for k, v in others.items()},
-        **{f"{k}_test_loss": v["test_loss"] for k, v in others.items()},
+        **{f"{k}_{n}": x for k, v in others.items() for n, x in v.items() if n.startswith("test_")},
+        **m.outcome,
         "first_layer_noise": m.look["noise"],
         "learning_rate": m.learning_rate,
     }
@@ -227,16 +231,7 @@ def judge(
         **({"R2.5": init.verdict} if init is not None else {}),
     }
     advice = {
-        "R2.7": ""
-        if verdicts["R2.7"] == passes
-        else f"{BASELINE_NAMES.get(beaten_by, beaten_by)} score "
-        f"{others[beaten_by]['test_accuracy']:.3f} on the test split, the trained model "
-        f"{numbers['test_accuracy']:.3f}: the network does not beat them; use them, or "
-        "train the network longer or wider before trusting it over them"
-        if under_other
-        else f"a linear model fitted to convergence scores {linear['test_accuracy']:.3f} on the "
-        f"test split, the trained model {numbers['test_accuracy']:.3f} (not {LINEAR_MARGIN} "
-        "better): the network adds nothing yet; train longer, or try a bigger model",
+        "R2.7": "" if verdicts["R2.7"] == passes else _baseline_advice(m, numbers, task),
         "R2.9": f"the training loss became {m.history['loss'][m.diverged - 1]} in epoch "
         f"{m.diverged}: training stopped there and the model was not saved; lower "
         "train.learning_rate, or look for NaN in the inputs (make inspect)"
@@ -256,6 +251,32 @@ def judge(
         if text and rid != "R2.9":  # StopOnNonFinite said it as it happened
             print(f"{rid} {verdicts[rid].upper()}: {text}")
     return numbers, verdicts, {k: v for k, v in advice.items() if v}
+
+
+def _baseline_advice(m: Measured, numbers: dict[str, Any], task) -> str:
+    """R2.7's warning: which baseline the network does not beat, by how much."""
+    score, metric = task.score, f"test_{task.score.metric}"
+    others = {k: v for k, v in m.baselines.items() if k != "linear_converged"}
+    beaten_by = score.best({k: v[metric] for k, v in others.items()})
+    ours = f"the trained model {numbers[metric]:.3f}"
+    if beaten_by is not None and score.under(numbers[metric], others[beaten_by][metric]):
+        return (
+            f"{BASELINE_NAMES.get(beaten_by, beaten_by)} score {score.label} "
+            f"{others[beaten_by][metric]:.3f} on the test split, {ours}: the network does not "
+            "beat them; use them, or train the network longer or wider before trusting it "
+            "over them"
+        )
+    linear = m.baselines["linear_converged"][metric]
+    margin = (
+        f"not {LINEAR_MARGIN} better"
+        if score.higher_is_better
+        else f"not {LINEAR_MARGIN:.0%} lower"
+    )
+    return (
+        f"a linear model fitted to convergence scores {score.label} {linear:.3f} on the test "
+        f"split, {ours} ({margin}): the network adds nothing yet; train longer, or try a "
+        "bigger model"
+    )
 
 
 def _report(
@@ -278,7 +299,7 @@ def _report(
         details={
             "history": {k: [float(v) for v in vs] for k, vs in m.history.items()},
             "epoch_seconds": m.epoch_seconds,
-            "baselines": {"commonest_class": {"test_accuracy": m.commonest}, **m.baselines},
+            "baselines": {get_task(config.task).null_name: m.null, **m.baselines},
             "advice": advice,
             "init": None if init is None else dataclasses.asdict(init),
             "schedule_warning": m.schedule_warning,
@@ -331,7 +352,11 @@ def _best_epoch(history: keras.callbacks.History, monitor: str = "val_loss") -> 
 
 
 def _best_versus_last(
-    history: keras.callbacks.History, splits: Splits, config: Config, last_test: dict
+    history: keras.callbacks.History,
+    splits: Splits,
+    config: Config,
+    last_test: dict,
+    metric: str = "accuracy",
 ) -> dict:
     """R6.3: the best epoch, and the kept best model beside the last one on the whole
     test split; also the epoch this process resumed from (None: from the start)."""
@@ -354,9 +379,9 @@ def _best_versus_last(
     return found | {
         "path": tc.best_model_path,
         "best_test_loss": float(test["loss"]),
-        "best_test_accuracy": float(test.get("accuracy", math.nan)),
+        f"best_test_{metric}": float(test.get(metric, math.nan)),
         "last_test_loss": float(last_test["loss"]),
-        "last_test_accuracy": float(last_test.get("accuracy", math.nan)),
+        f"last_test_{metric}": float(last_test.get(metric, math.nan)),
     }
 
 

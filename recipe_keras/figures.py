@@ -17,14 +17,17 @@ from matplotlib.ticker import MaxNLocator
 from recipe_keras.report import atomic_write
 
 __all__ = [
+    "plot_calibration",
     "plot_confusion",
     "plot_counts",
     "plot_curves",
     "plot_dynamics",
+    "plot_histograms",
     "plot_image_grid",
     "plot_ladder",
     "plot_learning_curve",
     "plot_overfit",
+    "plot_predictions",
     "plot_rows",
     "plot_rows_of_values",
     "plot_trials",
@@ -41,9 +44,11 @@ def plot_curves(
     history: dict[str, list[float]],
     test: dict[str, float],
     path: str | os.PathLike[str],
+    score: str = "accuracy",
 ) -> Path:
-    """Loss and accuracy per epoch, train vs validation, with the test result as a line."""
-    metrics = [m for m in ("loss", "accuracy") if m in history]
+    """Loss and the task's ``score`` (accuracy, RMSE) per epoch, train vs validation,
+    with the test result as a line."""
+    metrics = [m for m in ("loss", score) if m in history]
     fig = Figure(figsize=(5 * len(metrics), 3.5))
     axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -199,6 +204,72 @@ def plot_counts(
     return _save(fig, path)
 
 
+def plot_histograms(values: dict[str, np.ndarray], path: str | os.PathLike[str]) -> Path:
+    """R1.2 for a regression: the target's distribution, one histogram per split, each
+    scaled to a density so splits of different sizes compare."""
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
+    finite = [v for v in values.values() if len(v)]
+    edges = np.histogram_bin_edges(np.concatenate(finite) if finite else [0.0], bins=40)
+    for split, v in values.items():
+        ax.hist(v, bins=edges, density=True, histtype="step", linewidth=1.5, label=split)
+    ax.set_xlabel("target")
+    ax.set_ylabel("density")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_predictions(
+    actual: np.ndarray, predicted: np.ndarray, path: str | os.PathLike[str]
+) -> Path:
+    """A regression on the test split: predicted against actual (the diagonal is a
+    perfect model), and the residuals' histogram."""
+    fig = Figure(figsize=(10, 4))
+    ax, hist = fig.subplots(1, 2)
+    ax.scatter(actual, predicted, s=8, alpha=0.4)
+    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    ax.plot([low, high], [low, high], color="gray", linestyle="--", label="predicted = actual")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    residual = predicted - actual
+    hist.hist(residual, bins=40)
+    hist.axvline(0, color="gray", linestyle="--")
+    hist.set_xlabel("residual (predicted - actual)")
+    hist.set_ylabel("test examples")
+    hist.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_calibration(
+    probability: np.ndarray, outcome: np.ndarray, path: str | os.PathLike[str], bins: int = 10
+) -> Path:
+    """A binary classifier on the test split: the share of positives against the mean
+    predicted probability, per bin of equal width (the diagonal is a calibrated model),
+    and how many examples each bin holds."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(probability, edges[1:-1]), 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    filled = count > 0
+    mean_p = np.bincount(which, weights=probability, minlength=bins)[filled] / count[filled]
+    share = np.bincount(which, weights=outcome, minlength=bins)[filled] / count[filled]
+    fig = Figure(figsize=(10, 4))
+    ax, hist = fig.subplots(1, 2)
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="calibrated")
+    ax.plot(mean_p, share, marker="o", label="model")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("share of positives")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    hist.bar(edges[:-1], count, width=1 / bins, align="edge")
+    hist.set_xlabel("predicted probability")
+    hist.set_ylabel("test examples")
+    hist.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def plot_confusion(confusion: np.ndarray, names: list[str], path: str | os.PathLike[str]) -> Path:
     """R1.8: the confusion matrix, rows the true class, with counts written in."""
     n = len(names)
@@ -237,62 +308,87 @@ def plot_trials(rows: list[dict], objective: str, path: str | os.PathLike[str]) 
     return _save(fig, path)
 
 
-def plot_ladder(rows: list[dict], path: str | os.PathLike[str]) -> Path:
-    """R3.3: train and validation accuracy per rung, each rung labelled with its one change."""
+def plot_ladder(
+    rows: list[dict],
+    path: str | os.PathLike[str],
+    metric: str = "accuracy",
+    label: str = "accuracy",
+) -> Path:
+    """R3.3: train and validation ``metric`` per rung, each labelled with its one change."""
     fig = Figure(figsize=(max(5, 1.2 * len(rows) + 2), 3.8))
     ax = fig.subplots()
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["train_accuracy"] for r in rows], 0.4, label="train")
-    ax.bar(x + 0.2, [r["val_accuracy"] for r in rows], 0.4, label="validation")
+    ax.bar(x - 0.2, [r[f"train_{metric}"] for r in rows], 0.4, label="train")
+    ax.bar(x + 0.2, [r[f"val_{metric}"] for r in rows], 0.4, label="validation")
     ax.set_xticks(x, [f"{r['rung']}: {r['change']}"[:28] for r in rows], rotation=20, ha="right")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(label)
+    if metric == "accuracy":
+        ax.set_ylim(0, 1.05)
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
-def plot_learning_curve(points: list[dict], path: str | os.PathLike[str]) -> Path:
-    """R4.1: train and validation accuracy against the number of training examples."""
+def plot_learning_curve(
+    points: list[dict],
+    path: str | os.PathLike[str],
+    metric: str = "accuracy",
+    label: str = "accuracy",
+) -> Path:
+    """R4.1: train and validation ``metric`` against the number of training examples."""
     fig = Figure(figsize=(5.5, 3.5))
     ax = fig.subplots()
     n = [p["examples"] for p in points]
-    ax.plot(n, [p["train_accuracy"] for p in points], marker="o", label="train")
-    ax.plot(n, [p["val_accuracy"] for p in points], marker="o", label="validation")
+    ax.plot(n, [p[f"train_{metric}"] for p in points], marker="o", label="train")
+    ax.plot(n, [p[f"val_{metric}"] for p in points], marker="o", label="validation")
     ax.set_xscale("log")
     ax.set_xlabel("training examples")
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel(label)
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
 
 
-def plot_ensemble(rows: list[dict], ensemble: dict, path: str | os.PathLike[str]) -> Path:
-    """R6.1: each member's test accuracy, their mean and the ensemble's."""
+def plot_ensemble(
+    rows: list[dict],
+    ensemble: dict,
+    path: str | os.PathLike[str],
+    metric: str = "accuracy",
+    label: str = "accuracy",
+) -> Path:
+    """R6.1: each member's test ``metric``, their mean and the ensemble's."""
     fig = Figure(figsize=(max(4.5, 0.9 * len(rows) + 3), 3.5))
     ax = fig.subplots()
     names = [f"member {r['member']}" for r in rows] + ["mean", "ensemble"]
-    mean = float(np.mean([r["accuracy"] for r in rows]))
-    values = [r["accuracy"] for r in rows] + [mean, ensemble["accuracy"]]
+    mean = float(np.mean([r[metric] for r in rows]))
+    values = [r[metric] for r in rows] + [mean, ensemble[metric]]
     colors = ["tab:blue"] * len(rows) + ["tab:gray", "tab:green"]
     ax.bar(np.arange(len(values)), values, color=colors)
     ax.set_xticks(np.arange(len(values)), names, rotation=20, ha="right")
     low = min(values)
-    ax.set_ylim(max(0.0, low - 0.1), min(1.0, max(values) + 0.05))
-    ax.set_ylabel("test accuracy")
+    if metric == "accuracy":
+        ax.set_ylim(max(0.0, low - 0.1), min(1.0, max(values) + 0.05))
+    else:
+        ax.set_ylim(max(0.0, low - 0.2 * (max(values) - low) - 1e-9), max(values) * 1.02)
+    ax.set_ylabel(f"test {label}")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
-def plot_distill(scores: dict[str, dict], path: str | os.PathLike[str]) -> Path:
-    """R6.2: test accuracy against parameters for the teacher and both students."""
+def plot_distill(
+    scores: dict[str, dict],
+    path: str | os.PathLike[str],
+    metric: str = "accuracy",
+    label: str = "accuracy",
+) -> Path:
+    """R6.2: the test ``metric`` against parameters for the teacher and both students."""
     fig = Figure(figsize=(5, 3.5))
     ax = fig.subplots()
     for who, found in scores.items():
-        ax.scatter(found["params"], found["test_accuracy"], s=60, label=who)
+        ax.scatter(found["params"], found[f"test_{metric}"], s=60, label=who)
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(f"test {label}")
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)

@@ -17,6 +17,7 @@ from pathlib import Path
 import jinja2
 
 from recipe_keras.checks.result import worst
+from recipe_keras.errors import ConfigError
 from recipe_keras.recipe import ITEMS, STEPS
 from recipe_keras.report import Report, atomic_write, read_report
 
@@ -96,24 +97,38 @@ def _step_figures(reports: dict[str, Report]) -> list[tuple[str, str, str]]:
     return found
 
 
-def _baselines(reports: dict[str, Report]) -> list[tuple[str, float]]:
+def _task(reports: dict[str, Report], name: str | None = None):
+    """The task the reports were made for: ``name`` (the project's config's), else the
+    one train.json's config names, else image classification."""
+    from recipe_keras.task import get_task
+
+    for report in reports.values():
+        name = name or (report.details.get("config") or {}).get("task")
+    try:
+        return get_task(name or "image_classification")
+    except ConfigError:  # a task of the user's own that this process cannot import
+        return get_task("image_classification")
+
+
+def _baselines(reports: dict[str, Report], task) -> list[tuple[str, float]]:
+    """(who, test score) rows: the task's score (accuracy, or a regression's RMSE)."""
+    m = task.score.metric
     rows = []
     if "human" in reports:
-        rows.append(("human (you, R2.6)", reports["human"].numbers.get("human_accuracy")))
+        rows.append(("human (you, R2.6)", reports["human"].numbers.get(f"human_{m}")))
     if "train" in reports:
         numbers = reports["train"].numbers
-        rows.append(("model after make train", numbers.get("test_accuracy")))
-        rows.append(("linear model fitted to convergence", numbers.get("linear_test_accuracy")))
-        rows.append(("commonest class", numbers.get("commonest_class_accuracy")))
+        rows.append(("model after make train", numbers.get(f"test_{m}")))
+        rows.append(("linear model fitted to convergence", numbers.get(f"linear_test_{m}")))
+        rows.append(("gradient-boosted trees", numbers.get(f"trees_test_{m}")))
+        rows.append((task.null_label, numbers.get(f"{task.null_name}_{m}")))
     if "ensemble" in reports:
         numbers = reports["ensemble"].numbers
-        rows.append(
-            (f"ensemble of {numbers['members']} (R6.1)", numbers.get("ensemble_test_accuracy"))
-        )
+        rows.append((f"ensemble of {numbers['members']} (R6.1)", numbers.get(f"ensemble_test_{m}")))
     if "distill" in reports:
         numbers = reports["distill"].numbers
-        rows.append(("student alone (R6.2)", numbers.get("alone_test_accuracy")))
-        rows.append(("student distilled (R6.2)", numbers.get("distilled_test_accuracy")))
+        rows.append(("student alone (R6.2)", numbers.get(f"alone_test_{m}")))
+        rows.append(("student distilled (R6.2)", numbers.get(f"distilled_test_{m}")))
     for check in reports["check"].details.get("checks", []) if "check" in reports else []:
         if check["recipe_id"] == "R2.7":
             steps = check["numbers"].get("steps")
@@ -123,18 +138,21 @@ def _baselines(reports: dict[str, Report]) -> list[tuple[str, float]]:
                 "input_independent": "input-independent (zeros), same steps",
                 "majority": "majority class",
             }
-            rows += [(names.get(k, k), v) for k, v in check["numbers"]["test_accuracy"].items()]
+            found = check["numbers"].get(f"test_{m}", {})
+            rows += [(names.get(k, k), v) for k, v in found.items()]
     return [(name, value) for name, value in rows if value is not None]
 
 
-def render_report(reports_dir: str | os.PathLike[str]) -> str:
-    """The page's HTML for the reports in ``reports_dir`` (any subset of them)."""
+def render_report(reports_dir: str | os.PathLike[str], task: str | None = None) -> str:
+    """The page's HTML for the reports in ``reports_dir`` (any subset of them); ``task``
+    (config.task) says which score the baselines are read by."""
     reports = load_reports(reports_dir)
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("recipe_keras", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
     )
     sections = _rows(reports)
+    task = _task(reports, task)
     counts: dict[str, int] = {}
     for rows in sections.values():
         for row in rows:
@@ -144,15 +162,19 @@ def render_report(reports_dir: str | os.PathLike[str]) -> str:
         sections=sections,
         counts=counts,
         reports=reports,
-        baselines=_baselines(reports),
+        baselines=_baselines(reports, task),
+        metric=task.score.metric,
+        metric_label=task.score.label,
         train=reports.get("train"),
         escape=html.escape,
     )
 
 
-def write_html_report(reports_dir: str | os.PathLike[str] = "reports") -> Path:
+def write_html_report(
+    reports_dir: str | os.PathLike[str] = "reports", task: str | None = None
+) -> Path:
     """Write ``<reports_dir>/index.html`` and return its path."""
-    page = render_report(reports_dir)
+    page = render_report(reports_dir, task)
     return atomic_write(
         Path(reports_dir) / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8")
     )

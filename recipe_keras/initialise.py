@@ -30,6 +30,7 @@ __all__ = [
     "init_final_bias",
     "init_from_priors",
     "init_regression_bias",
+    "init_to_mean",
     "measure_loss",
     "require_mean_squared_error",
     "target_rows",
@@ -231,3 +232,10 @@ def init_from_priors(model: keras.Model, splits: Splits) -> CheckResult:
     """
     labels = labels_of(splits.train)
     return check_bias_init(model, first_batches(splits.train, 4), labels, splits.num_classes)
+
+
+def init_to_mean(model: keras.Model, splits: Splits) -> CheckResult:
+    """R2.5 for regression: the final bias set to the training split's mean target, with
+    the loss before and after. The split's targets are read whole (a table's are)."""
+    targets = target_rows(np.concatenate([np.asarray(y) for _, y in splits.train]))
+    return check_regression_bias_init(model, first_batches(splits.train, 4), targets)

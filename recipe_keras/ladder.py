@@ -18,11 +18,19 @@ from pathlib import Path
 from recipe_keras.config import Config, ladder_configs
 from recipe_keras.report import Report, write_report
 from recipe_keras.runs import run_in
+from recipe_keras.task import Score, get_task
 from recipe_keras.verdicts import Verdict
 
 __all__ = ["format_ladder", "run_ladder"]
 
-METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+ACCURACY = Score("accuracy", higher_is_better=True, label="accuracy")
+
+
+def _metrics(score: Score) -> tuple[str, ...]:
+    """The numbers each rung shows: losses, and the task's score (accuracy, RMSE)."""
+    return ("train_loss", "val_loss", f"train_{score.metric}", f"val_{score.metric}")
+
+
 # The step-4 tip each rung's setting tries, so the report marks it as tried. A rung
 # that changes the model's size tries R4.7 (smaller) or R4.12 (larger): SIZED.
 SIZED = ("model.width", "model.name")
@@ -44,6 +52,8 @@ def _slug(text: str) -> str:
 def run_ladder(train: Callable[[Config], Report], config: Config, verbose: bool = True) -> Report:
     """Train the base and every rung with ``train(config)``; write ladder.json and a figure."""
     out = Path(config.train.reports_dir)
+    score = get_task(config.task).score
+    metrics, val = _metrics(score), f"val_{score.metric}"
     rows = []
     for i, (change, rung) in enumerate(ladder_configs(config, source=str(out))):
         folder = out / "ladder" / f"{i}-{_slug(change)}"
@@ -51,17 +61,17 @@ def run_ladder(train: Callable[[Config], Report], config: Config, verbose: bool 
             print(f"rung {i}: {change}", flush=True)
         report, reused = run_in(train, rung, folder, **{"train.epochs": config.ladder.epochs})
         note = "(already trained)" if reused else ""
-        row = {"rung": i, "change": change, **{m: report.numbers[m] for m in METRICS}}
+        row = {"rung": i, "change": change, **{m: report.numbers[m] for m in metrics}}
         row["params"] = report.numbers.get("params")
         if rows:
-            row |= {f"delta_{m}": row[m] - rows[-1][m] for m in METRICS}
+            row |= {f"delta_{m}": row[m] - rows[-1][m] for m in metrics}
             row["tries"] = _tries(config.ladder.rungs[i - 1], row, rows[-1])
         rows.append(row)
         if verbose:
-            print(f"  rung {i} {note}: val accuracy {row['val_accuracy']:.3f}", flush=True)
+            print(f"  rung {i} {note}: val {score.label} {row[val]:.3f}", flush=True)
     from recipe_keras.figures import plot_ladder
 
-    figure = plot_ladder(rows, out / "ladder.png")
+    figure = plot_ladder(rows, out / "ladder.png", score.metric, score.label)
     tried = sorted(
         {rid for row in rows for rid in row.get("tries", ())},
         key=lambda i: int(i.split(".")[1]),
@@ -73,15 +83,15 @@ def run_ladder(train: Callable[[Config], Report], config: Config, verbose: bool 
         verdicts={"R3.3": Verdict.INFO, **dict.fromkeys(tried, Verdict.INFO)},
         numbers={
             "rungs": len(rows),
-            "best_rung": max(rows, key=lambda r: r["val_accuracy"])["rung"],
+            "best_rung": score.best({r["rung"]: r[val] for r in rows}),
         },
         figures=[figure.name],
-        details={"rows": rows, "epochs": config.ladder.epochs},
+        details={"rows": rows, "epochs": config.ladder.epochs, "metric": score.metric},
         backend=report.backend,
     )
     write_report(ladder, out)
     if verbose:
-        print(format_ladder(rows))
+        print(format_ladder(rows, score))
     return ladder
 
 
@@ -95,19 +105,22 @@ def _tries(rung: dict, row: dict, before: dict) -> list[str]:
     return ["R4.7"] if row["params"] < before["params"] else ["R4.12"]
 
 
-def format_ladder(rows: list[dict]) -> str:
-    """Rungs as a plain-text table: the one change, train/val numbers, and Δ val accuracy."""
-    lines = [["rung", "change", "train loss", "val loss", "train acc", "val acc", "Δ val acc"]]
+def format_ladder(rows: list[dict], score: Score = ACCURACY) -> str:
+    """Rungs as a plain-text table: the one change, train/val numbers, and the change in
+    the validation score (accuracy, or a regression's RMSE)."""
+    short = "acc" if score.metric == "accuracy" else score.label
+    head = ["rung", "change", "train loss", "val loss"]
+    lines = [[*head, f"train {short}", f"val {short}", f"Δ val {short}"]]
     for r in rows:
-        delta = r.get("delta_val_accuracy")
+        delta = r.get(f"delta_val_{score.metric}")
         lines.append(
             [
                 str(r["rung"]),
                 r["change"],
                 f"{r['train_loss']:.4f}",
                 f"{r['val_loss']:.4f}",
-                f"{r['train_accuracy']:.3f}",
-                f"{r['val_accuracy']:.3f}",
+                f"{r[f'train_{score.metric}']:.3f}",
+                f"{r[f'val_{score.metric}']:.3f}",
                 "" if delta is None else f"{delta:+.3f}",
             ]
         )

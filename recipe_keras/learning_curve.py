@@ -15,11 +15,13 @@ from pathlib import Path
 from recipe_keras.config import Config
 from recipe_keras.report import Report, write_report
 from recipe_keras.runs import run_in
+from recipe_keras.task import get_task
 from recipe_keras.verdicts import Verdict
 
 __all__ = ["learning_curve"]
 
-# Validation accuracy gained by the last doubling above which more data is advised.
+# Validation accuracy gained by the last doubling (for a regression, the share of its
+# RMSE removed) above which more data is advised.
 STILL_RISING = 0.01
 
 
@@ -28,6 +30,8 @@ def learning_curve(
 ) -> Report:
     """Train at each share of ``learning_curve.fractions``; write learning_curve.json and a plot."""
     out = Path(config.train.reports_dir)
+    score = get_task(config.task).score
+    train_m, val_m = f"train_{score.metric}", f"val_{score.metric}"
     points = []
     for fraction in sorted(config.learning_curve.fractions):
         folder = out / "learning_curve" / f"{fraction:g}"
@@ -42,24 +46,20 @@ def learning_curve(
             {
                 "fraction": fraction,
                 "examples": n,
-                **{
-                    k: report.numbers[k]
-                    for k in ("train_accuracy", "val_accuracy", "train_loss", "val_loss")
-                },
+                **{k: report.numbers[k] for k in (train_m, val_m, "train_loss", "val_loss")},
             }
         )
         if verbose:
             note = " (already trained)" if reused else ""
             print(
-                f"  {fraction:>5.0%} = {n} examples: train accuracy "
-                f"{points[-1]['train_accuracy']:.3f}, val accuracy "
-                f"{points[-1]['val_accuracy']:.3f}{note}",
+                f"  {fraction:>5.0%} = {n} examples: train {score.label} "
+                f"{points[-1][train_m]:.3f}, val {score.label} {points[-1][val_m]:.3f}{note}",
                 flush=True,
             )
     from recipe_keras.figures import plot_learning_curve
 
-    figure = plot_learning_curve(points, out / "learning_curve.png")
-    gain = points[-1]["val_accuracy"] - points[-2]["val_accuracy"] if len(points) > 1 else 0.0
+    figure = plot_learning_curve(points, out / "learning_curve.png", score.metric, score.label)
+    gain = score.gain(points[-1][val_m], points[-2][val_m]) if len(points) > 1 else 0.0
     rising = gain > STILL_RISING
     curve = Report(
         step="learning_curve",
@@ -69,9 +69,10 @@ def learning_curve(
         figures=[figure.name],
         details={
             "points": points,
-            "advice": "validation accuracy still rises with data: more data would help"
+            "advice": f"validation {score.label} still improves with data: more data would help"
             if rising
-            else "validation accuracy has levelled off: more of the same data helps little",
+            else f"validation {score.label} has levelled off: more of the same data helps little",
+            "metric": score.metric,
         },
         backend=report.backend,
     )

@@ -30,6 +30,7 @@ __all__ = [
     "column_types",
     "encoder",
     "load_table_splits",
+    "predict_split",
     "read_tables",
 ]
 
@@ -50,6 +51,8 @@ class Embedded:
 TABLE_FILES = {
     # UCI Adult (Becker & Kohavi 1996), CC BY 4.0 (docs/tables.md): income over 50K.
     "adult": Embedded("adult.csv.gz", "income"),
+    # UCI Abalone (Nash et al. 1994), CC BY 4.0 (docs/tables.md): age as shell rings.
+    "abalone": Embedded("abalone.csv.gz", "rings"),
 }
 
 
@@ -272,8 +275,36 @@ def _labels(frames: dict[str, pd.DataFrame], target: str) -> tuple[dict, tuple[s
     return labels, names
 
 
-def load_table_splits(cfg: DataConfig, seed: int, *, verbose: bool = True) -> Splits:
-    """Batched train/val/test pipelines of (encoded row, integer label)."""
+def _targets(frames: dict[str, pd.DataFrame], target: str) -> dict[str, np.ndarray]:
+    """A regression's targets per split as (rows, 1) float32: a number in every row."""
+    out = {}
+    for split, frame in frames.items():
+        values = pd.to_numeric(frame[target], errors="coerce")
+        bad = values.isna() | ~np.isfinite(values.fillna(0.0))
+        if bad.any():
+            row = frame.index[np.flatnonzero(bad.to_numpy())[0]]
+            raise ConfigError(
+                f"data.target = {target!r}: data row {row + 1} of the table ({split} split) "
+                f"holds {frame[target].loc[row]!r}, not a finite number; a regression "
+                "predicts a number for every row (drop the row, or fill it)"
+            )
+        out[split] = values.to_numpy(np.float32).reshape(-1, 1)
+    if np.ptp(out["train"]) == 0:
+        raise ConfigError(
+            f"data.target = {target!r} holds {out['train'][0, 0]:g} in every training "
+            "row: there is nothing to predict"
+        )
+    return out
+
+
+def load_table_splits(
+    cfg: DataConfig, seed: int, *, regression: bool = False, verbose: bool = True
+) -> Splits:
+    """Batched train/val/test pipelines of (encoded row, integer label), or for a
+    ``regression`` of (encoded row, target as a (1,) float vector).
+
+    A regression's Splits has one output (``num_classes`` 1) named after the target.
+    """
     if cfg.augment or cfg.mix:
         raise ConfigError(
             "data.augment and data.mix transform images; a table takes neither (set them "
@@ -283,7 +314,10 @@ def load_table_splits(cfg: DataConfig, seed: int, *, verbose: bool = True) -> Sp
     if cfg.train_fraction < 1.0:  # R4.1: the first share, in the split's stored order
         keep = max(1, round(cfg.train_fraction * len(frames["train"])))
         frames["train"] = frames["train"].iloc[:keep]
-    labels, names = _labels(frames, target)
+    if regression:
+        labels, names = _targets(frames, target), (target,)
+    else:
+        labels, names = _labels(frames, target)
     columns = column_types(frames, target, cfg)
     if verbose:
         print(f"Table columns ({target!r} is the target): {columns.describe()}", flush=True)
@@ -314,3 +348,14 @@ def load_table_splits(cfg: DataConfig, seed: int, *, verbose: bool = True) -> Sp
         sizes={split: len(frame) for split, frame in frames.items()},
         epoch=epoch,
     )
+
+
+def predict_split(model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The model's outputs over a batched (rows, labels) split and its labels, in the
+    split's order: a table's split fits in memory."""
+    outputs, labels = [], []
+    for x, y in dataset:
+        # As arrays: JAX's predict function takes no TensorFlow tensor.
+        outputs.append(np.asarray(model.predict_on_batch(np.asarray(x)), dtype=np.float64))
+        labels.append(np.asarray(y))
+    return np.concatenate(outputs), np.concatenate(labels)

@@ -1,8 +1,9 @@
 """The task seam: what varies with the kind of problem, asked of one object.
 
-A task (image classification today; tables and text next) says how its data is
+A task (images; tables, classified or regressed; text next) says how its data is
 read and encoded, how the inputs a network sees are shown (R2.10) and what range
-they should hold, its converged linear baseline (R2.7), what to look at inside a
+they should hold, its loss, metrics and score (R2.7 judges by the score), how its
+final bias starts (R2.5), its dumb baselines (R2.7), what to look at inside a
 trained model (R4.13), and its audit (``make inspect``) and human sheet (R2.6).
 The steps ask the task named by ``config.task``; they never branch on its name.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +30,35 @@ if TYPE_CHECKING:  # the seam imports no Keras until a step uses it
 
     from recipe_keras.config import DataConfig
     from recipe_keras.data import Splits
+    from recipe_keras.verdicts import CheckResult
 
-__all__ = ["BUILTIN", "Task", "get_task", "register", "task_names"]
+__all__ = ["BUILTIN", "Score", "Task", "get_task", "register", "task_names"]
+
+
+@dataclass(frozen=True)
+class Score:
+    """The compiled metric a task is judged by (R2.7), and which way is better."""
+
+    metric: str  # its name in ``model.evaluate``'s results: "accuracy", "rmse"
+    higher_is_better: bool
+    # How it reads in a sentence: "accuracy", "RMSE".
+    label: str
+
+    def gain(self, model: float, baseline: float) -> float:
+        """How much better ``model`` scores than ``baseline``: accuracy points, or
+        for an error the share of the baseline's error it removes."""
+        if self.higher_is_better:
+            return model - baseline
+        return (baseline - model) / baseline if baseline > 0 else baseline - model
+
+    def best(self, scores: dict[Any, float]) -> Any:
+        """The name of the best score in ``scores`` (None if empty)."""
+        pick = max if self.higher_is_better else min
+        return pick(scores, key=lambda k: scores[k], default=None)
+
+    def under(self, model: float, baseline: float) -> bool:
+        """Whether ``model`` scores worse than ``baseline``."""
+        return model < baseline if self.higher_is_better else model > baseline
 
 
 class Task:
@@ -39,6 +68,16 @@ class Task:
     name: str = ""
     # R2.10: the range every input value should lie in once encoded (None: any).
     input_range: tuple[float, float] | None = None
+    # What R2.7 judges the trained model by (train.json's test_<metric>).
+    score: Score = Score("accuracy", higher_is_better=True, label="accuracy")
+    # R2.7's dumbest answer (``null_baseline``), in train.json's keys and in words.
+    null_name: str = "commonest_class"
+    null_label: str = "commonest class"
+    # What `make train` suggests next, once it has finished.
+    next_step: str = "make inspect adds the model's confusion matrix and worst mistakes (R1.8)"
+    # Whether its labels are class indices (their counts, priors and confusions mean
+    # something) or values to predict.
+    classifies: bool = True
 
     def load_splits(self, data: DataConfig, seed: int) -> Splits:
         """The batched train/val/test pipelines (tf.data, fed to any backend)."""
@@ -53,6 +92,34 @@ class Task:
 
         return plot_rows_of_values(x.reshape(len(x), -1), titles, path)
 
+    def loss_and_metrics(self, soft_labels: bool = False) -> tuple[Any, list[Any]]:
+        """The compiled loss and metrics: cross-entropy on logits and accuracy.
+
+        ``soft_labels``: training batches are mixed (R4.3), so both take soft labels too.
+        """
+        import keras
+
+        if soft_labels:
+            from recipe_keras.mixing import MixedLabelAccuracy, MixedLabelCrossentropy
+
+            return MixedLabelCrossentropy(), [MixedLabelAccuracy(name="accuracy")]
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True), [
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        ]
+
+    def init_final_bias(self, model: keras.Model, splits: Splits) -> CheckResult:
+        """R2.5: the final bias set to the log class priors, the loss before and after."""
+        from recipe_keras.initialise import init_from_priors
+
+        return init_from_priors(model, splits)
+
+    def null_baseline(self, splits: Splits) -> dict[str, float]:
+        """R2.7's dumbest answer's test score: always the commonest test class."""
+        from recipe_keras.data import labels_of
+
+        labels = labels_of(splits.test)
+        return {"test_accuracy": float(np.bincount(labels).max() / len(labels))}
+
     def linear_baseline(self, splits: Splits, seed: int) -> dict[str, Any]:
         """R2.7: a linear model fitted to convergence, scored on the whole test split."""
         from recipe_keras.baselines import fit_linear
@@ -60,8 +127,8 @@ class Task:
         return fit_linear(splits, seed)
 
     def baselines(self, splits: Splits, seed: int) -> dict[str, dict[str, Any]]:
-        """R2.7: every dumb baseline of the task by name, each with its test accuracy and
-        loss; the trained model is judged against the strongest."""
+        """R2.7: every fitted dumb baseline of the task by name, each with its test
+        ``score`` and loss; the trained model is judged against the strongest."""
         return {"linear_converged": self.linear_baseline(splits, seed)}
 
     def look_inside(self, model: keras.Model, splits: Splits, out: Path) -> dict[str, Any]:
@@ -78,6 +145,12 @@ class Task:
             # A layer whose units are mostly zero for every example has stopped learning.
             "dead_layers": [s["layer"] for s in stats if s["dead_share"] > 0.5],
         }
+
+    def outcome(self, model: keras.Model, splits: Splits, out: Path) -> dict[str, Any]:
+        """Numbers and figures of the trained model's test predictions that its task
+        adds to train.json: ``{"numbers": {...}, "figures": [file names in out]}``.
+        The default adds none."""
+        return {"numbers": {}, "figures": []}
 
     def inspect(self, project) -> Any:
         """``make inspect`` (R1): the audit of this task's data; returns its report."""
@@ -96,6 +169,7 @@ class Task:
 BUILTIN = {
     "image_classification": "recipe_keras.tasks.image:ImageClassification",
     "tabular_classification": "recipe_keras.tasks.tabular:TabularClassification",
+    "tabular_regression": "recipe_keras.tasks.tabular:TabularRegression",
 }
 _registered: dict[str, Task] = {}
 

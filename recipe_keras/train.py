@@ -3,7 +3,8 @@ as recipe``): the few calls a Keras training script makes, each from its own mod
 
 - ``build_compiled`` / ``compile_as`` (``recipe_keras.compile``): model.py's network,
   compiled as every step compiles it;
-- ``init_from_priors`` (``recipe_keras.initialise``): R2.5, the final bias from the data;
+- ``init_from_priors`` / ``init_to_mean`` (``recipe_keras.initialise``): R2.5, the final
+  bias from the data (log class priors; a regression's target mean);
 - ``callbacks`` (``recipe_keras.callbacks``): resume, best model, TensorBoard, timing;
 - ``evaluate`` (``recipe_keras.evaluate``): whole splits, baselines, figures, train.json.
 """
@@ -28,7 +29,7 @@ from recipe_keras.compile import (
     schedule_warning,
 )
 from recipe_keras.evaluate import evaluate, fit_and_evaluate
-from recipe_keras.initialise import init_from_priors
+from recipe_keras.initialise import init_from_priors, init_to_mean
 
 __all__ = [
     "EpochSeconds",
@@ -45,6 +46,7 @@ __all__ = [
     "fit_and_evaluate",
     "heartbeat",
     "init_from_priors",
+    "init_to_mean",
     "learning_rate_at",
     "schedule_warning",
 ]

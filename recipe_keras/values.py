@@ -53,8 +53,9 @@ TUNABLE = (
 )
 
 
-# Tables that ship with recipe-keras (task = "tabular_classification").
-EMBEDDED_TABLES = ("adult",)
+# Tables that ship with recipe-keras (task = "tabular_classification" and
+# "tabular_regression").
+EMBEDDED_TABLES = ("adult", "abalone")
 # The files a table may come in (data.dataset, a folder's train/val/test).
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 EMBEDDED_DATASETS = ("digits", *EMBEDDED_TABLES)

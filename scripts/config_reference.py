@@ -45,6 +45,9 @@ ANSWERED = {
     "train.epochs": "{{ cookiecutter.epochs }}",
     "train.learning_rate": '{{ "3e-3" if cookiecutter.__net == "linear" else "3e-4" }}',
 }
+# Rungs (a list's tables) that change images: a table project's config.toml leaves them out.
+IMAGES_ONLY = ("data.augment", "data.mix", "data.image_size", "data.channels")
+TABLES = 'cookiecutter.task.startswith("tabular_")'
 # Defaults shown in the docs where the library has none of its own.
 DOCS_DEFAULT = {"package": "(the project's)"}
 
@@ -131,7 +134,11 @@ def render_toml() -> str:
             out.extend(f"{toml_key(k)} = {toml_value(v)}\n" for k, v in value.items())
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             out.append(f"{name} = [\n")
-            out.extend(f"  {toml_value(v)},\n" for v in value)
+            for v in value:
+                line = f"  {toml_value(v)},"
+                if set(v) & set(IMAGES_ONLY):
+                    line = f"{{%- if not {TABLES} %}}\n{line}\n{{%- endif %}}"
+                out.append(f"{line}\n")
             out.append("]\n")
         else:
             out.append(f"{name} = {ANSWERED.get(key, toml_value(value))}\n")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recipe_keras.config import DataConfig
 from recipe_keras.tabular import read_tables
@@ -73,7 +74,7 @@ def test_make_inspect_finds_every_flaw_planted_in_a_table(tmp_path):
     assert unseen["verdict"] == "warn" and unseen["numbers"]["colour"]["values"] == ["purple"]
     leak = found["target leakage"]
     assert leak["verdict"] == "warn" and "leak (" in leak["measured"]
-    assert leak["numbers"]["single_column_accuracy"]["x1"] < 0.9
+    assert leak["numbers"]["single_column_score"]["x1"] < 0.9
     assert found["train/test shift"]["verdict"] == "warn"  # row_id: test rows come last
     assert "row_id" in found["train/test shift"]["measured"]
     # The flipped labels: the suspects the quick model ranks first are mostly them.
@@ -83,3 +84,52 @@ def test_make_inspect_finds_every_flaw_planted_in_a_table(tmp_path):
     assert precision >= 0.7, (precision, top)
     assert (tmp_path / "reports" / "inspect.json").is_file()
     assert (tmp_path / "reports" / "inspect" / "counts.png").is_file()
+
+
+def test_make_inspect_on_a_regression_finds_planted_targets_and_a_leak(tmp_path):
+    from recipe_keras.audit.table import audit_table
+
+    rng = np.random.default_rng(3)
+    n = 1500
+    x1, x2 = rng.normal(0, 1, n), rng.normal(0, 1, n)
+    colour = rng.choice(["red", "green", "blue"], n)
+    price = 50 + 10 * x1 - 6 * x2 + 8 * (colour == "red") + rng.normal(0, 1, n)
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "colour": colour, "price": price})
+    wrong = rng.choice(np.arange(1200), 60, replace=False)  # 5% of train: wrong targets
+    frame.loc[wrong, "price"] += rng.choice([-1, 1], 60) * rng.uniform(15, 25, 60)
+    frame.insert(3, "price_copy", (frame["price"] * 1.5 + 3).round(6))  # the target, leaked
+
+    def audit(test_shift: float, name: str):
+        root = tmp_path / name
+        root.mkdir()
+        frame.iloc[:1200].to_csv(root / "train.csv", index=False)
+        frame.iloc[1200:].assign(price=lambda f: f["price"] + test_shift).to_csv(
+            root / "test.csv", index=False
+        )
+        frames, target = read_tables(DataConfig(dataset=str(root), target="price"), seed=0)
+        report = audit_table(frames, target, root / "reports", seed=0, regression=True)
+        return frames, {c["name"]: c for c in report.details["checks"]}
+
+    frames, checks = audit(0.0, "alike")
+    # R1.5: the copied target, by its cross-validated R² alone.
+    leak = checks["target leakage"]
+    assert leak["verdict"] == "warn" and "price_copy (R² 0.99" in leak["measured"]
+    assert leak["numbers"]["single_column_score"]["x2"] < 0.5
+    # R1.6: the wrong targets, with the leak left out of the quick model.
+    noise = checks["target noise"]
+    assert noise["verdict"] == "warn"
+    found = noise["numbers"]["suspect_rows"]
+    planted = {f"train:{i}" for i in wrong}
+    top = found[: len(planted)]
+    assert len(set(top) & planted) / len(top) >= 0.7, top
+    spread = checks["target distribution"]
+    assert spread["verdict"] == "pass", spread["measured"]
+    assert spread["numbers"]["per_split"]["train"]["mean"] == pytest.approx(
+        frames["train"]["price"].mean()
+    )
+    assert (tmp_path / "alike" / "reports" / "inspect" / "target.png").is_file()
+    # R1.2: a test split whose targets sit two standard deviations higher.
+    _, checks = audit(25.0, "shifted")
+    spread = checks["target distribution"]
+    assert spread["verdict"] == "warn" and spread["measured"].startswith("test mean")
+    assert spread["numbers"]["per_split"]["test"]["mean_shift_sd"] > 1.5

@@ -62,6 +62,16 @@ def test_a_rendered_table_project_trains_on_adult_and_is_set_beside_the_trees(tm
     sentinels = checks["missing values"]["numbers"]["sentinels"]
     assert sentinels == {"capital_gain": {"value": 99999, "rows": 159}}
     assert checks["missing values"]["numbers"]["missing"]["workclass"] == 1836
+    # R1.8: the trained model's worst test rows, as stored; its accuracy train.json's.
+    errors = checks["model errors (worst rows)"]["numbers"]
+    assert errors["accuracy"] == pytest.approx(n["test_accuracy"], abs=1e-6)
+    assert np.sum(errors["confusion"]) == 6513
+    worst = audit["details"]["findings"]["top_loss"]
+    assert len(worst) == 20 and all(w["given"] not in w["predicted"] for w in worst)
+    # Two classes: the ROC AUC and the calibration plot of the test split.
+    assert 0.85 <= n["test_auc"] <= 0.95
+    assert "calibration.png" in report["figures"]
+    assert (project / "reports" / "calibration.png").is_file()
 
 
 def _folder(root: Path, train: pd.DataFrame, **others: pd.DataFrame) -> str:
@@ -188,3 +198,52 @@ def test_one_table_is_carved_seeded_into_train_val_and_test(tmp_path):
     for split in first:
         pd.testing.assert_frame_equal(first[split], again[split])
     assert set(other["test"]["a"]) != ids[2]
+
+
+def test_the_later_steps_run_on_a_table_and_read_its_accuracy(tmp_path):
+    import keras
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(0)
+    n = 600
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    colour = rng.choice(["red", "blue"], n)
+    label = np.where(x1 - x2 + (colour == "red") > 0.5, "yes", "no")
+    table = tmp_path / "table.csv"
+    pd.DataFrame({"x1": x1, "x2": x2, "colour": colour, "label": label}).to_csv(table, index=False)
+    project = render(
+        tmp_path / "p", task="tabular_classification", backend=BACKEND, dataset=str(table)
+    )
+    assert '"data.augment"' not in (project / "config.toml").read_text()
+    env = {**os.environ, "PYTHONPATH": str(project), "KERAS_BACKEND": BACKEND}
+
+    def run(step: str, *settings: str) -> None:
+        cmd = [sys.executable, "-m", "recipe_keras.cli", step, "--config", "config.toml"]
+        cmd += ["--set", "data.target=label", "train.verbose=0", *settings]
+        proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+
+    reports = project / "reports"
+    run("ladder", "ladder.epochs=2")
+    rows = json.loads((reports / "ladder.json").read_text())["details"]["rows"]
+    assert [r["change"] for r in rows] == ["base", "model.width = 128", "model.dropout = 0.25"]
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 for r in rows)
+    run("ensemble", "ensemble.members=2", "ensemble.epochs=2")
+    n_ = json.loads((reports / "ensemble.json").read_text())["numbers"]
+    splits = load_table_splits(DataConfig(dataset=str(table), target="label"), 42, verbose=False)
+    xs = np.concatenate([np.asarray(x) for x, _ in splits.test])
+    ys = np.concatenate([np.asarray(y) for _, y in splits.test])
+    members = [
+        keras.models.load_model(reports / "ensemble" / f"member-{i}" / "model.keras")
+        for i in range(2)
+    ]
+    mean = np.mean([softmax(np.asarray(m.predict(xs, verbose=0)), axis=1) for m in members], 0)
+    assert n_["ensemble_test_accuracy"] == pytest.approx(np.mean(mean.argmax(1) == ys))
+    run("distill", "distill.epochs=2")
+    d = json.loads((reports / "distill.json").read_text())["numbers"]
+    assert d["margin_over_alone"] == pytest.approx(
+        d["distilled_test_accuracy"] - d["alone_test_accuracy"]
+    )
+    run("report")
+    page = (reports / "index.html").read_text()
+    assert "Baselines (test accuracy)" in page and "ensemble of 2 (R6.1)" in page

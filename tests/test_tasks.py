@@ -145,3 +145,37 @@ def test_an_unknown_task_names_the_known_ones():
     assert isinstance(get_task("tests.test_tasks:LinearRule"), LinearRule)
     with pytest.raises(ValueError, match="must be an identifier"):
         register(Task())
+
+
+def test_a_score_says_which_way_is_better_and_by_how_much():
+    from recipe_keras.task import Score, get_task
+
+    accuracy = get_task("image_classification").score
+    assert accuracy.gain(0.97, 0.95) == pytest.approx(0.02)
+    assert accuracy.best({"linear": 0.9, "trees": 0.93}) == "trees"
+    assert accuracy.under(0.9, 0.93) and not accuracy.under(0.94, 0.93)
+    rmse = get_task("tabular_regression").score
+    assert rmse == Score("rmse", higher_is_better=False, label="RMSE")
+    # An error: the share of the baseline's error removed; the lowest error is best.
+    assert rmse.gain(1.8, 2.0) == pytest.approx(0.1)
+    assert rmse.best({"linear": 2.0, "trees": 2.1}) == "linear"
+    assert rmse.under(2.05, 2.0) and not rmse.under(1.9, 2.0)
+
+
+def test_regression_scores_match_scikit_learn():
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    from recipe_keras.baselines import regression_scores
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(5, 2, 200)
+    predicted = y + rng.normal(0, 0.5, 200)
+    found = regression_scores(y, predicted)
+    assert found["test_loss"] == pytest.approx(mean_squared_error(y, predicted))
+    assert found["test_rmse"] == pytest.approx(mean_squared_error(y, predicted) ** 0.5)
+    assert found["test_mae"] == pytest.approx(mean_absolute_error(y, predicted))
+    assert found["test_r2"] == pytest.approx(r2_score(y, predicted))
+    # The mean predicts with R² 0 and an RMSE of the targets' standard deviation.
+    at_mean = regression_scores(y, np.full_like(y, y.mean()))
+    assert at_mean["test_r2"] == pytest.approx(0.0, abs=1e-12)
+    assert at_mean["test_rmse"] == pytest.approx(np.std(y))

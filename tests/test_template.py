@@ -525,12 +525,26 @@ def test_a_table_project_renders_with_its_own_defaults_and_refuses_image_answers
     tests = (project / "tests" / "test_project.py").read_text()
     assert "def test_batches_are_encoded_rows_with_valid_labels" in tests
     assert "normalised_images" not in tests
+    # A regression: the embedded Abalone, a linear output, the bias at the target mean.
+    project = render(tmp_path / "reg", task="tabular_regression")
+    config = (project / "config.toml").read_text()
+    assert 'task = "tabular_regression"' in config and 'dataset = "abalone"' in config
+    assert 'name = "mlp"' in config
+    code = {f: (project / project.name / f).read_text() for f in ("model.py", "train.py")}
+    assert "to the predicted target" in code["model.py"] and "Logits" not in code["model.py"]
+    assert "recipe.init_to_mean(model, splits)" in code["train.py"]
+    assert "init_from_priors" not in code["train.py"]
+    tests = (project / "tests" / "test_project.py").read_text()
+    assert "def test_model_starts_at_the_target_variance" in tests
+    assert "import math" not in tests and "uniform_loss" not in tests
     table = "task=tabular_classification"
     refusals = [
         ([table, "model=cnn"], "model 'cnn' reads images; for a table choose mlp or linear"),
         ([table, "dataset=mnist"], "dataset 'mnist' is not allowed for a table"),
         ([table, "dataset=/no/such.csv"], "dataset '/no/such.csv': no such table file"),
         (["dataset=adult"], "dataset 'adult' is a table; answer task=tabular_classification"),
+        (["dataset=abalone"], "dataset 'abalone' is a table; answer task=tabular_classification"),
+        (["task=tabular_regression", "model=cnn"], "model 'cnn' reads images"),
     ]
     for i, (answers, message) in enumerate(refusals):
         out = tmp_path / f"bad{i}"

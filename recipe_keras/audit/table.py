@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recipe_keras.audit import classes, noise
+from recipe_keras.audit import classes, noise, targets
+from recipe_keras.audit.table_errors import table_errors
 from recipe_keras.checks.result import CheckResult, format_table, results_report
 from recipe_keras.report import Report, write_report
 from recipe_keras.verdicts import Verdict
@@ -30,9 +31,9 @@ __all__ = ["audit_table"]
 SENTINELS = (-1, -9, -99, -999, -9999, 99, 999, 9999, 99999, 999999)
 # A column missing in more than this share of rows is a warning.
 MISSING_SHARE = 0.05
-# A single column whose cross-validated accuracy reaches this predicts the target
-# (almost) alone: a leak, or the task is not what it seems.
-LEAK_ACCURACY = 0.99
+# A single column whose cross-validated accuracy (R² for a regression) reaches this
+# predicts the target (almost) alone: a leak, or the task is not what it seems.
+LEAK_SCORE = 0.99
 # A classifier telling train from test apart beyond this AUC: the splits differ.
 SHIFT_AUC = 0.6
 # Robust z-score (median and MAD) beyond which a number is an outlier.
@@ -52,22 +53,34 @@ class Rows:
     ids: list[str]
     class_names: tuple[str, ...]
     split_names: tuple[str, ...]
+    # A regression's targets as numbers (NaN where missing); None for classes.
+    values: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
 
 
-def _rows(frames: dict[str, pd.DataFrame], target: str) -> Rows:
+def _rows(frames: dict[str, pd.DataFrame], target: str, regression: bool = False) -> Rows:
     parts = [f.assign(__split=s) for s, f in frames.items()]
     frame = pd.concat(parts)
+    splits = frame["__split"].to_numpy(dtype=str)
+    ids = [f"{s}:{i}" for s, i in zip(splits, frame.index, strict=True)]
+    features = frame.drop(columns=[target, "__split"]).reset_index(drop=True)
+    if regression:
+        values = pd.to_numeric(frame[target], errors="coerce").to_numpy(np.float64)
+        labels = np.where(np.isfinite(values), 0, -1)
+        return Rows(features, labels, splits, ids, (target,), tuple(frames), values)
     text = frame[target].astype("string")
     names = tuple(sorted(text.dropna().unique()))
     index = {n: i for i, n in enumerate(names)}
     labels = np.array([index.get(v, -1) if v is not pd.NA else -1 for v in text], dtype=np.int64)
-    splits = frame["__split"].to_numpy(dtype=str)
-    ids = [f"{s}:{i}" for s, i in zip(splits, frame.index, strict=True)]
-    features = frame.drop(columns=[target, "__split"]).reset_index(drop=True)
     return Rows(features, labels, splits, ids, names, tuple(frames))
+
+
+def _target(rows: Rows, i: int) -> str:
+    if rows.values is not None:
+        return f"{rows.values[i]:g}"
+    return rows.class_names[rows.labels[i]] if rows.labels[i] >= 0 else "(missing)"
 
 
 def _codes(frame: pd.DataFrame) -> tuple[np.ndarray, list[bool]]:
@@ -86,15 +99,14 @@ def _codes(frame: pd.DataFrame) -> tuple[np.ndarray, list[bool]]:
     return np.column_stack(columns), categorical
 
 
-def _trees(x: np.ndarray, categorical: list[bool], seed: int):
+def _trees(x: np.ndarray, categorical: list[bool], seed: int, regression: bool = False):
     """A quick HistGradientBoosting for ``x``; a category column of over 255 values is
     read as its codes (they do not fit its categorical bins)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     fits = [c and np.nanmax(col, initial=0) < 255 for c, col in zip(categorical, x.T, strict=True)]
-    return HistGradientBoostingClassifier(
-        max_iter=100, random_state=seed, categorical_features=np.array(fits)
-    )
+    kind = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
+    return kind(max_iter=100, random_state=seed, categorical_features=np.array(fits))
 
 
 def _sample(n: int, seed: int) -> np.ndarray:
@@ -194,10 +206,8 @@ def duplicate_rows(rows: Rows) -> CheckResult:
             continue
         pair = f"{rows.ids[i]} = {rows.ids[j]}"
         (within if rows.splits[i] == rows.splits[j] else across).append(pair)
-        if rows.labels[i] != rows.labels[j]:
-            conflicts.append(
-                f"{pair} ({rows.class_names[rows.labels[i]]} / {rows.class_names[rows.labels[j]]})"
-            )
+        if _target(rows, i) != _target(rows, j):
+            conflicts.append(f"{pair} ({_target(rows, i)} / {_target(rows, j)})")
     warn = bool(across or conflicts)
     measured = [f"{len(within)} within a split", f"{len(across)} across splits"]
     measured.append(f"{len(conflicts)} with different targets")
@@ -291,39 +301,46 @@ def outliers(rows: Rows) -> CheckResult:
 
 
 def leakage(rows: Rows, seed: int) -> CheckResult:
-    """R1.5: a single column that predicts the target almost alone."""
+    """R1.5: a single column that predicts the target almost alone (cross-validated
+    accuracy; R² for a regression)."""
     from sklearn.model_selection import cross_val_score
-    from sklearn.tree import DecisionTreeClassifier
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     train = np.flatnonzero((rows.splits == "train") & (rows.labels >= 0))
     train = train[_sample(len(train), seed)]
-    y = rows.labels[train]
-    commonest = np.bincount(y).max() / len(y)
+    if rows.values is not None:
+        y, tree_kind, unit, floor = rows.values[train], DecisionTreeRegressor, "R²", 0.0
+        if len(y) < 10 or np.ptp(y) == 0:
+            return CheckResult("R1.5", "target leakage", Verdict.WARN, "not measured", "", "")
+        dumb = "the mean: 0"
+    else:
+        y, tree_kind, unit = rows.labels[train], DecisionTreeClassifier, "accuracy"
+        if len(np.unique(y)) < 2 or np.bincount(y).min() < 3:
+            return CheckResult("R1.5", "target leakage", Verdict.WARN, "not measured", "", "")
+        floor = np.bincount(y).max() / len(y)
+        dumb = f"the commonest class: {floor:.3f}"
     found, scores = [], {}
-    if len(np.unique(y)) < 2 or np.bincount(y).min() < 3:
-        return CheckResult("R1.5", "target leakage", Verdict.WARN, "not measured", "", "")
     for name in rows.frame.columns:
         x, _ = _codes(rows.frame.iloc[train][[name]])
         # One column: a single tree splits it as finely as boosting would, far sooner.
-        tree = DecisionTreeClassifier(max_depth=8, min_samples_leaf=5, random_state=seed)
+        tree = tree_kind(max_depth=8, min_samples_leaf=5, random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             score = float(cross_val_score(tree, x, y, cv=3).mean())
         scores[name] = score
-        if score >= LEAK_ACCURACY and score > commonest + 0.01:
-            found.append(f"{name} ({score:.3f} alone)")
+        if score >= LEAK_SCORE and score > floor + 0.01:
+            found.append(f"{name} ({unit} {score:.3f} alone)")
     return CheckResult(
         "R1.5",
         "target leakage",
         Verdict.WARN if found else Verdict.PASS,
-        _shown(found) or f"best single column {max(scores.values(), default=0):.3f}",
-        f"no single column at {LEAK_ACCURACY} accuracy or more (the commonest class: "
-        f"{commonest:.3f})",
+        _shown(found) or f"best single column {unit} {max(scores.values(), default=0):.3f}",
+        f"no single column at {unit} {LEAK_SCORE} or more ({dumb})",
         "a column that gives the answer away is rarely there at prediction time: "
         "data.ignore it, or find out why it knows"
         if found
         else "",
-        {"single_column_accuracy": scores},
+        {"single_column_score": scores},
     )
 
 
@@ -372,15 +389,21 @@ def audit_table(
     folds: int = 5,
     seed: int = 0,
     verbose: bool = True,
+    regression: bool = False,
+    model_path: str | os.PathLike[str] | None = None,
+    data=None,
 ) -> Report:
-    """Audit a table's splits as stored; write ``<reports_dir>/inspect.json`` and figures."""
+    """Audit a table's splits as stored; write ``<reports_dir>/inspect.json`` and figures.
+    ``regression``: the target is a number (its distribution, large residuals).
+    ``model_path`` and ``data`` (the ``[data]`` config it trained on): R1.8, the saved
+    model's worst test rows, once ``make train`` has saved one."""
     from recipe_keras import figures as fig
 
     out = Path(reports_dir)
     (out / "inspect").mkdir(parents=True, exist_ok=True)
     (out / "inspect.json").unlink(missing_ok=True)
     start = time.perf_counter()
-    rows = _rows(frames, target)
+    rows = _rows(frames, target, regression)
     results: list[CheckResult] = []
 
     def record(result: CheckResult) -> None:
@@ -392,8 +415,13 @@ def audit_table(
                 flush=True,
             )
 
-    balance, counts = classes.class_counts(rows)
-    path = fig.plot_counts(counts, list(rows.class_names), out / "inspect" / "counts.png")
+    if rows.values is not None:
+        balance, path = targets.target_distribution(
+            rows.values, rows.splits, out / "inspect" / "target.png"
+        )
+    else:
+        balance, counts = classes.class_counts(rows)
+        path = fig.plot_counts(counts, list(rows.class_names), out / "inspect" / "counts.png")
     balance.figures.append(str(path.relative_to(out)))
     record(balance)
     for check in (missing_values, useless_columns, duplicate_rows, redundant_pairs):
@@ -404,9 +432,7 @@ def audit_table(
     record(shift(rows, seed))
     # R1.6's quick model leaves out the columns that give the target away: with them it
     # would agree with every label, wrong ones included.
-    leaked = [
-        c for c, a in leaks.numbers.get("single_column_accuracy", {}).items() if a >= LEAK_ACCURACY
-    ]
+    leaked = [c for c, a in leaks.numbers.get("single_column_score", {}).items() if a >= LEAK_SCORE]
     picked = _sample(len(rows), seed)
     sample = Rows(
         rows.frame.iloc[picked].drop(columns=leaked).reset_index(drop=True),
@@ -415,13 +441,33 @@ def audit_table(
         [rows.ids[i] for i in picked],
         rows.class_names,
         rows.split_names,
+        None if rows.values is None else rows.values[picked],
     )
     x, categorical = _codes(sample.frame)
-    result, suspects, _ = noise.label_suspects(
-        sample, x, folds=folds, seed=seed, model=_trees(x, categorical, seed)
-    )
+    if sample.values is not None:
+        result, suspects = targets.residual_suspects(
+            x,
+            sample.values,
+            sample.ids,
+            _trees(x, categorical, seed, regression=True),
+            folds=folds,
+            seed=seed,
+        )
+    else:
+        result, suspects, _ = noise.label_suspects(
+            sample, x, folds=folds, seed=seed, model=_trees(x, categorical, seed)
+        )
     result.numbers["suspect_rows"] = [s["id"] for s in suspects[:50]]
     record(result)
+    mistakes: list[dict] = []
+    if model_path is not None and data is not None:
+        found = table_errors(model_path, frames, target, data, seed, out, regression)
+        if found is None:
+            print(f"  no trained model at {model_path}: R1.8 waits for make train")
+        else:
+            errors, mistakes, paths = found
+            errors.figures.extend(str(p.relative_to(out)) for p in paths)
+            record(errors)
     seconds = time.perf_counter() - start
     report = results_report(
         "inspect",
@@ -432,7 +478,10 @@ def audit_table(
             "warned": sum(r.verdict == Verdict.WARN for r in results),
             "failed": sum(r.verdict == Verdict.FAIL for r in results),
         },
-        {"findings": {"label_suspects": suspects[:50]}, "class_names": list(rows.class_names)},
+        {
+            "findings": {"label_suspects": suspects[:50], "top_loss": mistakes},
+            "class_names": list(rows.class_names),
+        },
     )
     written = write_report(report, out)
     if verbose:

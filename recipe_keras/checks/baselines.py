@@ -46,6 +46,7 @@ __all__ = [
     "check_regression_baselines",
     "input_blind_bounds",
     "steps_for",
+    "suite_batches",
 ]
 
 
@@ -67,6 +68,15 @@ def steps_for(batch_size: int, steps: int = 25) -> int:
     142 steps showed 13%. Counting examples instead (400 steps) costs twice as much.
     """
     return max(steps, math.ceil(steps * math.sqrt(REFERENCE_BATCH / batch_size)))
+
+
+def suite_batches(subject: Subject, steps: int) -> tuple[Batches, int, np.ndarray]:
+    """What a check suite trains and probes on: the first training batches, enough
+    for ``steps`` at a batch of 64 (``steps_for``: more for a smaller batch, read in
+    the same pass), the steps per round at the batch size found, and 8 inputs."""
+    batches = subject.train_batches(lambda size: steps_for(size, steps))
+    x, y = batches[0]
+    return batches, steps_for(len(y), steps), x[:8]
 
 
 def _test_scores(

@@ -62,7 +62,9 @@ def check_inputs(
     warn on inputs outside the task's range (images: [0, 1]) or constant."""
     task = task or get_task("image_classification")
     x, y = inputs_as_fed(dataset, n)
-    if y.ndim == 2 and y.shape[1] == len(class_names) > 1:  # soft labels: mixed (R4.3)
+    if not task.classifies:  # a regression's targets, as numbers
+        titles = [", ".join(f"{v:.4g}" for v in np.ravel(t)) for t in y]
+    elif y.ndim == 2 and y.shape[1] == len(class_names) > 1:  # soft labels: mixed (R4.3)
         titles = [_soft_title(weights, class_names) for weights in y]
     else:
         titles = [_title(label, class_names) for label in y.astype(int).ravel()]

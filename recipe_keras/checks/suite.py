@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from recipe_keras._heap import frozen_heap
-from recipe_keras.checks.baselines import check_baselines, steps_for
+from recipe_keras.checks.baselines import check_baselines, suite_batches
 from recipe_keras.checks.capacity import check_capacity, check_loss_decreases
 from recipe_keras.checks.dependencies import check_batch_independence
 from recipe_keras.checks.determinism import check_determinism
@@ -65,12 +65,37 @@ def run_checks(
                 flush=True,
             )
 
+    if subject.task is not None and not subject.task.classifies:
+        from recipe_keras.checks.regression import run_regression_checks
+
+        run_regression_checks(subject, out, config, record)
+    else:
+        _classification_checks(subject, out, config, record)
+    seconds = time.perf_counter() - start
+
+    write_report(
+        results_report(
+            "check",
+            results,
+            {
+                "checks": len(results),
+                "failed": sum(r.verdict == Verdict.FAIL for r in results),
+                "warned": sum(r.verdict == Verdict.WARN for r in results),
+                "seconds": round(seconds, 2),
+            },
+        ),
+        out,
+    )
+    if verbose:
+        print(format_table(results))
+    return results
+
+
+def _classification_checks(subject: Subject, out: Path, config: CheckConfig, record) -> None:
+    """Every classifier's check, each handed to ``record`` as it finishes."""
     splits = subject.splits
-    # check.steps at a batch of 64; a smaller batch gets more steps, in the same pass.
-    batches = subject.train_batches(lambda size: steps_for(size, config.steps))
-    x, y = batches[0]
-    steps = steps_for(len(y), config.steps)
-    probe = x[:8]
+    batches, steps, probe = suite_batches(subject, config.steps)
+    y = batches[0][1]
     # One untrained model serves the inference-only checks; R2.5 changes its bias, so last.
     fresh = subject.model()
     record(check_init_loss(fresh, batches[:4], splits.num_classes))
@@ -107,24 +132,6 @@ def run_checks(
     # After R2.1, whose reseed it then need not repeat (see check_overfit_batch).
     record(check_overfit_batch(subject, out / "check_overfit.png", max_steps=config.overfit_steps))
     record(check_capacity(subject, model, losses, batches))
-    seconds = time.perf_counter() - start
-
-    write_report(
-        results_report(
-            "check",
-            results,
-            {
-                "checks": len(results),
-                "failed": sum(r.verdict == Verdict.FAIL for r in results),
-                "warned": sum(r.verdict == Verdict.WARN for r in results),
-                "seconds": round(seconds, 2),
-            },
-        ),
-        out,
-    )
-    if verbose:
-        print(format_table(results))
-    return results
 
 
 def project_subject(project) -> Subject:

@@ -45,12 +45,12 @@ REQUIREMENT_USED = {{cookiecutter.recipe_keras_requirement
                      | recipe_requirement(cookiecutter._repo_dir) | tojson}}
 CHOICES = {
     "backend": ("jax", "tensorflow", "torch"),
-    "task": ("image_classification", "tabular_classification"),
+    "task": ("image_classification", "tabular_classification", "tabular_regression"),
     "model": ("auto", "linear", "mlp", "cnn"),
 }
 EMBEDDED = ("digits",)
 # The embedded tables, and the files a table may come in (recipe_keras.tabular).
-TABLES = ("adult",)
+TABLES = ("adult", "abalone")
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # Same rule as recipe_keras.config.dataset_kind (this hook cannot import recipe_keras).
 TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.-]+)?(:[0-9*]+(\.[0-9*]+){0,2})?$")
@@ -120,10 +120,10 @@ def problem() -> str | None:
             return f"{key} {ANSWERS[key]!r} is not allowed; choose one of {', '.join(allowed)}"
     dataset = ANSWERS["dataset"]
     path = Path(dataset).expanduser()
-    if ANSWERS["task"] == "tabular_classification":
+    if ANSWERS["task"].startswith("tabular_"):
         return _table_answers(dataset, path)
     if dataset in TABLES:
-        return f"dataset {dataset!r} is a table; answer task=tabular_classification for it"
+        return f"dataset {dataset!r} is a table; answer task=tabular_classification (or tabular_regression) for it"
     if dataset.startswith(("/", "~", ".")):
         if not path.is_absolute():
             return f"dataset {dataset!r}: give an image folder as an absolute path"

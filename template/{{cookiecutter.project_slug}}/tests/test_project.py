@@ -3,8 +3,10 @@
 `make test` runs them; they pass at birth and should keep passing as you edit.
 """
 
+{% if cookiecutter.task != "tabular_regression" -%}
 import math
 
+{% endif -%}
 import keras
 import numpy as np
 import pytest
@@ -30,6 +32,30 @@ def test_backend_is_the_configured_one(config):
     assert keras.backend.backend() == os.environ.get("KERAS_BACKEND", config.backend)
 
 
+{% if cookiecutter.task == "tabular_regression" -%}
+def test_batches_are_encoded_rows_with_finite_targets(splits, config):
+    rows, targets = next(iter(splits.train))
+    rows, targets = np.asarray(rows), np.asarray(targets)
+    assert rows.shape[1:] == splits.input_shape
+    assert rows.shape[0] <= config.data.batch_size
+    assert rows.dtype == np.float32 and np.isfinite(rows).all()  # missing values filled
+    assert targets.shape == (rows.shape[0], 1) and np.isfinite(targets).all()
+
+
+def test_model_starts_at_the_target_variance(splits, config):
+    # R2.4 and R2.5: with its bias at the training mean, a fresh model's squared error
+    # is about the targets' variance around that mean.
+    from recipe_keras.train import init_to_mean
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(splits.input_shape, splits.num_classes, config.model)
+    model.compile(loss="mse")
+    init = init_to_mean(model, splits)
+    rows, targets = next(iter(splits.train))
+    assert tuple(model(rows, training=False).shape) == (rows.shape[0], 1)
+    expected = init.numbers["target_variance"]
+    assert abs(init.numbers["loss_after"] - expected) < 0.5 * expected
+{%- else -%}
 {% if cookiecutter.task == "tabular_classification" -%}
 def test_batches_are_encoded_rows_with_valid_labels(splits, config):
     rows, labels = next(iter(splits.train))
@@ -59,3 +85,4 @@ def test_model_starts_at_the_uniform_loss(splits, config):
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
     expected = -math.log(1 / splits.num_classes)
     assert abs(float(loss) - expected) < 0.25 * expected
+{%- endif %}

@@ -17,7 +17,12 @@ from recipe_keras.config import ModelConfig
 
 
 def build_model(input_shape: tuple[int, ...], num_classes: int, config: ModelConfig) -> keras.Model:
-    """A fresh, uncompiled model that maps {{ "encoded table rows" if cookiecutter.task == "tabular_classification" else "images" }} to ``num_classes`` logits."""
+{%- if cookiecutter.task == "tabular_regression" %}
+    """A fresh, uncompiled model that maps encoded table rows to the predicted target
+    (``num_classes`` is 1: one output)."""
+{%- else %}
+    """A fresh, uncompiled model that maps {{ "encoded table rows" if cookiecutter.task.startswith("tabular_") else "images" }} to ``num_classes`` logits."""
+{%- endif %}
     if config.name != {{ cookiecutter.__net | tojson }}:
         return models.from_config(config, input_shape, num_classes)  # the zoo's
 {%- if cookiecutter.__net != "linear" %}
@@ -42,7 +47,12 @@ def build_model(input_shape: tuple[int, ...], num_classes: int, config: ModelCon
 {%- endif %}
             # Dropout before the logits (R4.9); none at model.dropout = 0.
             *([layers.Dropout(config.dropout)] if config.dropout else []),
+{%- if cookiecutter.task == "tabular_regression" %}
+            # The prediction, on the target's own scale: no activation, so the loss
+            # (mean squared error) and R2.5's bias at the target mean apply as they are.
+{%- else %}
             # Logits, no softmax: the loss has from_logits=True.
+{%- endif %}
             layers.Dense(num_classes),
         ],
         name={{ cookiecutter.__net | tojson }},

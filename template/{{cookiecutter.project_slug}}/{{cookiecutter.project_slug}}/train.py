@@ -21,13 +21,22 @@ def run(config: Config) -> Report:
     model = network.build_model(splits.input_shape, splits.num_classes, config.model)
     # Compiled as every step compiles it: model.py's compile_model if it has one, else
     # the recipe's: Adam at train.learning_rate (AdamW with train.weight_decay),
-    # constant unless train.lr_schedule (R3.2, R3.4), cross-entropy on the logits
+    # constant unless train.lr_schedule (R3.2, R3.4),
+{%- if cookiecutter.task == "tabular_regression" %} the mean squared error, RMSE,
+    # MAE and R², the schedule placed over the planned steps.
+{%- else %} cross-entropy on the logits
     # (from_logits=True) and accuracy, the schedule placed over the planned steps.
+{%- endif %}
     recipe.compile_as(network, model, splits, config)
     if config.train.verbose:
         model.summary()
+{%- if cookiecutter.task == "tabular_regression" %}
+    # R2.5: start the final bias at the training split's mean target.
+    init = recipe.init_to_mean(model, splits)
+{%- else %}
     # R2.5: start the final bias at the log class priors.
     init = recipe.init_from_priors(model, splits)
+{%- endif %}
     history = model.fit(
         splits.fit_train,  # the training split; mixed (R4.3) when data.mix is set
         validation_data=splits.fit_val,  # the whole validation split, every epoch (R2.3)
