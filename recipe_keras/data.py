@@ -60,6 +60,9 @@ class Splits:
     # R4.3: a map from (images, integer labels) batches to mixed images and soft labels
     # (``recipe_keras.mixing.mixer``), applied in ``fit_train`` only. None: no mixing.
     mix: Callable | None = None
+    # R2.10 for a table: ``n`` -> (the first n training rows as stored, a pandas frame,
+    # and the inputs the network receives for them). None: nothing to show as rows.
+    rows_as_stored: Callable | None = None
 
     @property
     def fit_train(self) -> tf.data.Dataset:

@@ -10,6 +10,7 @@ float vector per row.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import tensorflow as tf
 from recipe_keras.config import ConfigError, DataConfig
 from recipe_keras.data import Splits, order_and_batch
 from recipe_keras.storage import MEMORY_SHARE, Storage, memory_available
-from recipe_keras.values import TABLE_SUFFIXES
+from recipe_keras.values import TABLE_SUFFIXES, dataset_kind
 
 __all__ = [
     "MISSING",
@@ -110,7 +111,8 @@ def read_tables(cfg: DataConfig, seed: int) -> tuple[dict[str, pd.DataFrame], st
 
     One table (a file, an embedded name) is carved into train, val and test by a
     seeded permutation (``CARVED``); a folder gives ``train`` and, where present,
-    ``val`` and ``test`` (each carved from train when absent).
+    ``val`` and ``test`` (each carved from train when absent); a TFDS catalog table
+    gives the splits ``data.train_split``, ``val_split`` and ``test_split`` name.
     """
     if cfg.dataset in TABLE_FILES:
         known = TABLE_FILES[cfg.dataset]
@@ -119,6 +121,7 @@ def read_tables(cfg: DataConfig, seed: int) -> tuple[dict[str, pd.DataFrame], st
         target = cfg.target or known.target
     else:
         path = Path(cfg.dataset).expanduser()
+        target = cfg.target
         if path.is_dir():
             frames = {}
             for split in ("train", "val", "test"):
@@ -133,13 +136,15 @@ def read_tables(cfg: DataConfig, seed: int) -> tuple[dict[str, pd.DataFrame], st
                 )
         elif path.is_file() and path.name.endswith(TABLE_SUFFIXES):
             frames = {"train": _read(path, "data.dataset")}
+        elif _is_catalog_name(cfg.dataset):
+            frames, label = _catalog_tables(cfg)
+            target = cfg.target or label
         else:
             raise ConfigError(
                 f"data.dataset = {cfg.dataset!r} is not a table: give a .csv or .parquet "
-                f"file, a folder holding train.csv, or an embedded table "
-                f"({', '.join(TABLE_FILES)})"
+                f"file, a folder holding train.csv, an embedded table "
+                f"({', '.join(TABLE_FILES)}) or a TFDS catalog table such as 'titanic'"
             )
-        target = cfg.target
     columns = list(frames["train"].columns)
     if not target:
         raise ConfigError(
@@ -152,6 +157,62 @@ def read_tables(cfg: DataConfig, seed: int) -> tuple[dict[str, pd.DataFrame], st
                 f"columns: {', '.join(map(str, frame.columns))}"
             )
     return _carved(frames, seed), target
+
+
+def _is_catalog_name(dataset: str) -> bool:
+    """A TFDS catalog name (not a path): values.dataset_kind's rule."""
+    try:
+        return dataset_kind(dataset) == "tfds"
+    except ConfigError:
+        return False
+
+
+def _catalog_tables(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], str]:
+    """A TFDS catalog table's train/val/test splits (``data.*_split``) as data frames,
+    and its supervised label's name ("" if it has none).
+
+    Prepared once by TFDS (online, like any catalog name); a dataset that takes over a
+    quarter of the memory available is refused, as a table file is. Nested features
+    (``features/age``) keep their last name where that is unique; bytes become text.
+    """
+    import tensorflow_datasets as tfds
+
+    from recipe_keras.data import make_builder
+
+    builder = make_builder(cfg)
+    info = builder.info
+    available = memory_available()
+    if available is not None and info.dataset_size > MEMORY_SHARE * available:
+        raise ConfigError(
+            f"data.dataset = {cfg.dataset!r} takes {info.dataset_size / 2**20:.0f} MiB, over a "
+            f"quarter of the memory available ({available / 2**20:.0f} MiB): a table is read "
+            "whole; sample it, or give a loader of your own (data.py)"
+        )
+    frames = {}
+    for split, expression in (("train", cfg.train_split), ("val", cfg.val_split)):
+        frames[split] = tfds.as_dataframe(builder.as_dataset(split=expression), info)
+    if cfg.test_split:
+        # A catalog table with no test split: carved from train, as a file's is.
+        with contextlib.suppress(ValueError):
+            frames["test"] = tfds.as_dataframe(builder.as_dataset(split=cfg.test_split), info)
+    frames = {s: _plain(f) for s, f in frames.items()}
+    keys = info.supervised_keys or ()
+    label = keys[1] if len(keys) > 1 and isinstance(keys[1], str) else ""
+    return frames, _plain_name(label, frames["train"].columns) if label else ""
+
+
+def _plain_name(name: str, columns) -> str:
+    last = name.rsplit("/", 1)[-1]
+    return last if sum(str(c).rsplit("/", 1)[-1] == last for c in columns) == 1 else name
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Column names without their feature-dict prefix where unique; bytes as text."""
+    out = frame.rename(columns={c: _plain_name(str(c), frame.columns) for c in frame.columns})
+    for name in out.columns:
+        if out[name].dtype == object and len(out) and isinstance(out[name].iloc[0], bytes):
+            out[name] = out[name].map(lambda b: b.decode("utf-8", "replace"))
+    return out
 
 
 def _carved(frames: dict[str, pd.DataFrame], seed: int) -> dict[str, pd.DataFrame]:
@@ -340,6 +401,15 @@ def load_table_splits(
             storage=storage,
         )
     width = int(pipelines["train"].element_spec[0].shape[-1])
+
+    def rows_as_stored(n: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """R2.10: the first ``n`` training rows as stored, and what the network
+        receives for them (encoded as every split is, inside tf.data)."""
+        head = frames["train"].head(n)
+        rows = tf.data.Dataset.from_tensor_slices(_features(head, columns, medians))
+        (encoded,) = rows.batch(n).map(space).take(1)
+        return head, np.asarray(encoded)
+
     return Splits(
         **pipelines,
         input_shape=(width,),
@@ -347,6 +417,7 @@ def load_table_splits(
         class_names=names,
         sizes={split: len(frame) for split, frame in frames.items()},
         epoch=epoch,
+        rows_as_stored=rows_as_stored,
     )
 
 

@@ -9,10 +9,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from recipe_keras.config import ConfigError, DataConfig
 from recipe_keras.tabular import load_table_splits, read_tables
@@ -247,3 +250,44 @@ def test_the_later_steps_run_on_a_table_and_read_its_accuracy(tmp_path):
     run("report")
     page = (reports / "index.html").read_text()
     assert "Baselines (test accuracy)" in page and "ensemble of 2 (R6.1)" in page
+
+
+class TinyTownTable(tfds.core.GeneratorBasedBuilder):
+    """A TFDS catalog table, as TFDS prepares one (registered as "tiny_town_table")."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "The test's table."}
+
+    def _info(self):
+        features = {"features": {"age": tf.float32, "town": tf.string}}
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(
+                {**features, "survived": tfds.features.ClassLabel(num_classes=2)}
+            ),
+            supervised_keys=("features", "survived"),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(0, 200), "test": self._generate_examples(200, 250)}
+
+    def _generate_examples(self, start, stop):
+        for i in range(start, stop):
+            row = {"age": float(i % 50), "town": ["Leiden", "Delft"][i % 2]}
+            yield i, {"features": row, "survived": int(i % 50 > 25)}
+
+
+def test_a_tfds_catalog_table_is_read_by_its_name(tmp_path):
+    TinyTownTable(data_dir=str(tmp_path)).download_and_prepare()  # TFDS does it once, online
+    data = DataConfig(dataset="tiny_town_table", data_dir=str(tmp_path))
+    frames, target = read_tables(data, seed=0)
+    # Its supervised label is the target; nested names lose their prefix; bytes are text.
+    assert target == "survived"
+    assert sorted(frames["train"].columns) == ["age", "survived", "town"]
+    assert set(frames["train"]["town"]) == {"Leiden", "Delft"}
+    # data.train_split / val_split / test_split: train[:90%], train[90%:], test.
+    assert {s: len(f) for s, f in frames.items()} == {"train": 180, "val": 20, "test": 50}
+    splits = load_table_splits(data, 0, verbose=False)
+    assert splits.input_shape == (4,)  # age, and town one-hot over its two values and unseen
+    labels = np.concatenate([np.asarray(y) for _, y in splits.test])
+    expected = (frames["test"]["age"].to_numpy() > 25).astype(int)
+    assert sorted(labels.tolist()) == sorted(expected.tolist())

@@ -80,6 +80,17 @@ def test_a_rendered_regression_project_trains_checks_and_inspects_abalone(tmp_pa
     verdicts = {c["recipe_id"]: c["verdict"] for c in check["details"]["checks"]}
     for rid in ("R2.4", "R2.5", "R2.7", "R2.8", "R2.12", "R2.1"):
         assert verdicts[rid] == "pass", check["details"]["checks"]
+    # R2.10: the first training rows as stored beside what the network receives; each
+    # number normalised by the training split's mean and deviation (FeatureSpace's).
+    rows = pd.read_csv(project / "reports" / "check_inputs_rows.csv")
+    assert list(rows["row"]) == [f"train:{i}" for i in frames["train"].index[:8]]
+    for _, row in rows.iterrows():
+        encoded = np.array(row["network input"].split(), dtype=float)
+        assert len(encoded) == 11  # 7 numbers, sex one-hot over F, I, M and unseen
+        for column in ("length", "shell_weight", "whole_weight"):
+            train = frames["train"][column]
+            z = (row[column] - train.mean()) / train.std(ddof=0)
+            assert np.isclose(encoded, z, atol=1e-3).any(), (column, z, encoded)
 
     _run(project, "inspect")
     audit = json.loads((project / "reports" / "inspect.json").read_text())

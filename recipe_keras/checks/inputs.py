@@ -10,6 +10,8 @@ order shows whether the training batches are shuffled (``check_shuffled``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -57,9 +59,14 @@ def check_inputs(
     figure: str | os.PathLike[str],
     n: int = 32,
     task: Task | None = None,
+    rows_as_stored: Callable | None = None,
 ) -> CheckResult:
     """Save the picture of what enters the net, drawn by its task (a grid of images);
-    warn on inputs outside the task's range (images: [0, 1]) or constant."""
+    warn on inputs outside the task's range (images: [0, 1]) or constant.
+
+    ``rows_as_stored`` (a table's ``Splits.rows_as_stored``): also write the first
+    training rows as stored beside what the network receives for them, a CSV.
+    """
     task = task or get_task("image_classification")
     x, y = inputs_as_fed(dataset, n)
     if not task.classifies:  # a regression's targets, as numbers
@@ -81,6 +88,9 @@ def check_inputs(
     else:
         verdict, advice = Verdict.PASS, ""
     within = f"values in [{bounds[0]:g}, {bounds[1]:g}], " if bounds is not None else "values "
+    files = [path.name]
+    if rows_as_stored is not None:
+        files.append(_rows_beside_inputs(rows_as_stored, Path(figure).with_name(ROWS_FILE)).name)
     return CheckResult(
         "R2.10",
         "what enters the net (look at the picture)",
@@ -89,8 +99,23 @@ def check_inputs(
         expected=f"{within}not constant; inputs that look right with right labels",
         advice=advice,
         numbers={"min": low, "max": high, "std": std},
-        figures=[path.name],
+        figures=files,
     )
+
+
+# R2.10 for a table: its first training rows as stored, and the inputs they become.
+ROWS_FILE = "check_inputs_rows.csv"
+
+
+def _rows_beside_inputs(rows_as_stored: Callable, path: Path, n: int = 8) -> Path:
+    """A CSV of ``n`` rows as stored, each followed by the values the network receives."""
+    from recipe_keras.report import atomic_write
+
+    frame, encoded = rows_as_stored(n)
+    table = frame.astype(str)
+    table.insert(0, "row", [f"train:{i}" for i in frame.index])
+    table["network input"] = [" ".join(f"{v:.4g}" for v in row) for row in encoded]
+    return atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
 def equal_neighbours(labels: np.ndarray) -> int:

@@ -110,7 +110,11 @@ def run_regression_checks(
     record(check_regression_bias_init(fresh, batches[:4], train_y))
     record(
         check_inputs(
-            splits.fit_train, splits.class_names, out / "check_inputs.png", task=subject.task
+            splits.fit_train,
+            splits.class_names,
+            out / "check_inputs.png",
+            task=subject.task,
+            rows_as_stored=splits.rows_as_stored,
         )
     )
     # The test split is read in its order (it is not shuffled): its first examples.

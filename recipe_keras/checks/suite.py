@@ -104,7 +104,11 @@ def _classification_checks(subject: Subject, out: Path, config: CheckConfig, rec
     record(check_bias_init(fresh, batches[:4], subject.train_labels, splits.num_classes))
     record(
         check_inputs(
-            splits.fit_train, splits.class_names, out / "check_inputs.png", task=subject.task
+            splits.fit_train,
+            splits.class_names,
+            out / "check_inputs.png",
+            task=subject.task,
+            rows_as_stored=splits.rows_as_stored,
         )
     )
     fed = np.concatenate([np.ravel(labels) for _, labels in batches])

@@ -26,7 +26,8 @@ class ImageClassification(Task):
         if dataset_kind(data.dataset) == "table":
             raise ConfigError(
                 f"data.dataset = {data.dataset!r} is a table, and task = "
-                '"image_classification" reads images; set task = "tabular_classification"'
+                '"image_classification" reads images; set task = "tabular_classification" '
+                '(or "tabular_regression" for a number)'
             )
 
         return load_splits(data, seed=seed)
