@@ -89,15 +89,12 @@ def student_config(config: Config) -> Config:
 def _test_scores(model: keras.Model, splits, task) -> dict[str, float]:
     """The task's score (accuracy, RMSE) and loss on the whole test split (as ``make
     ensemble`` scores its members), parameters, and examples per second predicted."""
-    import numpy as np
 
     from recipe_keras.data import labels_of
     from recipe_keras.ensemble import probabilities, regression_scores, scores
+    from recipe_keras.initialise import targets_of
 
-    if task.classifies:
-        labels = labels_of(splits.test)
-    else:
-        labels = np.concatenate([np.asarray(y, dtype=np.float64) for _, y in splits.test])
+    labels = labels_of(splits.test) if task.classifies else targets_of(splits.test)
     model.predict(splits.test.take(1), verbose=0)  # trace once: speed is the steady state
     start = time.perf_counter()
     predicted = probabilities(model, splits.test, softmax=task.classifies)

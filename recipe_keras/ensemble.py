@@ -25,6 +25,7 @@ from keras import ops
 from recipe_keras.callbacks import Heartbeat
 from recipe_keras.config import Config, ConfigError
 from recipe_keras.data import labels_of
+from recipe_keras.initialise import targets_of
 from recipe_keras.report import Report, atomic_write, write_report
 from recipe_keras.runs import run_in
 from recipe_keras.task import get_task
@@ -143,10 +144,7 @@ def run_ensemble(project, config: Config | None = None, verbose: bool = True) ->
     members = member_configs(config)
     rows, models = [], []
     splits = project.load_data(config)
-    if classifies:
-        labels = labels_of(splits.test)
-    else:
-        labels = np.concatenate([np.asarray(y, dtype=np.float64) for _, y in splits.test])
+    labels = labels_of(splits.test) if classifies else targets_of(splits.test)
 
     def score_of(predictions: np.ndarray) -> dict[str, float]:
         return scores(predictions, labels) if classifies else regression_scores(predictions, labels)

@@ -10,7 +10,7 @@ compares the loss at init with what these functions expect.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import keras
 import numpy as np
@@ -85,8 +85,9 @@ def target_rows(targets: np.ndarray) -> np.ndarray:
     return y.reshape(len(y), -1)
 
 
-def targets_of(batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Every target of ``batches`` as (examples, outputs) floats."""
+def targets_of(batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Every target of ``batches`` (a list of pairs, or a batched split read whole) as
+    (examples, outputs) floats."""
     return target_rows(np.concatenate([np.asarray(y) for _, y in batches]))
 
 
@@ -237,5 +238,6 @@ def init_from_priors(model: keras.Model, splits: Splits) -> CheckResult:
 def init_to_mean(model: keras.Model, splits: Splits) -> CheckResult:
     """R2.5 for regression: the final bias set to the training split's mean target, with
     the loss before and after. The split's targets are read whole (a table's are)."""
-    targets = target_rows(np.concatenate([np.asarray(y) for _, y in splits.train]))
-    return check_regression_bias_init(model, first_batches(splits.train, 4), targets)
+    return check_regression_bias_init(
+        model, first_batches(splits.train, 4), targets_of(splits.train)
+    )

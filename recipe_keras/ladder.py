@@ -18,12 +18,10 @@ from pathlib import Path
 from recipe_keras.config import Config, ladder_configs
 from recipe_keras.report import Report, write_report
 from recipe_keras.runs import run_in
-from recipe_keras.task import Score, get_task
+from recipe_keras.task import Score, Task, get_task
 from recipe_keras.verdicts import Verdict
 
 __all__ = ["format_ladder", "run_ladder"]
-
-ACCURACY = Score("accuracy", higher_is_better=True, label="accuracy")
 
 
 def _metrics(score: Score) -> tuple[str, ...]:
@@ -105,7 +103,7 @@ def _tries(rung: dict, row: dict, before: dict) -> list[str]:
     return ["R4.7"] if row["params"] < before["params"] else ["R4.12"]
 
 
-def format_ladder(rows: list[dict], score: Score = ACCURACY) -> str:
+def format_ladder(rows: list[dict], score: Score = Task.score) -> str:
     """Rungs as a plain-text table: the one change, train/val numbers, and the change in
     the validation score (accuracy, or a regression's RMSE)."""
     short = "acc" if score.metric == "accuracy" else score.label
