@@ -20,8 +20,12 @@ from typing import Any
 
 from recipe_keras.errors import ConfigError
 from recipe_keras.values import (
+    AUGMENTATIONS,
+    DEFAULT_RUNGS,
+    DEFAULT_SPACE,
     EMBEDDED_DATASETS,
     LABEL_CHANGING,
+    MIXES,
     OVERRIDES_ENV,
     TUNABLE,
     active_overrides,
@@ -69,29 +73,9 @@ __all__ = [
 ]
 
 BACKENDS = ("jax", "tensorflow", "torch")
-MODELS = ("linear", "mlp", "cnn", "resnet50")
+TEXT_NETS = ("bag_of_embeddings", "conv1d", "transformer")
+MODELS = ("linear", "mlp", "cnn", "resnet50", *TEXT_NETS)
 SCHEDULES = ("constant", "cosine", "exponential")
-AUGMENTATIONS = (
-    "flip_horizontal",
-    "flip_vertical",
-    "rotate",
-    "translate",
-    "zoom",
-    "contrast",
-    "randaugment",
-)
-# R4.3: augmentations that mix two training examples and their labels.
-MIXES = ("mixup", "cutmix")
-DEFAULT_RUNGS = (
-    {"model.width": 128},
-    {"data.augment": ["rotate", "translate"]},
-    {"model.dropout": 0.25},
-)
-DEFAULT_SPACE = {
-    "train.learning_rate": {"type": "float", "min": 1e-4, "max": 3e-3, "sampling": "log"},
-    "model.width": {"type": "choice", "values": [16, 32, 64]},
-    "model.dropout": {"type": "choice", "values": [0.0, 0.25]},
-}
 
 
 def _choices(*allowed: str) -> dict[str, Any]:
@@ -149,13 +133,20 @@ class DataConfig:
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
+    # Text (task = "text_classification"): the column holding the text ("" takes an
+    # embedded corpus's own, else "text"; data.target names the label column, else
+    # "label"), and the tokens kept per text: 0 takes the training split's 95th
+    # percentile, up to 500 (printed). Longer texts are cut, shorter ones padded.
+    text: str = ""
+    sequence_length: int = field(default=0, metadata=_at_least(0))
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     # A model-zoo entry (R3.1, "don't be a hero"): linear, mlp, cnn or resnet50 (23.6M
-    # parameters; inputs of at least 32x32x3: set data.image_size and data.channels).
-    # The project's model.py may build something else.
+    # parameters; inputs of at least 32x32x3: set data.image_size and data.channels);
+    # for text, bag_of_embeddings, conv1d or transformer. The project's model.py may
+    # build something else.
     name: str = field(default="cnn", metadata=_choices(*MODELS))
     # Base width: units of the MLP's hidden layers, filters of the CNN's first convolution.
     width: int = field(default=64, metadata=_at_least(1))
@@ -165,6 +156,9 @@ class ModelConfig:
     # the network), and whether those weights train too (false: only the new head).
     pretrained: bool = False
     fine_tune: bool = True
+    # Text: the embedding table's rows, so the most tokens the vectoriser keeps (the
+    # training split's commonest; two ids go to padding and out-of-vocabulary).
+    vocabulary: int = field(default=20_000, metadata=_at_least(3))
 
 
 @dataclass(frozen=True)
@@ -249,7 +243,7 @@ class LadderConfig:
     epochs: int = field(default=10, metadata=_at_least(1))
     # The rungs after the base run (the config as it is). Each changes exactly ONE
     # setting (a quoted "section.key") and keeps the changes of the rungs before it.
-    # A table project's config.toml leaves out the rungs that change images.
+    # A table or text project's config.toml leaves out the rungs that change images.
     rungs: list[dict] = field(default_factory=lambda: [dict(r) for r in DEFAULT_RUNGS])
 
 
@@ -318,7 +312,9 @@ class TuneConfig:
 # R3.2: Adam at 3e-4 is the recipe's safe default for a deep net. A linear model learns
 # ten times slower per step: on the digits, 3e-4 gave 0.64 test accuracy after 20
 # epochs and failed make check's R2.7 and R2.8; 3e-3 gave 0.95 and passed them.
-RECIPE_LEARNING_RATES = {"linear": 3e-3}
+# An embedding table learns each row only from the texts holding its token: the text
+# models start at 3e-3 too (see docs/text.md for the measurement).
+RECIPE_LEARNING_RATES = {"linear": 3e-3, **dict.fromkeys(TEXT_NETS, 3e-3)}
 RECIPE_LEARNING_RATE = 3e-4
 
 

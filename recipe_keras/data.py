@@ -63,6 +63,11 @@ class Splits:
     # R2.10 for a table: ``n`` -> (the first n training rows as stored, a pandas frame,
     # and the inputs the network receives for them). None: nothing to show as rows.
     rows_as_stored: Callable | None = None
+    # Text: each split's texts as stored and their integer labels (a corpus is read
+    # whole, so they fit), for the baselines that read words (TF-IDF), and the
+    # vectoriser's vocabulary, id by id (0 padding, 1 out-of-vocabulary). None: no text.
+    texts: dict[str, tuple[list[str], np.ndarray]] | None = None
+    vocabulary: tuple[str, ...] | None = None
 
     @property
     def fit_train(self) -> tf.data.Dataset:

@@ -57,7 +57,9 @@ def combine(
 ) -> keras.Model:
     """One model averaging ``members``' probabilities (a regression's predictions, when
     not ``classifies``); saves and loads as one .keras file."""
-    x = keras.Input(tuple(input_shape))
+    # The members' own input type: token ids (int32) for text, floats otherwise.
+    dtype = getattr(members[0], "inputs", None) and members[0].inputs[0].dtype
+    x = keras.Input(tuple(input_shape), dtype=dtype or "float32")
     outputs = []
     for i, member in enumerate(members):
         if getattr(member, "inputs", None):  # functional or Sequential: a named copy

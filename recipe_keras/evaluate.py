@@ -64,7 +64,10 @@ class Measured:
 
 
 # How the advice names a task's baselines other than the linear model.
-BASELINE_NAMES = {"trees": "gradient-boosted trees (scikit-learn's HistGradientBoosting)"}
+BASELINE_NAMES = {
+    "trees": "gradient-boosted trees (scikit-learn's HistGradientBoosting)",
+    "length_only": "a logistic regression on the texts' lengths alone (a shortcut)",
+}
 
 
 def evaluate(
@@ -273,7 +276,7 @@ def _baseline_advice(m: Measured, numbers: dict[str, Any], task) -> str:
         else f"not {LINEAR_MARGIN:.0%} lower"
     )
     return (
-        f"a linear model fitted to convergence scores {score.label} {linear:.3f} on the test "
+        f"{task.linear_label} scores {score.label} {linear:.3f} on the test "
         f"split, {ours} ({margin}): the network adds nothing yet; train longer, or try a "
         "bigger model"
     )

@@ -98,6 +98,25 @@ def plot_rows_of_values(
     return _save(fig, path)
 
 
+def plot_texts(
+    texts: list[str], titles: list[str], path: str | os.PathLike[str], shown: int = 24
+) -> Path:
+    """Texts as the network reads them (token ids decoded to words), one per line with
+    its label: R2.10's picture of a batch of text."""
+    texts, titles = list(texts)[:shown], list(titles)[:shown]
+    fig = Figure(figsize=(12, max(2.0, 0.32 * len(texts) + 0.8)))
+    ax = fig.subplots()
+    ax.set_axis_off()
+    for i, (text, title) in enumerate(zip(texts, titles, strict=True)):
+        line = text if len(text) <= 110 else text[:109] + "…"
+        ax.text(0.0, 1.0 - (i + 0.5) / len(texts), f"{title}:", fontsize=8, weight="bold",
+                ha="left", va="center", transform=ax.transAxes)  # fmt: skip
+        ax.text(0.16, 1.0 - (i + 0.5) / len(texts), line, fontsize=8, ha="left", va="center",
+                transform=ax.transAxes, usetex=False, parse_math=False)  # fmt: skip
+    ax.set_title("what enters the net: token ids decoded to words ([UNK]: not in the vocabulary)")
+    return _save(fig, path)
+
+
 def plot_overfit(
     probabilities: np.ndarray, labels: np.ndarray, path: str | os.PathLike[str]
 ) -> Path:
@@ -204,16 +223,18 @@ def plot_counts(
     return _save(fig, path)
 
 
-def plot_histograms(values: dict[str, np.ndarray], path: str | os.PathLike[str]) -> Path:
-    """R1.2 for a regression: the target's distribution, one histogram per split, each
-    scaled to a density so splits of different sizes compare."""
+def plot_histograms(
+    values: dict[str, np.ndarray], path: str | os.PathLike[str], label: str = "target"
+) -> Path:
+    """A distribution per split (a regression's target, R1.2; a text's length, R1.5),
+    each histogram scaled to a density so splits of different sizes compare."""
     fig = Figure(figsize=(6, 3.5))
     ax = fig.subplots()
     finite = [v for v in values.values() if len(v)]
     edges = np.histogram_bin_edges(np.concatenate(finite) if finite else [0.0], bins=40)
     for split, v in values.items():
         ax.hist(v, bins=edges, density=True, histtype="step", linewidth=1.5, label=split)
-    ax.set_xlabel("target")
+    ax.set_xlabel(label)
     ax.set_ylabel("density")
     ax.legend()
     ax.grid(alpha=0.3)

@@ -119,8 +119,9 @@ def _baselines(reports: dict[str, Report], task) -> list[tuple[str, float]]:
     if "train" in reports:
         numbers = reports["train"].numbers
         rows.append(("model after make train", numbers.get(f"test_{m}")))
-        rows.append(("linear model fitted to convergence", numbers.get(f"linear_test_{m}")))
+        rows.append((task.linear_label, numbers.get(f"linear_test_{m}")))
         rows.append(("gradient-boosted trees", numbers.get(f"trees_test_{m}")))
+        rows.append(("length alone (a shortcut)", numbers.get(f"length_only_test_{m}")))
         rows.append((task.null_label, numbers.get(f"{task.null_name}_{m}")))
     if "ensemble" in reports:
         numbers = reports["ensemble"].numbers

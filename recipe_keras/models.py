@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
-from keras import layers
+from keras import layers, ops
 
-__all__ = ["ZOO", "build", "flat_layers", "from_config"]
+__all__ = ["TEXT_MODELS", "ZOO", "PositionEmbedding", "build", "flat_layers", "from_config"]
 
 
 def _head(num_classes: int, dropout: float) -> list[layers.Layer]:
@@ -105,12 +105,117 @@ def resnet50(
     return keras.Model(inputs, outputs, name="resnet50")
 
 
+def _token_inputs() -> keras.KerasTensor:
+    """Token ids of any length (0 padding): make check's padding check trims the
+    padding away and expects the same output."""
+    return keras.Input((None,), dtype="int32", name="tokens")
+
+
+def bag_of_embeddings(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    width: int,
+    dropout: float = 0.0,
+    vocabulary: int = 20_000,
+) -> keras.Model:
+    """fastText (Joulin et al. 2017): the mean of a text's token vectors, padding masked,
+    then a linear layer; word order is ignored."""
+    return keras.Sequential(
+        [
+            _token_inputs(),
+            layers.Embedding(vocabulary, width, mask_zero=True),
+            layers.GlobalAveragePooling1D(),  # the mask leaves padding out of the mean
+            *_head(num_classes, dropout),
+        ],
+        name="bag_of_embeddings",
+    )
+
+
+def conv1d(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    width: int,
+    dropout: float = 0.0,
+    vocabulary: int = 20_000,
+) -> keras.Model:
+    """Two 1-D convolutions over token vectors (n-gram detectors, after Kim 2014), then
+    a masked mean over the text's positions.
+
+    A convolution passes no mask on: padding vectors are zeroed before it and left
+    out of the mean by the mask given to the pooling, so padding changes nothing.
+    """
+    tokens = _token_inputs()
+    mask = ops.not_equal(tokens, 0)
+    x = layers.Embedding(vocabulary, width)(tokens)
+    x = x * ops.expand_dims(ops.cast(mask, x.dtype), -1)
+    x = layers.Conv1D(width, 3, padding="same", activation="relu")(x)
+    x = x * ops.expand_dims(ops.cast(mask, x.dtype), -1)
+    x = layers.Conv1D(width, 3, padding="same", activation="relu")(x)
+    x = layers.GlobalAveragePooling1D()(x, mask=mask)
+    outputs = keras.Sequential(_head(num_classes, dropout), name="head")(x)
+    return keras.Model(tokens, outputs, name="conv1d")
+
+
+@keras.saving.register_keras_serializable(package="recipe_keras")
+class PositionEmbedding(layers.Layer):
+    """Adds a learnt vector per position (up to ``length``) to token vectors; passes
+    their padding mask on. Any shorter sequence takes the first positions."""
+
+    def __init__(self, length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.length = length
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(
+            shape=(self.length, input_shape[-1]), initializer="glorot_uniform", name="positions"
+        )
+
+    def call(self, x):
+        return x + ops.cast(self.positions[: ops.shape(x)[1]], x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length}
+
+
+def transformer(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    width: int,
+    dropout: float = 0.0,
+    vocabulary: int = 20_000,
+) -> keras.Model:
+    """One Transformer encoder block (Vaswani et al. 2017) from Keras layers: token and
+    position vectors, self-attention over the text (padding masked), a feed-forward
+    layer, both residual with layer normalisation, then a masked mean."""
+    tokens = _token_inputs()
+    x = layers.Embedding(vocabulary, width, mask_zero=True)(tokens)
+    x = PositionEmbedding(int(input_shape[0]))(x)
+    heads = 4 if width % 4 == 0 else 1
+    attended = layers.MultiHeadAttention(heads, width // heads)(x, x)
+    x = layers.LayerNormalization()(layers.Add()([x, attended]))
+    forward = layers.Dense(2 * width, activation="relu")(x)
+    x = layers.LayerNormalization()(layers.Add()([x, layers.Dense(width)(forward)]))
+    x = layers.GlobalAveragePooling1D()(x)
+    outputs = keras.Sequential(_head(num_classes, dropout), name="head")(x)
+    return keras.Model(tokens, outputs, name="transformer")
+
+
 ZOO: dict[str, Callable[..., keras.Model]] = {
     "linear": linear,
     "mlp": mlp,
     "cnn": cnn,
     "resnet50": resnet50,
+    "bag_of_embeddings": bag_of_embeddings,
+    "conv1d": conv1d,
+    "transformer": transformer,
 }
+# The zoo's models of token ids (task = "text_classification"): they take the
+# vocabulary's size (model.vocabulary) as their embedding's rows.
+TEXT_MODELS = ("bag_of_embeddings", "conv1d", "transformer")
 
 
 def build(
@@ -119,11 +224,11 @@ def build(
     num_classes: int,
     width: int = 32,
     dropout: float = 0.0,
-    **options: bool,
+    **options: bool | int,
 ) -> keras.Model:
     """Build zoo model ``name`` for images of ``input_shape`` and ``num_classes`` classes.
 
-    ``options``: resnet50's ``pretrained`` and ``fine_tune``.
+    ``options``: resnet50's ``pretrained`` and ``fine_tune``; a text model's ``vocabulary``.
     """
     if name not in ZOO:
         raise ValueError(f"unknown model {name!r}; the zoo has: {', '.join(ZOO)}")
@@ -146,12 +251,9 @@ def flat_layers(model: keras.Layer) -> list[keras.Layer]:
 
 def from_config(config, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
     """The zoo model a ``[model]`` config table names, with all its settings."""
-    options = {"pretrained": config.pretrained, "fine_tune": config.fine_tune}
-    return build(
-        config.name,
-        input_shape,
-        num_classes,
-        config.width,
-        config.dropout,
-        **(options if config.name == "resnet50" else {}),
-    )
+    options = {}
+    if config.name == "resnet50":
+        options = {"pretrained": config.pretrained, "fine_tune": config.fine_tune}
+    elif config.name in TEXT_MODELS:
+        options = {"vocabulary": config.vocabulary}
+    return build(config.name, input_shape, num_classes, config.width, config.dropout, **options)

@@ -28,10 +28,15 @@ __all__ = [
     "MISSING",
     "TABLE_FILES",
     "Columns",
+    "carve",
+    "catalog_tables",
+    "class_labels",
     "column_types",
     "encoder",
+    "is_catalog_name",
     "load_table_splits",
     "predict_split",
+    "read_table_file",
     "read_tables",
 ]
 
@@ -77,7 +82,7 @@ class Columns:
         return "; ".join(parts)
 
 
-def _read(path: Path, what: str) -> pd.DataFrame:
+def read_table_file(path: Path, what: str) -> pd.DataFrame:
     available = memory_available()
     size = path.stat().st_size * (8 if path.name.endswith(".gz") else 1)
     if available is not None and size > MEMORY_SHARE * available:
@@ -117,7 +122,7 @@ def read_tables(cfg: DataConfig, seed: int) -> tuple[dict[str, pd.DataFrame], st
     if cfg.dataset in TABLE_FILES:
         known = TABLE_FILES[cfg.dataset]
         path = Path(__file__).parent / "datasets" / "tables" / known.file
-        frames = {"train": _read(path, "data.dataset")}
+        frames = {"train": read_table_file(path, "data.dataset")}
         target = cfg.target or known.target
     else:
         path = Path(cfg.dataset).expanduser()
@@ -127,7 +132,7 @@ def read_tables(cfg: DataConfig, seed: int) -> tuple[dict[str, pd.DataFrame], st
             for split in ("train", "val", "test"):
                 file = _table_file(path, split)
                 if file is not None:
-                    frames[split] = _read(file, "data.dataset")
+                    frames[split] = read_table_file(file, "data.dataset")
             if "train" not in frames:
                 raise ConfigError(
                     f"data.dataset = {cfg.dataset!r}: no train.csv (or train.parquet) in "
@@ -135,9 +140,9 @@ def read_tables(cfg: DataConfig, seed: int) -> tuple[dict[str, pd.DataFrame], st
                     "and test.csv"
                 )
         elif path.is_file() and path.name.endswith(TABLE_SUFFIXES):
-            frames = {"train": _read(path, "data.dataset")}
-        elif _is_catalog_name(cfg.dataset):
-            frames, label = _catalog_tables(cfg)
+            frames = {"train": read_table_file(path, "data.dataset")}
+        elif is_catalog_name(cfg.dataset):
+            frames, (_, label) = catalog_tables(cfg)
             target = cfg.target or label
         else:
             raise ConfigError(
@@ -156,10 +161,10 @@ def read_tables(cfg: DataConfig, seed: int) -> tuple[dict[str, pd.DataFrame], st
                 f"data.target = {target!r} is not a column of the {split} table; its "
                 f"columns: {', '.join(map(str, frame.columns))}"
             )
-    return _carved(frames, seed), target
+    return carve(frames, seed), target
 
 
-def _is_catalog_name(dataset: str) -> bool:
+def is_catalog_name(dataset: str) -> bool:
     """A TFDS catalog name (not a path): values.dataset_kind's rule."""
     try:
         return dataset_kind(dataset) == "tfds"
@@ -167,9 +172,9 @@ def _is_catalog_name(dataset: str) -> bool:
         return False
 
 
-def _catalog_tables(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], str]:
-    """A TFDS catalog table's train/val/test splits (``data.*_split``) as data frames,
-    and its supervised label's name ("" if it has none).
+def catalog_tables(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], tuple[str, str]]:
+    """A TFDS catalog dataset's train/val/test splits (``data.*_split``) as data frames,
+    and its supervised input's and label's names ("" where it has none).
 
     Prepared once by TFDS (online, like any catalog name); a dataset that takes over a
     quarter of the memory available is refused, as a table file is. Nested features
@@ -196,9 +201,13 @@ def _catalog_tables(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], str]:
         with contextlib.suppress(ValueError):
             frames["test"] = tfds.as_dataframe(builder.as_dataset(split=cfg.test_split), info)
     frames = {s: _plain(f) for s, f in frames.items()}
-    keys = info.supervised_keys or ()
-    label = keys[1] if len(keys) > 1 and isinstance(keys[1], str) else ""
-    return frames, _plain_name(label, frames["train"].columns) if label else ""
+    for name, feature in info.features.items():  # a class index as its class's name
+        if isinstance(feature, tfds.features.ClassLabel) and feature.names:
+            for frame in frames.values():
+                frame[name] = frame[name].map(lambda i, f=feature: f.int2str(int(i)))
+    keys = [k if isinstance(k, str) else "" for k in (info.supervised_keys or ("", ""))[:2]]
+    names = [_plain_name(k, frames["train"].columns) if k else "" for k in keys]
+    return frames, (names[0], names[1])
 
 
 def _plain_name(name: str, columns) -> str:
@@ -215,7 +224,7 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _carved(frames: dict[str, pd.DataFrame], seed: int) -> dict[str, pd.DataFrame]:
+def carve(frames: dict[str, pd.DataFrame], seed: int) -> dict[str, pd.DataFrame]:
     """val and test carved from train where absent: a seeded permutation of its rows."""
     train = frames["train"]
     missing = [s for s in ("val", "test") if s not in frames]
@@ -310,7 +319,7 @@ def encoder(train: pd.DataFrame, columns: Columns):
     return space, medians
 
 
-def _labels(frames: dict[str, pd.DataFrame], target: str) -> tuple[dict, tuple[str, ...]]:
+def class_labels(frames: dict[str, pd.DataFrame], target: str) -> tuple[dict, tuple[str, ...]]:
     """Integer labels per split, and the class names (the training split's, sorted)."""
     train = frames["train"][target]
     if train.isna().any():
@@ -378,7 +387,7 @@ def load_table_splits(
     if regression:
         labels, names = _targets(frames, target), (target,)
     else:
-        labels, names = _labels(frames, target)
+        labels, names = class_labels(frames, target)
     columns = column_types(frames, target, cfg)
     if verbose:
         print(f"Table columns ({target!r} is the target): {columns.describe()}", flush=True)

@@ -1,6 +1,6 @@
 """The task seam: what varies with the kind of problem, asked of one object.
 
-A task (images; tables, classified or regressed; text next) says how its data is
+A task (images; tables, classified or regressed; texts) says how its data is
 read and encoded, how the inputs a network sees are shown (R2.10) and what range
 they should hold, its loss, metrics and score (R2.7 judges by the score), how its
 final bias starts (R2.5), its dumb baselines (R2.7), what to look at inside a
@@ -73,11 +73,16 @@ class Task:
     # R2.7's dumbest answer (``null_baseline``), in train.json's keys and in words.
     null_name: str = "commonest_class"
     null_label: str = "commonest class"
+    # R2.7's linear baseline (``linear_baseline``) in words.
+    linear_label: str = "a linear model fitted to convergence"
     # What `make train` suggests next, once it has finished.
     next_step: str = "make inspect adds the model's confusion matrix and worst mistakes (R1.8)"
     # Whether its labels are class indices (their counts, priors and confusions mean
     # something) or values to predict.
     classifies: bool = True
+    # Whether its inputs are token ids padded with 0 (text): make check then expects
+    # the output to stay the same when the padding is trimmed away.
+    padded_tokens: bool = False
 
     def load_splits(self, data: DataConfig, seed: int) -> Splits:
         """The batched train/val/test pipelines (tf.data, fed to any backend)."""
@@ -170,6 +175,7 @@ BUILTIN = {
     "image_classification": "recipe_keras.tasks.image:ImageClassification",
     "tabular_classification": "recipe_keras.tasks.tabular:TabularClassification",
     "tabular_regression": "recipe_keras.tasks.tabular:TabularRegression",
+    "text_classification": "recipe_keras.tasks.text:TextClassification",
 }
 _registered: dict[str, Task] = {}
 

@@ -58,7 +58,32 @@ TUNABLE = (
 EMBEDDED_TABLES = ("adult", "abalone")
 # The files a table may come in (data.dataset, a folder's train/val/test).
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
-EMBEDDED_DATASETS = ("digits", *EMBEDDED_TABLES)
+# Corpora of short labelled texts that ship with recipe-keras (task = "text_classification").
+EMBEDDED_TEXTS = ("health_news",)
+EMBEDDED_DATASETS = ("digits", *EMBEDDED_TABLES, *EMBEDDED_TEXTS)
+
+# Image augmentations (data.augment, R4.2) and mixes of two examples (data.mix, R4.3).
+AUGMENTATIONS = (
+    "flip_horizontal",
+    "flip_vertical",
+    "rotate",
+    "translate",
+    "zoom",
+    "contrast",
+    "randaugment",
+)
+MIXES = ("mixup", "cutmix")
+# The ladder's rungs (make ladder) and the search space (make tune) a config starts with.
+DEFAULT_RUNGS = (
+    {"model.width": 128},
+    {"data.augment": ["rotate", "translate"]},
+    {"model.dropout": 0.25},
+)
+DEFAULT_SPACE = {
+    "train.learning_rate": {"type": "float", "min": 1e-4, "max": 3e-3, "sampling": "log"},
+    "model.width": {"type": "choice", "values": [16, 32, 64]},
+    "model.dropout": {"type": "choice", "values": [0.0, 0.25]},
+}
 
 
 # Transforms that can turn one class into another (or into no class at all).
@@ -81,7 +106,7 @@ _TFDS_NAME = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.-]+)?(:[0-9*]+(\.[0-9*]+
 
 
 def dataset_kind(dataset: str) -> str:
-    """Say where ``data.dataset`` points: "embedded", "table", "folder" or "tfds".
+    """Say where ``data.dataset`` points: "embedded", "table", "text", "folder" or "tfds".
 
     A path (absolute, ``~``, ``./``, or an existing folder) is an image folder;
     an embedded name wins over the TFDS catalog; anything else must look like a
@@ -99,6 +124,8 @@ def dataset_kind(dataset: str) -> str:
         raise ConfigError(f"data.dataset = {dataset!r} cannot be followed: {exc}") from exc
     if dataset in EMBEDDED_TABLES or (path.is_file() and path.name.endswith(TABLE_SUFFIXES)):
         return "table"
+    if dataset in EMBEDDED_TEXTS:
+        return "text"
     if dataset.startswith(("/", "~", ".")) or path.is_dir():
         if not path.is_dir():
             raise ConfigError(

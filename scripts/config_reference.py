@@ -43,11 +43,11 @@ ANSWERED = {
     "data.batch_size": "{{ cookiecutter.batch_size }}",
     "model.name": '"{{ cookiecutter.__net }}"',
     "train.epochs": "{{ cookiecutter.epochs }}",
-    "train.learning_rate": '{{ "3e-3" if cookiecutter.__net == "linear" else "3e-4" }}',
+    "train.learning_rate": '{{ "3e-4" if cookiecutter.__net in ("mlp", "cnn") else "3e-3" }}',
 }
 # Rungs (a list's tables) that change images: a table project's config.toml leaves them out.
 IMAGES_ONLY = ("data.augment", "data.mix", "data.image_size", "data.channels")
-TABLES = 'cookiecutter.task.startswith("tabular_")'
+NOT_IMAGES = 'cookiecutter.task != "image_classification"'
 # Defaults shown in the docs where the library has none of its own.
 DOCS_DEFAULT = {"package": "(the project's)"}
 
@@ -137,7 +137,7 @@ def render_toml() -> str:
             for v in value:
                 line = f"  {toml_value(v)},"
                 if set(v) & set(IMAGES_ONLY):
-                    line = f"{{%- if not {TABLES} %}}\n{line}\n{{%- endif %}}"
+                    line = f"{{%- if not {NOT_IMAGES} %}}\n{line}\n{{%- endif %}}"
                 out.append(f"{line}\n")
             out.append("]\n")
         else:

@@ -69,6 +69,18 @@ def run(cmd: list[str], cwd: Path, timeout: float = 600, **env: str) -> subproce
     return proc
 
 
+def run_step(project: Path, step: str, *settings: str) -> subprocess.CompletedProcess:
+    """``recipe-keras <step>`` in a rendered project, on this run's backend, with
+    ``--set`` for ``settings``; fails the test with its output when it fails."""
+    cmd = [sys.executable, "-m", "recipe_keras.cli", step, "--config", "config.toml"]
+    cmd += ["--set", *settings] if settings else []
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    env = {**os.environ, "PYTHONPATH": str(project), "KERAS_BACKEND": backend}
+    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
 def project_config(root: Path, tfds_dir: Path, **sections):
     """A quiet 2-epoch Config whose outputs all go under ``root``; ``sections`` override."""
     from recipe_keras.config import from_dict

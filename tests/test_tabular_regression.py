@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +16,10 @@ import pytest
 
 from recipe_keras.config import ConfigError, DataConfig
 from recipe_keras.tabular import load_table_splits, read_tables
-from tests.conftest import render
+from tests.conftest import render, run_step
 
 pytestmark = pytest.mark.backend
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
-
-
-def _run(project: Path, step: str, *settings: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "recipe_keras.cli", step, "--config", "config.toml"]
-    cmd += ["--set", *settings] if settings else []
-    env = {**os.environ, "PYTHONPATH": str(project), "KERAS_BACKEND": BACKEND}
-    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return proc
 
 
 def test_a_rendered_regression_project_trains_checks_and_inspects_abalone(tmp_path):
@@ -39,7 +28,7 @@ def test_a_rendered_regression_project_trains_checks_and_inspects_abalone(tmp_pa
     project = render(tmp_path, task="tabular_regression", backend=BACKEND)
     config = (project / "config.toml").read_text()
     assert 'task = "tabular_regression"' in config and 'dataset = "abalone"' in config
-    proc = _run(project, "train", "train.epochs=12", "data.batch_size=64", "train.verbose=0")
+    proc = run_step(project, "train", "train.epochs=12", "data.batch_size=64", "train.verbose=0")
     assert "test RMSE" in proc.stdout and "(the mean " in proc.stdout
     report = json.loads((project / "reports" / "train.json").read_text())
     n, details = report["numbers"], report["details"]
@@ -75,7 +64,7 @@ def test_a_rendered_regression_project_trains_checks_and_inspects_abalone(tmp_pa
     fair = gain >= 0.01 and n["test_rmse"] <= n["trees_test_rmse"]
     assert report["verdicts"]["R2.7"] == ("pass" if fair else "warn")
 
-    _run(project, "check")
+    run_step(project, "check")
     check = json.loads((project / "reports" / "check.json").read_text())
     verdicts = {c["recipe_id"]: c["verdict"] for c in check["details"]["checks"]}
     for rid in ("R2.4", "R2.5", "R2.7", "R2.8", "R2.12", "R2.1"):
@@ -92,7 +81,7 @@ def test_a_rendered_regression_project_trains_checks_and_inspects_abalone(tmp_pa
             z = (row[column] - train.mean()) / train.std(ddof=0)
             assert np.isclose(encoded, z, atol=1e-3).any(), (column, z, encoded)
 
-    _run(project, "inspect")
+    run_step(project, "inspect")
     audit = json.loads((project / "reports" / "inspect.json").read_text())
     checks = {c["name"]: c for c in audit["details"]["checks"]}
     spread = checks["target distribution"]["numbers"]["per_split"]
@@ -182,16 +171,16 @@ def test_every_later_step_reads_a_regression_by_its_rmse(tmp_path):
     assert '"data.augment"' not in config  # a table's ladder has no image rungs
     reports = project / "reports"
     quick = ("train.verbose=0", "data.batch_size=128")
-    _run(project, "ladder", "ladder.epochs=2", *quick)
+    run_step(project, "ladder", "ladder.epochs=2", *quick)
     ladder = json.loads((reports / "ladder.json").read_text())
     rows = ladder["details"]["rows"]
     assert [r["change"] for r in rows] == ["base", "model.width = 128", "model.dropout = 0.25"]
     assert ladder["numbers"]["best_rung"] == min(rows, key=lambda r: r["val_rmse"])["rung"]
     assert rows[1]["delta_val_rmse"] == pytest.approx(rows[1]["val_rmse"] - rows[0]["val_rmse"])
-    again = _run(project, "ladder", "ladder.epochs=2", *quick)  # an interrupted ladder resumes
+    again = run_step(project, "ladder", "ladder.epochs=2", *quick)  # an interrupted ladder resumes
     assert again.stdout.count("(already trained)") == 3
 
-    _run(
+    run_step(
         project, "learning-curve", "learning_curve.fractions=[0.5, 1.0]", "learning_curve.epochs=2"
     )
     curve = json.loads((reports / "learning_curve.json").read_text())
@@ -200,7 +189,7 @@ def test_every_later_step_reads_a_regression_by_its_rmse(tmp_path):
     gain = (points[0]["val_rmse"] - points[1]["val_rmse"]) / points[0]["val_rmse"]
     assert curve["numbers"]["last_gain"] == pytest.approx(gain)
 
-    _run(project, "ensemble", "ensemble.members=2", "ensemble.epochs=2", *quick)
+    run_step(project, "ensemble", "ensemble.members=2", "ensemble.epochs=2", *quick)
     ensemble = json.loads((reports / "ensemble.json").read_text())
     n = ensemble["numbers"]
     # The reference: the members' own predictions on the whole test split, averaged.
@@ -221,7 +210,7 @@ def test_every_later_step_reads_a_regression_by_its_rmse(tmp_path):
     # Jensen: the mean prediction's squared error is never above the members' mean.
     assert n["ensemble_test_loss"] <= n["mean_member_test_loss"] + 1e-9
 
-    _run(project, "distill", "distill.epochs=2", *quick)
+    run_step(project, "distill", "distill.epochs=2", *quick)
     distill = json.loads((reports / "distill.json").read_text())["numbers"]
     margin = (distill["alone_test_rmse"] - distill["distilled_test_rmse"]) / distill[
         "alone_test_rmse"
@@ -229,11 +218,11 @@ def test_every_later_step_reads_a_regression_by_its_rmse(tmp_path):
     assert distill["margin_over_alone"] == pytest.approx(margin)
     assert distill["teacher_test_rmse"] == pytest.approx(n["ensemble_test_rmse"], rel=1e-4)
 
-    _run(project, "tune", "tune.trials=2", "tune.epochs=1", *quick)
+    run_step(project, "tune", "tune.trials=2", "tune.epochs=1", *quick)
     best = keras.models.load_model(project / "artifacts" / "tune" / "best.keras")
     assert np.asarray(best.predict(rows_x[:4], verbose=0)).shape == (4, 1)
 
-    _run(project, "report")
+    run_step(project, "report")
     page = (reports / "index.html").read_text()
     assert "Baselines (test RMSE)" in page and "ensemble of 2 (R6.1)" in page
 

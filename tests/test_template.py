@@ -70,6 +70,8 @@ CHOICES = [
     {"model": "linear", "license": "BSD-3-Clause", "ci": "none"},
     {"license": "Proprietary", "dataset": "mnist", "project_name": "My MNIST-Net"},
     {"dataset": "FOLDER", "python_version": "3.12"},
+    {"task": "text_classification", "dataset": "health_news", "model": "bag_of_embeddings"},
+    {"task": "text_classification", "dataset": "health_news", "model": "transformer"},
 ]
 
 
@@ -545,6 +547,11 @@ def test_a_table_project_renders_with_its_own_defaults_and_refuses_image_answers
         (["dataset=adult"], "dataset 'adult' is a table; answer task=tabular_classification"),
         (["dataset=abalone"], "dataset 'abalone' is a table; answer task=tabular_classification"),
         (["task=tabular_regression", "model=cnn"], "model 'cnn' reads images"),
+        (["dataset=health_news"], "dataset 'health_news' is a corpus of texts"),
+        (["model=conv1d"], "model 'conv1d' reads token ids; answer task=text_classification"),
+        (["task=text_classification", "model=mlp"], "model 'mlp' does not read text"),
+        (["task=text_classification", "dataset=adult"], "dataset 'adult' is not allowed for text"),
+        (["task=text_classification", "dataset=/no/such.csv"], "no such text file or folder"),
     ]
     for i, (answers, message) in enumerate(refusals):
         out = tmp_path / f"bad{i}"

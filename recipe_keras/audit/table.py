@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 
 from recipe_keras.audit import classes, noise, targets
+from recipe_keras.audit.record import record_errors, recorder, write_audit
 from recipe_keras.audit.table_errors import table_errors
-from recipe_keras.checks.result import CheckResult, format_table, results_report
-from recipe_keras.report import Report, write_report
+from recipe_keras.checks.result import CheckResult
+from recipe_keras.report import Report
 from recipe_keras.verdicts import Verdict
 
-__all__ = ["audit_table"]
+__all__ = ["Rows", "audit_table", "finding", "rows_of"]
 
 # Numeric values that often stand for "unknown": flagged at a column's edge when
 # they sit far from the rest of it.
@@ -60,7 +61,7 @@ class Rows:
         return len(self.frame)
 
 
-def _rows(frames: dict[str, pd.DataFrame], target: str, regression: bool = False) -> Rows:
+def rows_of(frames: dict[str, pd.DataFrame], target: str, regression: bool = False) -> Rows:
     parts = [f.assign(__split=s) for s, f in frames.items()]
     frame = pd.concat(parts)
     splits = frame["__split"].to_numpy(dtype=str)
@@ -114,21 +115,22 @@ def _sample(n: int, seed: int) -> np.ndarray:
     return np.sort(order[:MAX_ROWS])
 
 
-def _shown(items: list[str]) -> str:
-    return ", ".join(items[:SHOWN]) + (
+def _shown(items: list[str], sep: str = ", ") -> str:
+    return sep.join(items[:SHOWN]) + (
         f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
     )
 
 
-def _finding(
-    rid: str, name: str, found: list[str], expected: str, advice: str, numbers: dict
+def finding(
+    rid: str, name: str, found: list[str], expected: str, advice: str, numbers: dict, sep=", "
 ) -> CheckResult:
-    """A check that warns when it found something, naming what (the first few)."""
+    """A check that warns when it found something, naming what (the first few, joined
+    by ``sep``)."""
     return CheckResult(
         rid,
         name,
         Verdict.WARN if found else Verdict.PASS,
-        _shown(found) or "none",
+        _shown(found, sep) or "none",
         expected,
         advice if found else "",
         numbers,
@@ -184,7 +186,7 @@ def useless_columns(rows: Rows) -> CheckResult:
                 if np.mean(steps == 1) >= 0.99:
                     ids.append(name)
     found = [f"{c} (constant)" for c in constant] + [f"{c} (an ID?)" for c in ids]
-    return _finding(
+    return finding(
         "R1.5",
         "constant and ID-like columns",
         found,
@@ -265,7 +267,7 @@ def unseen_categories(rows: Rows) -> CheckResult:
             counts[name] = {"values": values[:SHOWN], "rows": len(new)}
             where = [rows.ids[i] for i in new.index[:3]]
             found.append(f"{name}: {', '.join(values[:3])} in {len(new)} rows ({', '.join(where)})")
-    return _finding(
+    return finding(
         "R1.4",
         "categories unseen in training",
         found,
@@ -290,7 +292,7 @@ def outliers(rows: Rows) -> CheckResult:
             worst = far[np.argsort(-z.to_numpy()[far])][:3]
             numbers[name] = {"rows": len(far), "worst": [rows.ids[i] for i in worst]}
             found.append(f"{name}: {len(far)} rows (worst {', '.join(rows.ids[i] for i in worst)})")
-    return _finding(
+    return finding(
         "R1.5",
         "outliers",
         found,
@@ -403,17 +405,9 @@ def audit_table(
     (out / "inspect").mkdir(parents=True, exist_ok=True)
     (out / "inspect.json").unlink(missing_ok=True)
     start = time.perf_counter()
-    rows = _rows(frames, target, regression)
+    rows = rows_of(frames, target, regression)
     results: list[CheckResult] = []
-
-    def record(result: CheckResult) -> None:
-        results.append(result)
-        if verbose:
-            print(
-                f"  {result.recipe_id:<5} {result.verdict:<5} {result.name} "
-                f"({time.perf_counter() - start:.1f} s)",
-                flush=True,
-            )
+    record = recorder(results, start, verbose)
 
     if rows.values is not None:
         balance, path = targets.target_distribution(
@@ -462,29 +456,7 @@ def audit_table(
     mistakes: list[dict] = []
     if model_path is not None and data is not None:
         found = table_errors(model_path, frames, target, data, seed, out, regression)
-        if found is None:
-            print(f"  no trained model at {model_path}: R1.8 waits for make train")
-        else:
-            errors, mistakes, paths = found
-            errors.figures.extend(str(p.relative_to(out)) for p in paths)
-            record(errors)
-    seconds = time.perf_counter() - start
-    report = results_report(
-        "inspect",
-        results,
-        {
-            "rows": len(rows),
-            "seconds": round(seconds, 2),
-            "warned": sum(r.verdict == Verdict.WARN for r in results),
-            "failed": sum(r.verdict == Verdict.FAIL for r in results),
-        },
-        {
-            "findings": {"label_suspects": suspects[:50], "top_loss": mistakes},
-            "class_names": list(rows.class_names),
-        },
+        mistakes = record_errors(found, model_path, out, record)
+    return write_audit(
+        results, len(rows), "rows", rows.class_names, suspects, mistakes, out, start, verbose
     )
-    written = write_report(report, out)
-    if verbose:
-        print(format_table(results))
-        print(f"\n{len(rows)} rows audited in {seconds:.1f} s -> {written}")
-    return report

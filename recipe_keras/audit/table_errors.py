@@ -32,9 +32,11 @@ def table_errors(
     seed: int,
     out: Path,
     regression: bool = False,
+    load=None,
 ) -> tuple[CheckResult, list[dict], list[Path]] | None:
     """R1.8 on the test split: (the result, the worst rows, figures); None until a model
-    is saved at ``model_path``."""
+    is saved at ``model_path``. ``load``: makes the splits as training made them (a
+    table's own loader by default; a corpus passes its own)."""
     if not Path(model_path).is_file():
         return None
     import keras
@@ -44,7 +46,10 @@ def table_errors(
     from recipe_keras.tabular import load_table_splits, predict_split
 
     model = keras.saving.load_model(model_path)
-    splits = load_table_splits(data, seed, regression=regression, verbose=False)
+    if load is None:
+        splits = load_table_splits(data, seed, regression=regression, verbose=False)
+    else:
+        splits = load()
     outputs, labels = predict_split(model, splits.test)
     test = frames["test"]
     if len(outputs) != len(test):

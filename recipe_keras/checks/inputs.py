@@ -60,12 +60,15 @@ def check_inputs(
     n: int = 32,
     task: Task | None = None,
     rows_as_stored: Callable | None = None,
+    vocabulary: tuple[str, ...] | None = None,
 ) -> CheckResult:
     """Save the picture of what enters the net, drawn by its task (a grid of images);
     warn on inputs outside the task's range (images: [0, 1]) or constant.
 
     ``rows_as_stored`` (a table's ``Splits.rows_as_stored``): also write the first
     training rows as stored beside what the network receives for them, a CSV.
+    ``vocabulary`` (a text's ``Splits.vocabulary``): the token ids fed are decoded back
+    to words, one text per line, in place of the task's picture.
     """
     task = task or get_task("image_classification")
     x, y = inputs_as_fed(dataset, n)
@@ -75,7 +78,14 @@ def check_inputs(
         titles = [_soft_title(weights, class_names) for weights in y]
     else:
         titles = [_title(label, class_names) for label in y.astype(int).ravel()]
-    path = task.draw_inputs(x, titles, figure)
+    if vocabulary is not None:
+        from recipe_keras.figures import plot_texts
+
+        words = np.asarray(vocabulary, dtype=object)
+        texts = [" ".join(words[row[row > 0].astype(int)]) for row in np.asarray(x)]
+        path = plot_texts(texts, titles, figure)
+    else:
+        path = task.draw_inputs(x, titles, figure)
     low, high, std = float(x.min()), float(x.max()), float(x.std())
     bounds = task.input_range
     if bounds is not None and (low < bounds[0] - 1e-6 or high > bounds[1] + 1e-6):

@@ -101,6 +101,10 @@ def _classification_checks(subject: Subject, out: Path, config: CheckConfig, rec
     record(check_init_loss(fresh, batches[:4], splits.num_classes))
     record(check_batch_independence(fresh, probe, seed=subject.seed))
     record(check_model_batching(fresh, probe))
+    if subject.task is not None and subject.task.padded_tokens:
+        from recipe_keras.checks.padding import check_padding
+
+        record(check_padding(fresh, to_numpy(batches[0][0])))
     record(check_bias_init(fresh, batches[:4], subject.train_labels, splits.num_classes))
     record(
         check_inputs(
@@ -109,6 +113,7 @@ def _classification_checks(subject: Subject, out: Path, config: CheckConfig, rec
             out / "check_inputs.png",
             task=subject.task,
             rows_as_stored=splits.rows_as_stored,
+            vocabulary=splits.vocabulary,
         )
     )
     fed = np.concatenate([np.ravel(labels) for _, labels in batches])

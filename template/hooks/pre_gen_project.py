@@ -45,9 +45,18 @@ REQUIREMENT_USED = {{cookiecutter.recipe_keras_requirement
                      | recipe_requirement(cookiecutter._repo_dir) | tojson}}
 CHOICES = {
     "backend": ("jax", "tensorflow", "torch"),
-    "task": ("image_classification", "tabular_classification", "tabular_regression"),
-    "model": ("auto", "linear", "mlp", "cnn"),
+    "task": (
+        "image_classification",
+        "tabular_classification",
+        "tabular_regression",
+        "text_classification",
+    ),
+    "model": ("auto", "linear", "mlp", "cnn", "bag_of_embeddings", "conv1d", "transformer"),
 }
+# The zoo's models of token ids (recipe_keras.models.TEXT_MODELS).
+TEXT_MODELS = ("bag_of_embeddings", "conv1d", "transformer")
+# The embedded corpora (recipe_keras.text.TEXT_FILES).
+TEXTS = ("health_news",)
 EMBEDDED = ("digits",)
 # The embedded tables, and the files a table may come in (recipe_keras.tabular).
 TABLES = ("adult", "abalone")
@@ -120,8 +129,14 @@ def problem() -> str | None:
             return f"{key} {ANSWERS[key]!r} is not allowed; choose one of {', '.join(allowed)}"
     dataset = ANSWERS["dataset"]
     path = Path(dataset).expanduser()
+    if ANSWERS["task"] == "text_classification":
+        return _text_answers(dataset, path)
+    if ANSWERS["model"] in TEXT_MODELS:
+        return f"model {ANSWERS['model']!r} reads token ids; answer task=text_classification for it"
     if ANSWERS["task"].startswith("tabular_"):
         return _table_answers(dataset, path)
+    if dataset in TEXTS:
+        return f"dataset {dataset!r} is a corpus of texts; answer task=text_classification for it"
     if dataset in TABLES:
         return f"dataset {dataset!r} is a table; answer task=tabular_classification (or tabular_regression) for it"
     if dataset.startswith(("/", "~", ".")):
@@ -150,6 +165,23 @@ def _table_answers(dataset, path):
             )
         if not (path.is_dir() or (path.is_file() and path.name.endswith(TABLE_SUFFIXES))):
             return f"dataset {dataset!r}: no such table file or folder"
+    return _numbers_and_requirement()
+
+
+def _text_answers(dataset, path):
+    """A corpus: an embedded one, a file or folder on this machine, or a TFDS name."""
+    if ANSWERS["model"] not in ("auto", *TEXT_MODELS):
+        return f"model {ANSWERS['model']!r} does not read text; choose {', '.join(TEXT_MODELS)}"
+    if dataset in TEXTS or (TFDS_NAME.match(dataset) and dataset not in (*TABLES, *EMBEDDED)):
+        return _numbers_and_requirement()
+    if not path.is_absolute():
+        return (
+            f"dataset {dataset!r} is not allowed for text; give an embedded corpus "
+            f"({', '.join(TEXTS)}), a TFDS catalog name, or the absolute path of a .csv or "
+            ".parquet file, or of a folder laid out split/label/text.txt"
+        )
+    if not (path.is_dir() or (path.is_file() and path.name.endswith(TABLE_SUFFIXES))):
+        return f"dataset {dataset!r}: no such text file or folder"
     return _numbers_and_requirement()
 
 

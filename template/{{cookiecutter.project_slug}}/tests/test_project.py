@@ -64,6 +64,15 @@ def test_batches_are_encoded_rows_with_valid_labels(splits, config):
     assert rows.shape[0] <= config.data.batch_size
     assert rows.dtype == np.float32 and np.isfinite(rows).all()  # missing values filled
     assert set(labels.tolist()) <= set(range(splits.num_classes))
+{% elif cookiecutter.task == "text_classification" -%}
+def test_batches_are_token_ids_with_valid_labels(splits, config):
+    ids, labels = next(iter(splits.train))
+    ids, labels = np.asarray(ids), np.asarray(labels)
+    assert ids.shape[1:] == splits.input_shape  # data.sequence_length ids per text
+    assert ids.shape[0] <= config.data.batch_size
+    # 0 is padding, 1 a token outside the vocabulary, and no id beyond the embedding.
+    assert ids.min() >= 0 and ids.max() < min(config.model.vocabulary, len(splits.vocabulary))
+    assert set(labels.tolist()) <= set(range(splits.num_classes))
 {% else -%}
 def test_batches_are_normalised_images_with_valid_labels(splits, config):
     images, labels = next(iter(splits.train))
@@ -79,9 +88,9 @@ def test_model_starts_at_the_uniform_loss(splits, config):
     # R2.4: a fresh model should be unsure of every class, loss ~ -log(1/C).
     keras.utils.set_random_seed(config.seed)
     model = build_model(splits.input_shape, splits.num_classes, config.model)
-    images, labels = next(iter(splits.train))
-    logits = model(images, training=False)
-    assert tuple(logits.shape) == (images.shape[0], splits.num_classes)
+    inputs, labels = next(iter(splits.train))
+    logits = model(np.asarray(inputs), training=False)
+    assert tuple(logits.shape) == (inputs.shape[0], splits.num_classes)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
     expected = -math.log(1 / splits.num_classes)
     assert abs(float(loss) - expected) < 0.25 * expected
