@@ -38,6 +38,7 @@ __all__ = [
     "predict_split",
     "read_table_file",
     "read_tables",
+    "table_file",
 ]
 
 # Missing-value markers besides pandas's own (empty, NA, NaN, null...): UCI's "?".
@@ -106,7 +107,7 @@ def read_table_file(path: Path, what: str) -> pd.DataFrame:
     return frame
 
 
-def _table_file(folder: Path, split: str) -> Path | None:
+def table_file(folder: Path, split: str) -> Path | None:
     found = [folder / f"{split}{suffix}" for suffix in TABLE_SUFFIXES]
     return next((p for p in found if p.is_file()), None)
 
@@ -130,7 +131,7 @@ def read_tables(cfg: DataConfig, seed: int) -> tuple[dict[str, pd.DataFrame], st
         if path.is_dir():
             frames = {}
             for split in ("train", "val", "test"):
-                file = _table_file(path, split)
+                file = table_file(path, split)
                 if file is not None:
                     frames[split] = read_table_file(file, "data.dataset")
             if "train" not in frames:

@@ -28,6 +28,7 @@ from recipe_keras.tabular import (
     class_labels,
     is_catalog_name,
     read_table_file,
+    table_file,
 )
 from recipe_keras.values import TABLE_SUFFIXES
 
@@ -152,11 +153,8 @@ def read_corpus(cfg: DataConfig, seed: int, *, strict: bool = True) -> Corpus:
         frames = _text_folder(path, strict)
         text_column, label_column = "text", "label"
     elif path.is_dir():
-        frames = {}
-        for split in ("train", "val", "test"):
-            for suffix in TABLE_SUFFIXES:
-                if (path / f"{split}{suffix}").is_file():
-                    frames[split] = read_table_file(path / f"{split}{suffix}", "data.dataset")
+        files = {split: table_file(path, split) for split in ("train", "val", "test")}
+        frames = {s: read_table_file(f, "data.dataset") for s, f in files.items() if f is not None}
         if "train" not in frames:
             raise ConfigError(
                 f"data.dataset = {cfg.dataset!r}: no train/<label>/*.txt files and no "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -103,6 +104,11 @@ def test_a_rendered_text_project_trains_checks_and_inspects_the_embedded_corpus(
     page = (project / "reports" / "index.html").read_text()
     assert "TF-IDF (word 1- and 2-grams) with a converged logistic regression" in page
     assert "length alone (a shortcut)" in page
+    # Tables of named rows are linked, not drawn as broken images.
+    assert '<a href="inspect/worst_rows.csv">' in page
+    assert '<a href="inspect/label_suspects.csv">' in page and not re.search(
+        r'<img src="[^"]*\.csv"', page
+    )
 
 
 def _tokens(n: int = 12, length: int = 10) -> np.ndarray:

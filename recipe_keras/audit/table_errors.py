@@ -104,4 +104,4 @@ def table_errors(
         "",
         numbers,
     )
-    return result, rows, figures
+    return result, rows, [*figures, csv]
