@@ -5,8 +5,9 @@ module makes the backup folder the recipe's own and the resume exact:
 
 - the folder holds only the backup's files (``OWN_FILES``): one that is the
   project, a folder above it, or a folder holding anything else is refused, and
-  when training ends only those files are removed (Keras itself deletes the
-  whole folder);
+  once the run is written only those files are removed (Keras itself deletes the
+  whole folder when training ends; here the trained weights stay backed up until
+  the run is measured and written);
 - Keras writes an epoch's weights, then the epoch number beside them, neither
   atomically: a kill between the two leaves weights labelled with the epoch
   before. Each backup's weights are recorded here by digest with their epoch, so
@@ -184,9 +185,9 @@ class Backup(keras.callbacks.BackupAndRestore):
     A backup whose weights are not the epoch its metadata names (a kill between
     Keras's two writes, an empty metadata file) falls back to the copy before it;
     when neither copy holds, the folder is renamed so the next run starts afresh,
-    and training stops with one line saying so. When training ends, the backup's
-    own files are removed and nothing else (the run's record and staged best model
-    stay for ``evaluate``).
+    and training stops with one line saying so. When training ends, the trained
+    weights are backed up as the finished run's, so an interruption while the run is
+    measured does not lose the training; the folder goes once the run is written.
     """
 
     def __init__(self, backup_dir: str | os.PathLike[str]):
@@ -263,5 +264,20 @@ class Backup(keras.callbacks.BackupAndRestore):
         atomic_write(path, lambda tmp: tmp.write_text(text))
 
     def on_train_end(self, logs=None):
-        # The run's record and best model stay until ``evaluate`` has written the run.
-        remove_backup(self.folder, keep=(BEST_IN_BACKUP, RECORD))
+        # The trained weights (early stopping's best, restored by now) become the
+        # backup of the whole run, labelled with the planned epochs: a run interrupted
+        # while it is measured resumes without training again (Keras starts fit at
+        # that epoch, so it runs none). ``evaluate`` removes the folder once the run
+        # is written (``runs.commit``).
+        epoch = int(self.params["epochs"])
+        require_room(self.folder, 2 * weights_bytes(self.model), "the trained model's backup")
+        # Written as Keras writes an epoch's pair (the copy before it first, then the
+        # weights, then their epoch), and recorded by digest last: a kill anywhere in
+        # between leaves one whole pair to resume.
+        weights, metadata = self.folder / WEIGHTS, self.folder / METADATA
+        for source in (weights, metadata):
+            if source.is_file():
+                shutil.copyfile(source, source.with_name(f"{source.name}.bkp"))
+        self.model.save_weights(weights, overwrite=True)
+        metadata.write_text(json.dumps({"epoch": epoch, "batch": 0}))
+        self._record(epoch)

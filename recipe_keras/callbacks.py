@@ -137,8 +137,8 @@ class ResumeRecord(keras.callbacks.Callback):
         self.earlier: dict[str, list[float]] = {}
         saved = read_json(self.path)
         if saved:
-            # Only weights make a backup: a record alone (a run that failed after
-            # training) names the run's folder and holds nothing to resume.
+            # Only weights make a backup: a record alone (a run stopped before its
+            # first epoch was backed up) names the run's folder, nothing to resume.
             weights = has_weights(self.path.parent)
             changed = _changes(saved.get("trained_with", {}), self.trained_with) if weights else []
             if changed:
@@ -253,6 +253,12 @@ def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callba
     in_order.append(record)  # aligns the history to the epoch the backup restores
     if tc.best_model_path:  # reads the aligned history; before the backup of its epoch
         in_order.append(KeepBest(tc.backup_dir, tc.monitor, record))
+    if tc.early_stopping_patience:  # restores the best weights before they are backed up
+        in_order.append(
+            keras.callbacks.EarlyStopping(
+                monitor=tc.monitor, patience=tc.early_stopping_patience, restore_best_weights=True
+            )
+        )
     in_order += [
         Backup(tc.backup_dir),
         keras.callbacks.TensorBoard(str(run_folder(config, record.run) / "tensorboard")),
@@ -260,12 +266,6 @@ def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callba
         StopOnNonFinite(),
         *heartbeat(tc),
     ]
-    if tc.early_stopping_patience:
-        in_order.append(
-            keras.callbacks.EarlyStopping(
-                monitor=tc.monitor, patience=tc.early_stopping_patience, restore_best_weights=True
-            )
-        )
     return in_order
 
 

@@ -289,7 +289,8 @@ LOCKED = frozenset(RESUMES)
 
 def _train_resumes(config) -> str:
     """What the next ``make train`` does after an interruption: resume from the backup's
-    epoch, or start over when no epoch was backed up (or training had ended)."""
+    epoch, measure the trained model when training had ended, or start over when no
+    epoch was backed up."""
     import json
     from pathlib import Path
 
@@ -298,6 +299,11 @@ def _train_resumes(config) -> str:
         epoch = json.loads((backup / "training_metadata.json").read_text())["epoch"]
     except (OSError, ValueError, KeyError, TypeError):
         return "no epoch was backed up, so the next run starts over"
+    if isinstance(epoch, int) and epoch >= config.train.epochs:
+        return (
+            "training had ended: run it again to measure and save the trained model "
+            f"without training again (the backup in {backup})"
+        )
     return f"run it again to resume after epoch {epoch} (the backup in {backup})"
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 from keras import ops
 
+from recipe_keras.backup import remove_backup
 from recipe_keras.config import Config, ConfigError, with_values
 from recipe_keras.report import Report, atomic_write, write_report
 from recipe_keras.runs import run_in
@@ -221,6 +222,7 @@ def run_distill(project, config: Config | None = None, verbose: bool = True) -> 
         backend=keras.backend.backend(),
     )
     write_report(report, out)
+    remove_backup(run_cfg.train.backup_dir)  # kept until now: an interruption loses no training
     if verbose:
         for who, row in scores.items():
             print(

@@ -362,17 +362,18 @@ def _best_versus_last(
     metric: str = "accuracy",
 ) -> dict:
     """R6.3: the best epoch, and the kept best model beside the last one on the whole
-    test split; also the epoch this process resumed from (None: from the start)."""
+    test split; also the epoch this process resumed from (None: from the start; one
+    past the last when training had ended and only its measuring was resumed)."""
     tc = config.train
     epoch = _best_epoch(history, tc.monitor)
+    # The history holds the whole run (``ResumeRecord``); ``history.epoch`` this process's.
+    earlier = len(history.history.get("loss", [])) - len(history.epoch)
     found = {
         "monitor": tc.monitor,
         "epoch": epoch,
         "epochs_run": len(history.epoch),
         "value": history.history[tc.monitor][epoch - 1] if epoch else None,
-        "resumed_from_epoch": history.epoch[0] + 1
-        if history.epoch and history.epoch[0] > 0
-        else None,
+        "resumed_from_epoch": earlier + 1 if earlier > 0 else None,
     }
     staged = Path(tc.backup_dir) / BEST_IN_BACKUP
     if not tc.best_model_path or not staged.is_file():

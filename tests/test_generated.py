@@ -286,7 +286,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tfds_dir):
         ("epoch:2", None, 3),
         ("batch:4:5", None, 4),
         ("best:3", None, improving[2]),
-        ("save", None, None),
+        ("save", None, 7),  # training had ended: the rerun measures, trains no epoch
         ("epoch:4", forged, 4),
         ("epoch:4", emptied, 4),
     )
@@ -305,6 +305,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, tfds_dir):
             assert "resuming from the copy before it, after epoch 3" in rerun.stdout, kill_at
         again = result()
         assert again["resumed"] == resumed, kill_at
+        if kill_at == "save":
+            assert "Epoch 1/6" not in rerun.stdout and again["numbers"]["epochs_run"] == 6
         assert len(again["loss"]) == 6, kill_at  # never an epoch too many
         # R6.3: the kept best model is the whole run's, whatever the kill interrupted.
         assert result_best()["epoch"] == best["epoch"], kill_at

@@ -18,7 +18,7 @@ import tensorflow_datasets as tfds
 
 from recipe_keras import data, models
 from recipe_keras.cli import _expected
-from recipe_keras.config import MODELS, Config, DataConfig, TrainConfig
+from recipe_keras.config import MODELS, TEXT_NETS, Config, DataConfig, TrainConfig
 from recipe_keras.datasets.digits import TEST_SIZE
 from recipe_keras.report import read_report
 from recipe_keras.seed import set_seed
@@ -281,6 +281,40 @@ def test_an_interrupted_run_resumes_from_its_last_epoch(tmp_path, tfds_dir):
     (folder,) = (tmp_path / "reports" / "runs").iterdir()
     assert folder.name == report.details["run"]
     assert len(list((folder / "tensorboard" / "train").glob("events.out.tfevents.*"))) == 2
+
+
+class _StopAtTheEnd(keras.callbacks.Callback):
+    """An interruption once fit has ended, while the run is measured."""
+
+    def on_train_end(self, logs=None):
+        raise _Interrupt
+
+
+def test_a_run_interrupted_after_training_is_measured_without_training_again(tmp_path, tfds_dir):
+    # At this rate the MLP's validation loss bottoms out before the last epoch, so
+    # early stopping's restore (the best epoch's weights) differs from the last epoch.
+    cfg = project_config(
+        tmp_path,
+        tfds_dir,
+        train={"epochs": 5, "learning_rate": 0.03, "early_stopping_patience": 10},
+        model={"name": "mlp"},
+    )
+    whole = _train(cfg)
+    val = whole.details["history"]["val_loss"]
+    assert int(np.argmin(val)) + 1 < 5
+    assert _val_loss_of(tmp_path / "artifacts" / "model.keras", cfg) == pytest.approx(
+        min(val), abs=1e-5
+    )
+    with pytest.raises(_Interrupt):
+        _train(cfg, callbacks=[_StopAtTheEnd()])
+    assert (tmp_path / "artifacts" / "backup" / "latest.weights.h5").is_file()
+    resumed = _train(cfg)
+    # No epoch ran again: the restored weights are the ones early stopping kept.
+    assert resumed.numbers["resumed_from_epoch"] == 6
+    assert resumed.details["history"]["val_loss"] == val
+    for key in ("test_loss", "test_accuracy", "train_loss", "epochs_run"):
+        assert resumed.numbers[key] == pytest.approx(whole.numbers[key], abs=1e-6), key
+    assert not (tmp_path / "artifacts" / "backup").exists()
 
 
 def test_each_run_keeps_its_own_folder_and_the_top_level_is_the_latest(tmp_path, tfds_dir):
