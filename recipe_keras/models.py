@@ -7,6 +7,7 @@ that is correct on every backend.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import keras
@@ -213,9 +214,9 @@ ZOO: dict[str, Callable[..., keras.Model]] = {
     "conv1d": conv1d,
     "transformer": transformer,
 }
-# The zoo's models of token ids (task = "text_classification"): they take the
+# The zoo's models of token ids (task = "text_classification"): those that take the
 # vocabulary's size (model.vocabulary) as their embedding's rows.
-TEXT_MODELS = ("bag_of_embeddings", "conv1d", "transformer")
+TEXT_MODELS = tuple(n for n, f in ZOO.items() if "vocabulary" in inspect.signature(f).parameters)
 
 
 def build(

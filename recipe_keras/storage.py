@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from recipe_keras.config import DataConfig
+from recipe_keras.errors import ConfigError
 
 __all__ = [
     "MEMORY_SHARE",
@@ -23,6 +24,7 @@ __all__ = [
     "Storage",
     "cache_folder",
     "memory_available",
+    "refuse_over_memory",
     "storage_plan",
 ]
 
@@ -75,6 +77,18 @@ def storage_plan(cfg: DataConfig, sizes: dict[str, int], input_shape: tuple[int,
         )
     budget = None if available is None else max(1 << 20, int(SHUFFLE_SHARE * available))
     return Storage(keep, block, budget)
+
+
+def refuse_over_memory(size: int, what: str, kind: str) -> None:
+    """Stop in one line, rather than be killed with no message, before reading whole a
+    ``kind`` ("table", "corpus") that takes ``size`` bytes: ``what`` names it."""
+    available = memory_available()
+    if available is not None and size > MEMORY_SHARE * available:
+        raise ConfigError(
+            f"{what} takes {size / 2**20:.0f} MiB, over a quarter of the memory available "
+            f"({available / 2**20:.0f} MiB): a {kind} is read whole; sample it, or give a "
+            "loader of your own (data.py)"
+        )
 
 
 def memory_available() -> int | None:

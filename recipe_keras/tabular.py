@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from recipe_keras.config import ConfigError, DataConfig
 from recipe_keras.data import Splits, order_and_batch
-from recipe_keras.storage import MEMORY_SHARE, Storage, memory_available
+from recipe_keras.storage import Storage, refuse_over_memory
 from recipe_keras.values import TABLE_SUFFIXES, dataset_kind
 
 __all__ = [
@@ -84,14 +84,8 @@ class Columns:
 
 
 def read_table_file(path: Path, what: str) -> pd.DataFrame:
-    available = memory_available()
     size = path.stat().st_size * (8 if path.name.endswith(".gz") else 1)
-    if available is not None and size > MEMORY_SHARE * available:
-        raise ConfigError(
-            f"{what} = {str(path)!r} takes {size / 2**20:.0f} MiB, over a quarter of the "
-            f"memory available ({available / 2**20:.0f} MiB): a table is read whole; "
-            "sample it, or give a loader of your own (data.py)"
-        )
+    refuse_over_memory(size, f"{what} = {str(path)!r}", "table")
     try:
         if path.suffix == ".parquet":
             frame = pd.read_parquet(path)
@@ -187,13 +181,7 @@ def catalog_tables(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], tuple[str,
 
     builder = make_builder(cfg)
     info = builder.info
-    available = memory_available()
-    if available is not None and info.dataset_size > MEMORY_SHARE * available:
-        raise ConfigError(
-            f"data.dataset = {cfg.dataset!r} takes {info.dataset_size / 2**20:.0f} MiB, over a "
-            f"quarter of the memory available ({available / 2**20:.0f} MiB): a table is read "
-            "whole; sample it, or give a loader of your own (data.py)"
-        )
+    refuse_over_memory(info.dataset_size, f"data.dataset = {cfg.dataset!r}", "table")
     frames = {}
     for split, expression in (("train", cfg.train_split), ("val", cfg.val_split)):
         frames[split] = tfds.as_dataframe(builder.as_dataset(split=expression), info)

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from recipe_keras.config import ConfigError, DataConfig
 from recipe_keras.data import Splits, order_and_batch
-from recipe_keras.storage import MEMORY_SHARE, Storage, memory_available
+from recipe_keras.storage import Storage, refuse_over_memory
 from recipe_keras.tabular import (
     carve,
     catalog_tables,
@@ -88,16 +88,6 @@ def _standardize(texts: tf.Tensor) -> tf.Tensor:
     return tf.strings.regex_replace(lowered, r"[^\pL\pN]+", " ")
 
 
-def _refuse_large(size: int, what: str) -> None:
-    available = memory_available()
-    if available is not None and size > MEMORY_SHARE * available:
-        raise ConfigError(
-            f"{what} takes {size / 2**20:.0f} MiB, over a quarter of the memory available "
-            f"({available / 2**20:.0f} MiB): a corpus is read whole; sample it, or give a "
-            "loader of your own (data.py)"
-        )
-
-
 def _read_text_file(path: Path, strict: bool = True) -> str:
     if not strict:  # make inspect: the damage shows as U+FFFD, named by the audit
         return path.read_bytes().decode("utf-8", "replace")
@@ -113,7 +103,9 @@ def _read_text_file(path: Path, strict: bool = True) -> str:
 def _text_folder(root: Path, strict: bool = True) -> dict[str, pd.DataFrame]:
     """``root/<split>/<label>/*.txt`` (Keras's ``text_dataset_from_directory`` layout)."""
     files = sorted(root.glob("*/*/*.txt"))
-    _refuse_large(sum(f.stat().st_size for f in files), f"data.dataset = {str(root)!r}")
+    refuse_over_memory(
+        sum(f.stat().st_size for f in files), f"data.dataset = {str(root)!r}", "corpus"
+    )
     frames = {}
     for split in ("train", "val", "test"):
         found = [f for f in files if f.parts[-3] == split]

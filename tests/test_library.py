@@ -191,6 +191,7 @@ def test_a_catalog_dataset_offline_fails_in_seconds_naming_the_fix(tmp_path, mon
 @pytest.mark.parametrize("name", [m for m in MODELS if m not in ("resnet50", *models.TEXT_MODELS)])
 def test_zoo_models_output_logits_for_each_class(name):
     assert tuple(models.ZOO) == MODELS
+    assert models.TEXT_MODELS == TEXT_NETS  # the zoo's token-id models: what config allows
     keras.utils.set_random_seed(0)
     model = models.build(name, (8, 8, 1), 10, width=4)
     x = np.random.default_rng(0).random((5, 8, 8, 1), dtype=np.float32)

@@ -198,6 +198,19 @@ def test_no_dependency_can_be_shadowed_by_the_package_name():
     assert not missing, f"add to SHADOWED in the pre-gen hook: {sorted(missing)}"
 
 
+def test_the_hook_refuses_by_the_text_models_the_config_allows():
+    import ast
+    import re
+
+    from recipe_keras.config import MODELS, TEXT_NETS
+
+    hook = (ROOT / "template" / "hooks" / "pre_gen_project.py").read_text()
+    listed = ast.literal_eval(re.search(r"\nTEXT_MODELS = (\(.*?\))", hook)[1])
+    assert listed == TEXT_NETS
+    choices = json.loads((ROOT / "template" / "cookiecutter.json").read_text())["model"]
+    assert set(choices) - {"auto"} <= set(MODELS)
+
+
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
@@ -519,6 +532,7 @@ def test_recipe_keras_new_names_what_is_wrong_with_a_name_or_a_folder(tmp_path, 
 
 def test_a_table_project_renders_with_its_own_defaults_and_refuses_image_answers(tmp_path):
     project = render(tmp_path / "ok", task="tabular_classification")
+    assert project.name == "income_classifier"  # the default name follows the task
     config = (project / "config.toml").read_text()
     assert 'task = "tabular_classification"' in config
     assert 'dataset = "adult"' in config and 'name = "mlp"' in config
@@ -529,6 +543,7 @@ def test_a_table_project_renders_with_its_own_defaults_and_refuses_image_answers
     assert "normalised_images" not in tests
     # A regression: the embedded Abalone, a linear output, the bias at the target mean.
     project = render(tmp_path / "reg", task="tabular_regression")
+    assert project.name == "abalone_age_regressor"
     config = (project / "config.toml").read_text()
     assert 'task = "tabular_regression"' in config and 'dataset = "abalone"' in config
     assert 'name = "mlp"' in config

@@ -28,6 +28,7 @@ def test_a_rendered_text_project_trains_checks_and_inspects_the_embedded_corpus(
     from sklearn.pipeline import make_pipeline
 
     project = render(tmp_path, task="text_classification", backend=BACKEND)
+    assert project.name == "health_news_classifier"  # the default name follows the task
     config = (project / "config.toml").read_text()
     assert 'dataset = "health_news"' in config and 'name = "bag_of_embeddings"' in config
     # A fifth of the training tweets keeps the test quick; val and test stay whole.
@@ -80,6 +81,9 @@ def test_a_rendered_text_project_trains_checks_and_inspects_the_embedded_corpus(
     assert init["numbers"]["init_loss"] == pytest.approx(np.log(16), rel=0.1)
     for rid in ("R2.4", "R2.5", "R2.8", "R2.12", "R2.13", "R2.1"):
         assert check["verdicts"][rid] == "pass", results
+    # R2.7's short-run linear model reads the bag of words, not ids as numbers.
+    short = next(c for c in results if c["recipe_id"] == "R2.7")["numbers"]["test_accuracy"]
+    assert short["linear"] > short["majority"] + 0.2, short
     # R2.10: the first training texts beside their ids decoded back to words.
     rows = pd.read_csv(project / "reports" / "check_inputs_rows.csv", keep_default_na=False)
     length = splits.input_shape[0]

@@ -210,6 +210,22 @@ def test_an_empty_corpus_and_a_folder_without_texts_stop_in_one_line(tmp_path):
         read_corpus(DataConfig(dataset=str(tmp_path / "folder")), seed=0)
 
 
+def test_a_corpus_over_a_quarter_of_the_memory_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import recipe_keras.storage
+
+    monkeypatch.setattr(recipe_keras.storage, "memory_available", lambda: 4 * 2**20)
+    folder = tmp_path / "texts"
+    (folder / "train" / "a").mkdir(parents=True)
+    (folder / "train" / "a" / "1.txt").write_text("word " * 300_000)  # 1.5 MB of 4 MiB
+    as_file = tmp_path / "corpus.csv"
+    pd.DataFrame({"text": ["word " * 300_000], "label": ["a"]}).to_csv(as_file, index=False)
+    for path, kind in ((folder, "corpus"), (as_file, "table")):
+        with pytest.raises(ConfigError) as caught:
+            read_corpus(DataConfig(dataset=str(path)), seed=0)
+        assert str(caught.value).startswith(f"data.dataset = {str(path)!r} takes 1 MiB, over ")
+        assert f"memory available (4 MiB): a {kind} is read whole" in str(caught.value)
+
+
 def test_the_embedded_corpus_is_sixteen_outlets_of_five_hundred_tweets():
     corpus = read_corpus(DataConfig(dataset="health_news"), seed=42)
     sizes = {s: len(f) for s, f in corpus.frames.items()}

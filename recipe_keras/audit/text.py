@@ -161,12 +161,15 @@ def near_duplicates(rows: Rows, texts: list[str], picked: np.ndarray) -> CheckRe
     )
 
 
-def lengths(rows: Rows, texts: list[str], length: int, reports: Path) -> list[CheckResult]:
+def lengths(
+    rows: Rows, texts: list[str], words: list[list[str]], length: int, reports: Path
+) -> list[CheckResult]:
     """R1.4 and R1.5: empty texts, texts cut by the sequence length, length outliers
-    (with a histogram of tokens per text, per split) and encoding damage."""
+    (with a histogram of tokens per text, per split) and encoding damage. ``words``:
+    each text's tokens."""
     from recipe_keras.figures import plot_histograms
 
-    counts = np.array([len(tokens(t)) for t in texts])
+    counts = np.array([len(w) for w in words])
     per_split = {s: counts[rows.splits == s] for s in rows.split_names}
     figure = plot_histograms(per_split, reports / "inspect" / "lengths.png", "tokens per text")
     empty = [rows.ids[i] for i in np.flatnonzero(counts == 0)]
@@ -217,13 +220,16 @@ def lengths(rows: Rows, texts: list[str], length: int, reports: Path) -> list[Ch
     ]
 
 
-def unseen_tokens(rows: Rows, texts: list[str], vocabulary: int) -> CheckResult:
-    """Tokens of val and test outside the vectoriser's vocabulary (train's commonest)."""
-    train = Counter(t for i, x in enumerate(texts) if rows.splits[i] == "train" for t in tokens(x))
-    kept = {t for t, _ in train.most_common(max(1, vocabulary - 2))}
+def unseen_tokens(rows: Rows, words: list[list[str]], vocabulary: int) -> CheckResult:
+    """Tokens of val and test outside the vectoriser's vocabulary (train's commonest);
+    ``words``: each text's tokens."""
+    per_split = {
+        split: Counter(t for i, w in enumerate(words) if rows.splits[i] == split for t in w)
+        for split in rows.split_names
+    }
+    kept = {t for t, _ in per_split["train"].most_common(max(1, vocabulary - 2))}
     rates, worst = {}, {}
-    for split in rows.split_names:
-        seen = Counter(t for i, x in enumerate(texts) if rows.splits[i] == split for t in tokens(x))
+    for split, seen in per_split.items():
         total = sum(seen.values())
         unseen = Counter({t: n for t, n in seen.items() if t not in kept})
         rates[split] = sum(unseen.values()) / total if total else 0.0
@@ -248,22 +254,24 @@ def unseen_tokens(rows: Rows, texts: list[str], vocabulary: int) -> CheckResult:
     )
 
 
-def _marks(text: str) -> set[str]:
+def _marks(text: str, words: list[str]) -> set[str]:
     """The text's tokens, plus its URLs' domains, handles and markup tags kept whole."""
-    marks = set(tokens(text))
+    marks = set(words)
     marks |= {f"url:{d.lower()}" for d in _URL.findall(text)}
     marks |= {h.lower() for h in _HANDLE.findall(text)}
     marks |= {t.split()[0].lower().rstrip(">") + ">" for t in _TAG.findall(text)}
     return marks
 
 
-def shortcuts(rows: Rows, texts: list[str]) -> CheckResult:
+def shortcuts(rows: Rows, texts: list[str], words: list[list[str]] | None = None) -> CheckResult:
     """Tokens (or a URL's domain, a handle, a markup tag) in at least ``COVERAGE`` of one
-    class's training texts and carrying that class in at least ``PURITY`` of theirs."""
+    class's training texts and carrying that class in at least ``PURITY`` of theirs.
+    ``words``: each text's tokens, when already made."""
+    words = words if words is not None else [tokens(t) for t in texts]
     train = np.flatnonzero(rows.splits == "train")
     per_token: dict[str, Counter] = defaultdict(Counter)
     for i in train:
-        for mark in _marks(texts[i]):
+        for mark in _marks(texts[i], words[i]):
             per_token[mark][int(rows.labels[i])] += 1
     sizes = Counter(int(rows.labels[i]) for i in train)
     found = []
@@ -336,10 +344,11 @@ def audit_text(
     picked = np.sort(np.random.default_rng(seed).permutation(len(texts))[:MAX_TEXTS])
     record(near_duplicates(rows, texts, picked))
     length = sequence_length(frames["train"]["text"], data or _Data())
-    for result in lengths(rows, texts, length, out):
+    words = [tokens(t) for t in texts]  # once, for the checks of lengths and tokens
+    for result in lengths(rows, texts, words, length, out):
         record(result)
-    record(unseen_tokens(rows, texts, vocabulary))
-    record(shortcuts(rows, texts))
+    record(unseen_tokens(rows, words, vocabulary))
+    record(shortcuts(rows, texts, words))
     sample = Rows(
         rows.frame.iloc[picked].reset_index(drop=True),
         rows.labels[picked],

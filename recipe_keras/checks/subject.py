@@ -132,13 +132,23 @@ class Subject:
         return self.build(replace(self.model_config, **changes))
 
     def linear_model(self) -> keras.Model:
-        """The zoo's linear model for these inputs, seeded and compiled like the project's."""
+        """The zoo's linear model for these inputs (a text's: of its bag of words), seeded
+        and compiled like the project's."""
         from recipe_keras import models
         from recipe_keras.compile import compile_model
         from recipe_keras.config import TrainConfig
 
         seed_again(self.seed)
-        model = models.linear(self.splits.input_shape, self.splits.num_classes, width=0)
+        splits = self.splits
+        if splits.vocabulary is not None:
+            # Token ids are no quantities: a text's linear model is linear in its bag of
+            # words (fastText: its tokens' vectors averaged, then a dense layer).
+            width = splits.num_classes
+            model = models.bag_of_embeddings(
+                splits.input_shape, width, width, vocabulary=len(splits.vocabulary)
+            )
+        else:
+            model = models.linear(splits.input_shape, splits.num_classes, width=0)
         if self.compile is None:
             return compile_model(model, TrainConfig())
         return self.compile(model)
