@@ -365,10 +365,14 @@ def order_and_batch(
         def in_epoch_order(_):
             return shuffled_in_blocks(source, block, seed, epoch)
 
+        # Whole blocks, cut as unbatch().batch() would; streamed, decoded in their place.
         ds = tf.data.Dataset.from_tensors(0).flat_map(in_epoch_order)
         if streamed:
-            ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(cfg.batch_size)
+            ds = ds.unbatch().map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    if training and epoch is not None and not streamed:
+        ds = ds.rebatch(cfg.batch_size)
+    else:
+        ds = ds.batch(cfg.batch_size)
     if training and cfg.augment:
         from recipe_keras.augment import augmenter  # imports Keras: only once it is chosen
 
@@ -396,9 +400,10 @@ def shuffled_in_blocks(
     ds: tf.data.Dataset, block: int, seed: int, epoch: tf.Variable | tf.Tensor
 ) -> tf.data.Dataset:
     """``ds`` in an order drawn from ``seed`` and ``epoch`` alone: each run of ``block``
-    examples sorted by a stateless random key.
+    examples sorted by a stateless random key, one element per block (``unbatch`` it
+    for examples).
 
-    Stateless keys (``tf.random.stateless_uniform`` seeded with (seed, epoch, index))
+    Stateless keys (``tf.random.stateless_uniform`` seeded with (seed, epoch, block))
     make the order a pure function of those three, as a resumed run needs; tf.data's
     own shuffle takes its seed through TensorFlow's global seed, which a tensor seed
     cannot be combined with. Like a shuffle buffer of ``block`` examples, it holds one
@@ -406,17 +411,16 @@ def shuffled_in_blocks(
     """
     seed = tf.constant(seed, tf.int64)
 
-    def keyed(i, example):
-        pair = tf.stack([seed, tf.cast(epoch, tf.int64) * 1_000_003 + i])
-        return tf.random.stateless_uniform([], seed=pair), example
-
-    def sorted_block(keys, example):
-        order = tf.argsort(keys)
-        return tf.data.Dataset.from_tensor_slices(
-            tf.nest.map_structure(lambda t: tf.gather(t, order), example)
+    def sorted_block(b, example):
+        # One draw per block: a key drawn per example cost six times the rest of the pass.
+        n = tf.shape(tf.nest.flatten(example)[0])[0]
+        pair = tf.random.experimental.stateless_fold_in(
+            tf.stack([seed, tf.cast(epoch, tf.int64)]), b
         )
+        order = tf.argsort(tf.random.stateless_uniform([n], seed=pair))
+        return tf.nest.map_structure(lambda t: tf.gather(t, order), example)
 
-    return ds.enumerate().map(keyed).batch(block).flat_map(sorted_block)
+    return ds.batch(block).enumerate().map(sorted_block)
 
 
 def read_split(builder: tfds.core.DatasetBuilder, split: str) -> tf.data.Dataset:

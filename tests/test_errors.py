@@ -25,13 +25,9 @@ from tests.conftest import render
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tfds_dir) -> Path:
-    root = render(tmp_path_factory.mktemp("errors"))
+    root = render(tmp_path_factory.mktemp("errors"), epochs="1")
     text = (root / "config.toml").read_text()
-    (root / "config.toml").write_text(
-        text.replace('data_dir = ""', f'data_dir = "{tfds_dir}"').replace(
-            "epochs = 30", "epochs = 1"
-        )
-    )
+    (root / "config.toml").write_text(text.replace('data_dir = ""', f'data_dir = "{tfds_dir}"'))
     return root
 
 

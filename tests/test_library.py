@@ -291,27 +291,41 @@ class _StopAtTheEnd(keras.callbacks.Callback):
         raise _Interrupt
 
 
+class _ZeroBefore(keras.callbacks.Callback):
+    """Zeroes every weight as epoch ``epoch`` begins: no gradient reaches a weight
+    behind a zeroed ReLU layer, so that epoch is the worst and early stopping's restore
+    must bring back an earlier one."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            for variable in self.model.trainable_variables:
+                variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
+
+
 def test_a_run_interrupted_after_training_is_measured_without_training_again(tmp_path, tfds_dir):
-    # At this rate the MLP's validation loss bottoms out before the last epoch, so
-    # early stopping's restore (the best epoch's weights) differs from the last epoch.
     cfg = project_config(
         tmp_path,
         tfds_dir,
-        train={"epochs": 5, "learning_rate": 0.03, "early_stopping_patience": 10},
+        train={"epochs": 4, "learning_rate": 0.01, "early_stopping_patience": 10},
         model={"name": "mlp"},
     )
-    whole = _train(cfg)
+    whole = _train(cfg, callbacks=[_ZeroBefore(4)])
     val = whole.details["history"]["val_loss"]
-    assert int(np.argmin(val)) + 1 < 5
+    assert int(np.argmin(val)) + 1 < 4 and val[-1] > 2 * min(val)
+    # The saved model is early stopping's restore, not the last epoch's weights.
     assert _val_loss_of(tmp_path / "artifacts" / "model.keras", cfg) == pytest.approx(
         min(val), abs=1e-5
     )
     with pytest.raises(_Interrupt):
-        _train(cfg, callbacks=[_StopAtTheEnd()])
+        _train(cfg, callbacks=[_ZeroBefore(4), _StopAtTheEnd()])
     assert (tmp_path / "artifacts" / "backup" / "latest.weights.h5").is_file()
     resumed = _train(cfg)
     # No epoch ran again: the restored weights are the ones early stopping kept.
-    assert resumed.numbers["resumed_from_epoch"] == 6
+    assert resumed.numbers["resumed_from_epoch"] == 5
     assert resumed.details["history"]["val_loss"] == val
     for key in ("test_loss", "test_accuracy", "train_loss", "epochs_run"):
         assert resumed.numbers[key] == pytest.approx(whole.numbers[key], abs=1e-6), key
