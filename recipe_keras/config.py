@@ -164,7 +164,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     # Passes over the training split.
-    epochs: int = field(default=30, metadata=_at_least(1))
+    epochs: int = field(default=40, metadata=_at_least(1))
     # Adam with a constant learning rate (R3.2, R3.4): the recipe starts a deep net at
     # 3e-4 and a linear model, which learns ten times slower per step, at 3e-3.
     # make train warns when a run starts elsewhere.

@@ -449,4 +449,4 @@ def test_config_toml_and_the_docs_table_are_generated_from_configpy():
     # Each comment sits right above its key, word for word, in both files.
     assert "# Passes over the training split.\nepochs = {{ cookiecutter.epochs }}\n" in toml
     docs = (root / "docs/config.md").read_text()
-    assert "| `train.epochs` | `30` | Passes over the training split. |" in docs
+    assert "| `train.epochs` | `40` | Passes over the training split. |" in docs

@@ -29,11 +29,11 @@ def test_make_install_train_test_lint(tmp_path, tfds_dir):
     report = read_json(project / "reports" / "train.json")
     n = report["numbers"]
     assert report["backend"] == BACKEND and report["step"] == "train"
-    assert n["seed"] == 42 and n["epochs"] == n["epochs_run"] == 30
+    assert n["seed"] == 42 and n["epochs"] == n["epochs_run"] == 40
     assert report["details"]["sizes"]["test"] == 360  # the whole test split
     assert n["chance_accuracy"] == pytest.approx(0.1)
     epoch_seconds = report["details"]["epoch_seconds"]
-    assert len(epoch_seconds) == 30
+    assert len(epoch_seconds) == 40
     assert n["fit_seconds"] == pytest.approx(sum(epoch_seconds), abs=1e-3)  # rounded to ms
     # R2.5 applied by the run itself: balanced digits barely move the loss at init.
     assert report["verdicts"]["R2.5"] == "pass"
