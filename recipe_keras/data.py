@@ -403,7 +403,7 @@ def shuffled_in_blocks(
     examples sorted by a stateless random key, one element per block (``unbatch`` it
     for examples).
 
-    Stateless keys (``tf.random.stateless_uniform`` seeded with (seed, epoch, block))
+    Stateless keys (``tf.random.stateless_uniform`` seeded with (seed, epoch, index))
     make the order a pure function of those three, as a resumed run needs; tf.data's
     own shuffle takes its seed through TensorFlow's global seed, which a tensor seed
     cannot be combined with. Like a shuffle buffer of ``block`` examples, it holds one
@@ -412,13 +412,12 @@ def shuffled_in_blocks(
     seed = tf.constant(seed, tf.int64)
 
     def sorted_block(b, example):
-        # One draw per block: a key drawn per example cost six times the rest of the pass.
-        n = tf.shape(tf.nest.flatten(example)[0])[0]
-        pair = tf.random.experimental.stateless_fold_in(
-            tf.stack([seed, tf.cast(epoch, tf.int64)]), b
-        )
-        order = tf.argsort(tf.random.stateless_uniform([n], seed=pair))
-        return tf.nest.map_structure(lambda t: tf.gather(t, order), example)
+        # Each example's key drawn a block at a time: the same keys as one map per example.
+        n = tf.shape(tf.nest.flatten(example)[0], out_type=tf.int64)[0]
+        index = tf.cast(epoch, tf.int64) * 1_000_003 + b * block + tf.range(n, dtype=tf.int64)
+        pairs = tf.stack([tf.fill([n], seed), index], axis=1)
+        keys = tf.vectorized_map(lambda pair: tf.random.stateless_uniform([], seed=pair), pairs)
+        return tf.nest.map_structure(lambda t: tf.gather(t, tf.argsort(keys)), example)
 
     return ds.batch(block).enumerate().map(sorted_block)
 
