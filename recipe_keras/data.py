@@ -358,19 +358,19 @@ def order_and_batch(
     storage = storage or Storage("memory", cfg.shuffle_buffer, None)
     block = storage.block
     if training and epoch is None:
-        ds = ds.shuffle(block, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(block, seed=seed, reshuffle_each_iteration=True).batch(cfg.batch_size)
     elif training:
         examples, source = ds.cardinality(), ds
 
         def in_epoch_order(_):
             return shuffled_in_blocks(source, block, seed, epoch)
 
-        # Whole blocks, cut as unbatch().batch() would; streamed, decoded in their place.
-        ds = tf.data.Dataset.from_tensors(0).flat_map(in_epoch_order)
-        if streamed:
+        ds = tf.data.Dataset.from_tensors(0).flat_map(in_epoch_order)  # whole blocks
+        if streamed:  # each example decoded in its place
             ds = ds.unbatch().map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    if training and epoch is not None and not streamed:
-        ds = ds.rebatch(cfg.batch_size)
+            ds = ds.batch(cfg.batch_size)
+        else:  # cut as unbatch().batch() would, without a pass per example
+            ds = ds.rebatch(cfg.batch_size)
     else:
         ds = ds.batch(cfg.batch_size)
     if training and cfg.augment:
