@@ -730,7 +730,8 @@ def test_baselines_fail_when_the_pipeline_feeds_zeros(data_config):
     good = subject_for(data_config)
     result, model, losses = check_baselines(good, good.train_batches(60), steps=60)
     acc, n = result.numbers["test_accuracy"], result.numbers
-    assert result.verdict == "pass" and n["steps"] == len(losses) == 60  # one round
+    # Learnt in a round or two, rounds before the cap; the steps reported are those run.
+    assert result.verdict == "pass" and n["steps"] == len(losses) <= 2 * 60
     assert n["test_examples"] == good.splits.sizes["test"] < 2000  # the whole split
     best = max(n["best_constant"], acc["input_independent"])
     assert n["gain_by_accuracy"] == pytest.approx((acc["model"] - best) / (1 - best))
@@ -800,15 +801,18 @@ def test_small_batches_get_more_steps(data_config):
     assert [steps_for(b) for b in (256, 64, 16, 8, 4, 1)] == [25, 25, 50, 71, 100, 200]
     assert [steps_for(b, steps=50) for b in (64, 8)] == [50, 142]
     assert steps_for(8, steps=100) == 283
-    # A correct project at batch 8: 50 steps show a fall under R2.9's 3% (a false
-    # failure), the 142 that steps_for gives for 50 at 64 show one. The count comes
-    # from the first batch's size, in the same pass over the pipeline.
+    # A correct project at batch 8: over 50 steps its noisy loss may show a fall under
+    # R2.9's 3% (a false failure, in some orders of the split); the 142 that steps_for
+    # gives for 50 at 64 show a clearer one. The count comes from the first batch's
+    # size, in the same pass over the pipeline.
     subject = subject_for(dataclasses.replace(data_config, batch_size=8))
     sizes = []
     batches = subject.train_batches(lambda size: sizes.append(size) or steps_for(size, 50))
     assert sizes == [8] and len(batches) == 142 and batches[0][0].shape == (8, 8, 8, 1)
-    assert check_loss_decreases(fit_steps(subject.model(), batches, 50)).verdict == "fail"
-    assert check_loss_decreases(fit_steps(subject.model(), batches, 142)).verdict == "pass"
+    short = check_loss_decreases(fit_steps(subject.model(), batches, 50)).numbers
+    long = check_loss_decreases(fit_steps(subject.model(), batches, 142))
+    assert long.verdict == "pass"
+    assert long.numbers["last"] / long.numbers["first"] < short["last"] / short["first"]
 
 
 def test_loss_decrease_fails_on_a_flat_or_nan_loss():
@@ -1040,10 +1044,12 @@ def test_prediction_dynamics_flags_standstill_and_jitter(data_config, tmp_path):
         _dynamics(subject_for(data_config, learning_rate=0.0), 20), tmp_path / "still.png"
     )
     assert still.verdict == "warn" and "stand still" in still.advice
-    # 0.03 jumps on every backend; 0.05 or more can kill the ReLUs within a few steps,
-    # after which the predictions freeze near their last values (neither warning fires).
+    # The MLP at 0.1 jumps far on every backend whatever the order (wasted 0.83-0.90,
+    # path 2.8-4.0); the CNN sits at the threshold over 0.01-0.03 (wasted 0.38-0.67) and
+    # from 0.05 can kill its ReLUs, after which its predictions freeze (no warning fires).
     wild = check_dynamics(
-        _dynamics(subject_for(data_config, learning_rate=0.03), 40), tmp_path / "wild.png"
+        _dynamics(subject_for(data_config, learning_rate=0.1, model="mlp"), 40),
+        tmp_path / "wild.png",
     )
     assert wild.verdict == "warn"
     assert "too high" in wild.advice
