@@ -396,9 +396,7 @@ def order_and_batch(
     return ds
 
 
-# Blocks an epoch may hold, at most: epoch e's block b draws its keys from the seed
-# (seed, e * BLOCKS + b), so no two blocks of a run share them.
-BLOCKS = 1_000_003
+BLOCKS = 1_000_003  # an epoch's blocks, at most: block b of epoch e keys (seed, e * BLOCKS + b)
 
 
 def shuffled_in_blocks(
@@ -418,8 +416,8 @@ def shuffled_in_blocks(
 
     def sorted_block(b, example):
         n = tf.shape(tf.nest.flatten(example)[0])[0]
-        keys = tf.random.stateless_uniform([n], seed=[seed, tf.cast(epoch, tf.int64) * BLOCKS + b])
-        order = tf.argsort(keys)
+        pair = [seed, tf.cast(epoch, tf.int64) * BLOCKS + b]
+        order = tf.argsort(tf.random.stateless_uniform([n], seed=pair))
         return tf.nest.map_structure(lambda t: tf.gather(t, order), example)
 
     return ds.batch(block).enumerate().map(sorted_block)

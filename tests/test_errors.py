@@ -585,7 +585,9 @@ def test_a_run_that_fails_after_training_keeps_the_previous_model_and_report(pro
 
 
 def _stream(project: Path, config: str) -> subprocess.Popen:
+    # PYTHONFAULTHANDLER: a hung run, sent SIGABRT by _ended, prints every thread's stack.
     full = {**os.environ, "PYTHONPATH": str(project), "PYTHONUNBUFFERED": "1"}
+    full["PYTHONFAULTHANDLER"] = "1"
     full.pop("KERAS_BACKEND", None)
     return subprocess.Popen(
         [sys.executable, "-m", "recipe_keras.cli", "train", "--config", config],
@@ -595,6 +597,18 @@ def _stream(project: Path, config: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _ended(proc: subprocess.Popen, timeout: float) -> str:
+    """``proc``'s stderr once it exits; a run still alive after ``timeout`` seconds fails
+    the test with its threads' stacks (SIGABRT under PYTHONFAULTHANDLER) instead."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=60)
+        stacks = err[-12000:]
+        raise AssertionError(f"still running {timeout:.0f} s after Ctrl-C:\n{stacks}") from None
 
 
 def _until(proc: subprocess.Popen, start: str) -> None:
@@ -618,7 +632,7 @@ def test_one_run_per_project_and_ctrl_c_says_where_it_resumes(project):
         second = recipe(project, "train")  # the project's own config: refused, unharmed
         one_line(second, 1, f"recipe-keras train (pid {first.pid}, since ")
         first.send_signal(signal.SIGINT)  # Ctrl-C
-        _, err = first.communicate(timeout=120)
+        err = _ended(first, 120)
     finally:
         first.kill()
     assert first.returncode == 130, err[-2000:]
