@@ -1044,7 +1044,7 @@ def test_prediction_dynamics_flags_standstill_and_jitter(data_config, tmp_path):
         _dynamics(subject_for(data_config, learning_rate=0.0), 20), tmp_path / "still.png"
     )
     assert still.verdict == "warn" and "stand still" in still.advice
-    # The MLP at 0.1 jumps far on every backend whatever the order (wasted 0.83-0.90,
+    # The MLP at 0.1 jumps far on every backend in both orders tried (wasted 0.83-0.90,
     # path 2.8-4.0); the CNN sits at the threshold over 0.01-0.03 (wasted 0.38-0.67) and
     # from 0.05 can kill its ReLUs, after which its predictions freeze (no warning fires).
     wild = check_dynamics(
