@@ -396,28 +396,29 @@ def order_and_batch(
     return ds
 
 
+BLOCKS = 1_000_003  # at most per epoch: block b of epoch e is seeded (seed, e * BLOCKS + b)
+
+
 def shuffled_in_blocks(
     ds: tf.data.Dataset, block: int, seed: int, epoch: tf.Variable | tf.Tensor
 ) -> tf.data.Dataset:
     """``ds`` in an order drawn from ``seed`` and ``epoch`` alone: each run of ``block``
-    examples sorted by a stateless random key, one element per block (``unbatch`` it
+    examples sorted by stateless random keys, one element per block (``unbatch`` it
     for examples).
 
-    Stateless keys (``tf.random.stateless_uniform`` seeded with (seed, epoch, index))
-    make the order a pure function of those three, as a resumed run needs; tf.data's
-    own shuffle takes its seed through TensorFlow's global seed, which a tensor seed
-    cannot be combined with. Like a shuffle buffer of ``block`` examples, it holds one
-    block in memory and mixes examples within that distance of each other.
+    Stateless keys (``tf.random.stateless_uniform``, one draw per block, seeded from
+    (seed, epoch, block)) make the order a pure function of those, as a resumed run
+    needs; tf.data's own shuffle takes its seed through TensorFlow's global seed, which
+    a tensor seed cannot be combined with. Like a shuffle buffer of ``block`` examples,
+    it holds one block in memory and mixes examples within that distance of each other.
     """
     seed = tf.constant(seed, tf.int64)
 
     def sorted_block(b, example):
-        # Each example's key drawn a block at a time: the same keys as one map per example.
-        n = tf.shape(tf.nest.flatten(example)[0], out_type=tf.int64)[0]
-        index = tf.cast(epoch, tf.int64) * 1_000_003 + b * block + tf.range(n, dtype=tf.int64)
-        pairs = tf.stack([tf.fill([n], seed), index], axis=1)
-        keys = tf.vectorized_map(lambda pair: tf.random.stateless_uniform([], seed=pair), pairs)
-        return tf.nest.map_structure(lambda t: tf.gather(t, tf.argsort(keys)), example)
+        n = tf.shape(tf.nest.flatten(example)[0])[0]
+        keys = tf.random.stateless_uniform([n], seed=[seed, tf.cast(epoch, tf.int64) * BLOCKS + b])
+        order = tf.argsort(keys)
+        return tf.nest.map_structure(lambda t: tf.gather(t, order), example)
 
     return ds.batch(block).enumerate().map(sorted_block)
 

@@ -599,16 +599,28 @@ def _stream(project: Path, config: str) -> subprocess.Popen:
     )
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def _ended(proc: subprocess.Popen, timeout: float) -> str:
     """``proc``'s stderr once it exits; a run still alive after ``timeout`` seconds fails
-    the test with its threads' stacks (SIGABRT under PYTHONFAULTHANDLER) instead."""
+    the test with its threads' stacks (SIGABRT under PYTHONFAULTHANDLER) instead, and
+    what tells a run that trained on (its epoch lines, its CPU time) from a stuck one."""
+    cpu = _cpu_seconds(proc.pid) if sys.platform == "linux" else None
     try:
         return proc.communicate(timeout=timeout)[1]
     except subprocess.TimeoutExpired:
+        used = f"{_cpu_seconds(proc.pid) - cpu:.1f} s" if cpu is not None else "unknown"
         proc.send_signal(signal.SIGABRT)
-        _, err = proc.communicate(timeout=60)
-        stacks = err[-12000:]
-        raise AssertionError(f"still running {timeout:.0f} s after Ctrl-C:\n{stacks}") from None
+        out, err = proc.communicate(timeout=60)
+        epochs = [line for line in out.splitlines() if line.startswith("Epoch ")]
+        raise AssertionError(
+            f"still running {timeout:.0f} s after Ctrl-C, having used {used} of CPU and "
+            f"printed {len(epochs)} epoch lines after the third (last: {epochs[-1:]}):\n"
+            f"{err[-12000:]}"
+        ) from None
 
 
 def _until(proc: subprocess.Popen, start: str) -> None:
