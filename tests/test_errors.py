@@ -589,14 +589,22 @@ def _stream(project: Path, config: str) -> subprocess.Popen:
     full = {**os.environ, "PYTHONPATH": str(project), "PYTHONUNBUFFERED": "1"}
     full["PYTHONFAULTHANDLER"] = "1"
     full.pop("KERAS_BACKEND", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "recipe_keras.cli", "train", "--config", config],
-        cwd=project,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # The run gets SIGINT as a terminal's Ctrl-C finds it: at its default. A suite
+    # started as a background job inherits it ignored, and Python then never raises
+    # KeyboardInterrupt; a handler set here is reset to the default in the child.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "recipe_keras.cli", "train", "--config", config],
+            cwd=project,
+            env=full,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        if previous is not None:  # None: a handler set outside Python, left as it is
+            signal.signal(signal.SIGINT, previous)
 
 
 def _cpu_seconds(pid: int) -> float:
