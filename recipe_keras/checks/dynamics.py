@@ -88,11 +88,12 @@ class PredictionDynamics(keras.callbacks.Callback):
         1 for back-and-forth. Measured on digits (40-60 steps of Adam): lr 3e-4 to
         3e-3 wasted 0.14-0.58 (the width-64 CNN at 3e-4 and 1e-3: 0.49-0.58 over a
         path of 0.03-0.26); lr 0.01 to 1.0 wasted 0.62-0.98 (the CNN at 0.01-0.03:
-        0.38-0.67 as the training order varies; the MLP at 0.1: 0.83-0.90). Jumps also need ``path`` over ``min_path``: small moves
-        waste as much at the recipe's 3e-4 on noisier data (48x48 RGB digits, width 32:
-        wasted 0.58, path 0.24; batch 8: 0.59, 0.08) as at too high a rate, which
-        travels far (lr 0.01-0.05: path 1.2-4.2). The width-64 CNN on those RGB digits
-        travels 0.94-0.97 at 3e-4 and warns (docs/check.md).
+        0.38-0.67 as the training order varies; the MLP at 0.1: 0.83-0.90). Jumps also
+        need ``path`` over ``min_path``: small moves waste as much at the recipe's 3e-4
+        on noisier data (48x48 RGB digits, width 32: wasted 0.58, path 0.24; batch 8:
+        0.59, 0.08) as at too high a rate, which travels far (lr 0.01-0.05: path
+        1.2-4.2). The width-64 CNN on those RGB digits travels 0.94-0.97 at 3e-4 and
+        warns (docs/check.md).
         """
         p = self.probabilities
         if len(p) < 3:
