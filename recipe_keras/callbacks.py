@@ -39,6 +39,7 @@ from recipe_keras.runs import new_run_name, run_folder
 __all__ = [
     "EpochLine",
     "EpochSeconds",
+    "EpochTensorBoard",
     "Heartbeat",
     "KeepBest",
     "ResumeRecord",
@@ -58,6 +59,19 @@ class EpochSeconds(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self.start
+
+
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+    """Keras's ``TensorBoard``, without its batch-level scalar calls where it writes per
+    epoch (``update_freq="epoch"``, the default).
+
+    Those calls record nothing then, yet cost one summary call per metric per step:
+    about 3% of a small model's training time on a CPU. Given no logs, Keras's method
+    still writes the graph at the first step and runs the profiler when asked.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, None if self.update_freq == "epoch" else logs)
 
 
 class StopOnNonFinite(keras.callbacks.TerminateOnNaN):
@@ -261,7 +275,7 @@ def callbacks(config: Config, splits: Splits | None = None) -> list[keras.callba
         )
     in_order += [
         Backup(tc.backup_dir),
-        keras.callbacks.TensorBoard(str(run_folder(config, record.run) / "tensorboard")),
+        EpochTensorBoard(str(run_folder(config, record.run) / "tensorboard")),
         EpochSeconds(),
         StopOnNonFinite(),
         *heartbeat(tc),

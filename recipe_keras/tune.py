@@ -36,7 +36,7 @@ import keras
 import keras_tuner as kt
 
 from recipe_keras._heap import frozen_heap
-from recipe_keras.callbacks import EpochLine, Heartbeat, ShuffleByEpoch
+from recipe_keras.callbacks import EpochLine, EpochTensorBoard, Heartbeat, ShuffleByEpoch
 from recipe_keras.config import Config, with_values
 from recipe_keras.data import Splits
 from recipe_keras.progress import duration
@@ -204,7 +204,7 @@ class _Trials(kt.HyperModel):
         # Each trial's own TensorBoard run (KerasTuner separates them on TF only).
         if self.logs is not None:
             trial = self.logs / f"trial-{self.trial_id}"
-            logs = keras.callbacks.TensorBoard(str(trial))
+            logs = EpochTensorBoard(str(trial))
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), logs]
         if self.splits is not None and self.splits.epoch is not None:
             # Epoch e's order, whichever trials ran before in this process.

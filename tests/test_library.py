@@ -723,6 +723,38 @@ def test_heartbeat_speaks_within_long_epochs_and_matches_kerass_epoch_loss(capsy
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.parametrize("update_freq", ["epoch", 1])
+def test_epoch_tensorboard_writes_what_kerass_own_writes(tmp_path, update_freq):
+    """It skips Keras's batch-level scalar calls only where they record nothing: the
+    event files hold the same records as Keras's own callback's, per epoch or per step."""
+    import collections
+
+    import tensorflow as tf
+
+    from recipe_keras.callbacks import EpochTensorBoard
+
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+
+    def records(callback, folder: Path) -> collections.Counter:
+        set_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        logs = callback(str(folder), update_freq=update_freq)
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[logs])
+        found = collections.Counter()
+        for events in folder.rglob("events.out.tfevents.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(events)):
+                found.update(f"{events.parent.name}/{v.tag}" for v in event.summary.value)
+                found[f"{events.parent.name}/graph"] += event.HasField("graph_def")
+        return found
+
+    ours = records(EpochTensorBoard, tmp_path / "ours")
+    assert ours == records(keras.callbacks.TensorBoard, tmp_path / "keras")
+    assert ours["train/epoch_loss"] == 2
+    assert ours["train/batch_loss"] == (8 if update_freq == 1 else 0)  # 4 steps an epoch
+
+
 def test_a_long_pass_over_labels_says_so(capsys):
     from recipe_keras.progress import ticking
 
